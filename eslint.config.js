@@ -1,0 +1,72 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+/**
+ * Dependencies point inwards: core ← protocol ← store/broker/devices ← server/hub ← harness ← cli.
+ * Each folder lists what it may not import; a violation is a lint error.
+ */
+const layer = (folder, forbidden, extra = []) => ({
+  files: [`src/${folder}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: [
+          ...forbidden.map((f) => ({
+            group: [`**/${f}/**`, `../${f}`, `../${f}/*`],
+            message: `src/${folder} may not import src/${f} (dependencies point inwards).`,
+          })),
+          ...extra,
+        ],
+      },
+    ],
+  },
+});
+
+const nodeBuiltins = {
+  group: ['node:*'],
+  message: 'src/core is pure: time, ids, hashing and storage arrive through ports.',
+};
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'data/**', 'dist/**', 'coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  {
+    files: ['**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  layer('core', ['protocol', 'store', 'broker', 'devices', 'server', 'hub', 'harness', 'cli'], [nodeBuiltins]),
+  layer('protocol', ['store', 'broker', 'devices', 'server', 'hub', 'harness', 'cli']),
+  layer('store', ['broker', 'devices', 'server', 'hub', 'harness', 'cli']),
+  layer('broker', ['store', 'devices', 'server', 'hub', 'harness', 'cli']),
+  layer('devices', ['store', 'broker', 'server', 'hub', 'harness', 'cli']),
+  layer('server', ['devices', 'hub', 'harness', 'cli']),
+  layer('hub', ['server', 'store', 'harness', 'cli']),
+  layer('harness', ['cli']),
+  {
+    files: ['src/core/**/*.ts'],
+    ignores: ['src/core/**/*.test.ts'],
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        { name: 'Date', message: 'Use the Clock port.' },
+        { name: 'setTimeout', message: 'Use the Clock port.' },
+        { name: 'setInterval', message: 'Use the Clock port.' },
+        { name: 'process', message: 'src/core has no I/O.' },
+      ],
+    },
+  },
+);

@@ -1,0 +1,268 @@
+/**
+ * The audit chain: an append-only, hash-chained log with signed checkpoints (principle 5).
+ *
+ * Entry `n` stores `prevHash` = hash of entry `n - 1` (the genesis hash for the first) and its
+ * own `hash` = SHA-256 over the canonical text of all its other fields. Editing, deleting,
+ * inserting or reordering any entry breaks the chain at that entry or the next. A checkpoint
+ * is the server's Ed25519 signature over (seq, hash) of an entry; it proves the log up to
+ * there existed in that form when signed, so even a rewrite of the whole chain from some point
+ * on (recomputing every hash) is caught by the signatures.
+ */
+import type { Sha256Hex, SignatureVerifier, Signer } from './crypto-ports.ts';
+
+/** `prevHash` of the first entry. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** Who caused an audited fact: the system, a principal, or a device (with its own MAC). */
+export interface AuditActor {
+  readonly type: 'system' | 'principal' | 'device';
+  readonly id: string;
+}
+
+/** What an audit entry says, before it is chained. */
+export interface AuditFact {
+  /** Dotted kind, e.g. "session.state", "device.heartbeat-gap", "alarm.raised". */
+  readonly kind: string;
+  readonly actor: AuditActor;
+  /** The object the fact is about, e.g. "session:…", "device:…", "home:…". */
+  readonly subject: string;
+  /** Fact-specific data; must be JSON (no undefined, no functions). */
+  readonly data: Readonly<Record<string, unknown>>;
+  /**
+   * The device's own authentication of the fact, when a device reported it: the MAC as sent,
+   * so anyone holding the device key can check the device said this.
+   */
+  readonly deviceMac?: string;
+}
+
+/** One entry of the chain, as stored. */
+export interface AuditEntry extends AuditFact {
+  /** 1, 2, 3, … with no gaps. */
+  readonly seq: number;
+  /** ms since the epoch, by the server's clock. */
+  readonly at: number;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+/** A signed statement that the chain up to `seq` ended in `hash`. */
+export interface AuditCheckpoint {
+  readonly seq: number;
+  readonly hash: string;
+  readonly at: number;
+  readonly publicKey: string;
+  readonly signature: string;
+}
+
+function canonical(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  const keys = Object.keys(value as object)
+    .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+}
+
+/** The text an entry's hash is computed over. */
+export function entryHashInput(e: Omit<AuditEntry, 'hash'>): string {
+  return canonical({
+    seq: e.seq,
+    at: e.at,
+    kind: e.kind,
+    actor: e.actor,
+    subject: e.subject,
+    data: e.data,
+    deviceMac: e.deviceMac,
+    prevHash: e.prevHash,
+  });
+}
+
+/** Chains a fact after the entry `prev` (or as the first entry when `prev` is null). */
+export function chainEntry(
+  sha256: Sha256Hex,
+  prev: Pick<AuditEntry, 'seq' | 'hash'> | null,
+  fact: AuditFact,
+  at: number,
+): AuditEntry {
+  const base = {
+    seq: prev === null ? 1 : prev.seq + 1,
+    at,
+    kind: fact.kind,
+    actor: fact.actor,
+    subject: fact.subject,
+    data: fact.data,
+    ...(fact.deviceMac === undefined ? {} : { deviceMac: fact.deviceMac }),
+    prevHash: prev === null ? GENESIS_HASH : prev.hash,
+  };
+  return { ...base, hash: sha256(entryHashInput(base)) };
+}
+
+/** The message a checkpoint signs. */
+export function checkpointMessage(seq: number, hash: string, at: number): string {
+  return `threshold-audit-checkpoint/v1\n${seq}\n${hash}\n${at}`;
+}
+
+/** Signs a checkpoint over an entry. */
+export function signCheckpoint(signer: Signer, entry: Pick<AuditEntry, 'seq' | 'hash'>, at: number): AuditCheckpoint {
+  return {
+    seq: entry.seq,
+    hash: entry.hash,
+    at,
+    publicKey: signer.publicKey,
+    signature: signer.sign(checkpointMessage(entry.seq, entry.hash, at)),
+  };
+}
+
+/** Why a chain failed to verify, naming the first bad entry. */
+export interface AuditBreak {
+  readonly seq: number;
+  readonly reason:
+    | 'sequence-gap'
+    | 'prev-hash-mismatch'
+    | 'hash-mismatch'
+    | 'checkpoint-signature-invalid'
+    | 'checkpoint-hash-mismatch'
+    | 'checkpoint-missing-entry'
+    | 'checkpoint-untrusted-key'
+    | 'truncated';
+  readonly message: string;
+}
+
+export interface AuditVerification {
+  readonly ok: boolean;
+  readonly entries: number;
+  readonly checkpoints: number;
+  readonly lastSeq: number;
+  readonly lastHash: string;
+  readonly firstBreak: AuditBreak | null;
+}
+
+/**
+ * Incremental verifier: feed entries in order (so a million entries stream through without
+ * being held in memory), then checkpoints, then call `result()`.
+ */
+export class AuditVerifier {
+  private expectedSeq = 1;
+  private prevHash = GENESIS_HASH;
+  private count = 0;
+  private cpCount = 0;
+  private broken: AuditBreak | null = null;
+  /** Hashes at checkpointed seqs, filled as entries stream past. */
+  private readonly wanted = new Map<number, string | null>();
+
+  constructor(
+    private readonly sha256: Sha256Hex,
+    private readonly verifySignature: SignatureVerifier,
+    private readonly checkpoints: readonly AuditCheckpoint[],
+    /** Public keys the verifier trusts; when empty, any key in the checkpoints is accepted. */
+    private readonly trustedKeys: readonly string[] = [],
+  ) {
+    for (const cp of checkpoints) this.wanted.set(cp.seq, null);
+  }
+
+  private fail(b: AuditBreak): void {
+    this.broken ??= b;
+  }
+
+  /** Feeds the next entry of the log. */
+  add(e: AuditEntry): void {
+    if (this.broken) return;
+    this.count++;
+    if (e.seq !== this.expectedSeq) {
+      this.fail({
+        seq: e.seq,
+        reason: 'sequence-gap',
+        message: `entry ${e.seq} found where entry ${this.expectedSeq} was expected`,
+      });
+      return;
+    }
+    if (e.prevHash !== this.prevHash) {
+      this.fail({
+        seq: e.seq,
+        reason: 'prev-hash-mismatch',
+        message: `entry ${e.seq} does not follow entry ${e.seq - 1} (previous hash differs)`,
+      });
+      return;
+    }
+    const { hash, ...rest } = e;
+    const actual = this.sha256(entryHashInput(rest));
+    if (actual !== hash) {
+      this.fail({
+        seq: e.seq,
+        reason: 'hash-mismatch',
+        message: `entry ${e.seq} was changed after it was written (hash differs)`,
+      });
+      return;
+    }
+    if (this.wanted.has(e.seq)) this.wanted.set(e.seq, hash);
+    this.prevHash = hash;
+    this.expectedSeq++;
+  }
+
+  /** Checks the checkpoints against what was fed and returns the verdict. */
+  result(): AuditVerification {
+    if (!this.broken) {
+      const sorted = [...this.checkpoints].sort((a, b) => a.seq - b.seq);
+      for (const cp of sorted) {
+        this.cpCount++;
+        if (this.trustedKeys.length > 0 && !this.trustedKeys.includes(cp.publicKey)) {
+          this.fail({
+            seq: cp.seq,
+            reason: 'checkpoint-untrusted-key',
+            message: `checkpoint at entry ${cp.seq} is signed by a key that is not trusted`,
+          });
+          break;
+        }
+        if (!this.verifySignature(checkpointMessage(cp.seq, cp.hash, cp.at), cp.signature, cp.publicKey)) {
+          this.fail({
+            seq: cp.seq,
+            reason: 'checkpoint-signature-invalid',
+            message: `checkpoint at entry ${cp.seq} has an invalid signature`,
+          });
+          break;
+        }
+        const seen = this.wanted.get(cp.seq);
+        if (seen === null || seen === undefined) {
+          this.fail({
+            seq: cp.seq,
+            reason: cp.seq >= this.expectedSeq ? 'truncated' : 'checkpoint-missing-entry',
+            message:
+              cp.seq >= this.expectedSeq
+                ? `the log ends at entry ${this.expectedSeq - 1} but a signed checkpoint covers entry ${cp.seq} (entries were deleted from the end)`
+                : `checkpoint at entry ${cp.seq} has no matching entry`,
+          });
+          break;
+        }
+        if (seen !== cp.hash) {
+          this.fail({
+            seq: cp.seq,
+            reason: 'checkpoint-hash-mismatch',
+            message: `entry ${cp.seq} differs from what the signed checkpoint recorded (the chain was rewritten)`,
+          });
+          break;
+        }
+      }
+    }
+    return {
+      ok: this.broken === null,
+      entries: this.count,
+      checkpoints: this.cpCount,
+      lastSeq: this.expectedSeq - 1,
+      lastHash: this.prevHash,
+      firstBreak: this.broken,
+    };
+  }
+}
+
+/** Verifies a whole log held in memory. */
+export function verifyAuditLog(
+  sha256: Sha256Hex,
+  verifySignature: SignatureVerifier,
+  entries: Iterable<AuditEntry>,
+  checkpoints: readonly AuditCheckpoint[],
+  trustedKeys: readonly string[] = [],
+): AuditVerification {
+  const v = new AuditVerifier(sha256, verifySignature, checkpoints, trustedKeys);
+  for (const e of entries) v.add(e);
+  return v.result();
+}

@@ -1,0 +1,109 @@
+/**
+ * The one catalogue of Threshold's error and refusal codes, grouped by area.
+ *
+ * Expected refusals (a courier outside the window, a camera that is offline) are values that
+ * carry one of these codes; only bugs and infrastructure failures throw. The HTTP status and
+ * the CLI exit code of every code live in {@link ERROR_CATALOGUE}, so a new code cannot be
+ * added without deciding both.
+ */
+export const ERROR_CATALOGUE = {
+  // Request validation
+  'request.invalid': { status: 400, message: 'The request does not match its schema.' },
+  'request.too-large': { status: 413, message: 'The request body is larger than allowed.' },
+  'request.unsupported-media-type': { status: 415, message: 'The request body must be JSON.' },
+  'request.not-found': { status: 404, message: 'No such route.' },
+  'request.rate-limited': { status: 429, message: 'Too many requests; try again later.' },
+  // Authentication and authorization
+  'auth.required': { status: 401, message: 'Sign in first.' },
+  'auth.invalid-credentials': { status: 401, message: 'Wrong user name or password.' },
+  'auth.session-expired': { status: 401, message: 'The session has expired; sign in again.' },
+  'auth.forbidden': { status: 403, message: 'This principal may not do that.' },
+  // Objects
+  'home.not-found': { status: 404, message: 'No such home.' },
+  'door.not-found': { status: 404, message: 'No such door.' },
+  'device.not-found': { status: 404, message: 'No such device.' },
+  'delivery.not-found': { status: 404, message: 'No such delivery.' },
+  'session.not-found': { status: 404, message: 'No such access session.' },
+  'delivery.window-invalid': { status: 422, message: 'The delivery window is invalid.' },
+  'delivery.not-assigned': { status: 422, message: 'The delivery has no courier assigned.' },
+  'delivery.in-home-disabled': { status: 422, message: 'In-home delivery is off for this home.' },
+  // Access decision refusals (returned as values, shown to the courier in plain words)
+  'grant.not-found': { status: 403, message: 'There is no access grant for this delivery.' },
+  'grant.wrong-principal': { status: 403, message: 'This delivery is assigned to someone else.' },
+  'grant.wrong-door': { status: 403, message: 'The grant is for another door.' },
+  'grant.not-yet-valid': { status: 403, message: 'The delivery window has not started.' },
+  'grant.expired': { status: 403, message: 'The delivery window has passed.' },
+  'grant.used': { status: 403, message: 'This delivery already had its access session.' },
+  'grant.revoked': { status: 403, message: 'Access for this delivery was revoked.' },
+  'presence.missing': { status: 403, message: 'Your location is needed to open the door.' },
+  'presence.off-site': { status: 403, message: 'You are not at the delivery address.' },
+  'presence.inaccurate': { status: 403, message: 'Your location is too imprecise.' },
+  'camera.offline': { status: 409, message: 'The camera is offline.' },
+  'camera.not-recording': { status: 409, message: 'The camera did not confirm it is recording.' },
+  'camera.frozen': { status: 409, message: 'The camera picture is frozen.' },
+  'lock.offline': { status: 409, message: 'The lock is offline.' },
+  'lock.jammed': { status: 409, message: 'The lock is jammed.' },
+  'lock.unconfirmed': { status: 409, message: 'The lock did not confirm.' },
+  'door.open': { status: 409, message: 'The door is open.' },
+  'door.unknown': { status: 409, message: 'The door position is unknown.' },
+  'session.active': { status: 409, message: 'An access session is already running at this door.' },
+  'session.finished': { status: 409, message: 'This access session has ended.' },
+  'session.wrong-state': { status: 409, message: 'That is not possible at this step.' },
+  'session.observation-lost': {
+    status: 409,
+    message: 'The camera stopped proving it can see the door; no further unlock.',
+  },
+  // Audit log
+  'audit.broken': { status: 500, message: 'The audit log does not verify.' },
+  // Infrastructure
+  'internal.error': { status: 500, message: 'Internal error.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+/** Every code Threshold can answer with. */
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** The HTTP status of a code. */
+export function httpStatusOf(code: ErrorCode): number {
+  return ERROR_CATALOGUE[code].status;
+}
+
+/** A refusal or failure as a value: a code, a human sentence and optional structured detail. */
+export interface Problem {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly detail?: Readonly<Record<string, unknown>>;
+}
+
+/** Builds a {@link Problem} with the catalogue's message unless a more specific one is given. */
+export function problem(
+  code: ErrorCode,
+  message?: string,
+  detail?: Readonly<Record<string, unknown>>,
+): Problem {
+  return detail === undefined
+    ? { code, message: message ?? ERROR_CATALOGUE[code].message }
+    : { code, message: message ?? ERROR_CATALOGUE[code].message, detail };
+}
+
+/** The one error type thrown across Threshold, for infrastructure failures and bad requests. */
+export class ThresholdError extends Error {
+  readonly code: ErrorCode;
+  readonly detail: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message?: string, detail?: Readonly<Record<string, unknown>>) {
+    super(message ?? ERROR_CATALOGUE[code].message);
+    this.name = 'ThresholdError';
+    this.code = code;
+    this.detail = detail;
+  }
+
+  static from(p: Problem): ThresholdError {
+    return new ThresholdError(p.code, p.message, p.detail);
+  }
+}
+
+/** Success or a refusal, for operations whose refusals are expected outcomes. */
+export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problem: Problem };
+
+export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+export const refuse = <T = never>(p: Problem): Result<T> => ({ ok: false, problem: p });

@@ -1,0 +1,102 @@
+/**
+ * Threshold's domain: homes, doors, devices, principals, deliveries and grants.
+ *
+ * These are plain, immutable data. Ids are opaque strings (they come in through the id port);
+ * times are milliseconds since the Unix epoch.
+ */
+
+/** A circle around the home inside which a courier counts as "at the door". */
+export interface Geofence {
+  /** Degrees, WGS 84. */
+  readonly lat: number;
+  /** Degrees, WGS 84. */
+  readonly lon: number;
+  /** Metres. */
+  readonly radiusM: number;
+}
+
+export interface Home {
+  readonly id: string;
+  readonly name: string;
+  readonly address: string;
+  readonly geofence: Geofence;
+  /** IANA time zone, e.g. "Europe/Berlin"; times are shown to people in this zone. */
+  readonly timeZone: string;
+  /** Whether the owner allows in-home delivery at all. */
+  readonly inHomeDelivery: boolean;
+}
+
+export interface Door {
+  readonly id: string;
+  readonly homeId: string;
+  readonly name: string;
+  readonly lockDeviceId: string;
+  readonly doorSensorDeviceId: string | null;
+  /** The cameras that watch this door; a courier unlock needs one of them recording. */
+  readonly cameraDeviceIds: readonly string[];
+}
+
+export type DeviceKind = 'lock' | 'door-sensor' | 'camera';
+
+export interface Device {
+  readonly id: string;
+  readonly homeId: string;
+  readonly kind: DeviceKind;
+  readonly name: string;
+}
+
+export type Role = 'owner' | 'member' | 'guest' | 'courier' | 'carrier';
+
+export interface Principal {
+  readonly id: string;
+  readonly role: Role;
+  readonly displayName: string;
+  /** The home of an owner, member or guest; null for couriers and carriers. */
+  readonly homeId: string | null;
+  /** The carrier organisation a courier belongs to (or is, for role "carrier"). */
+  readonly carrierId: string | null;
+}
+
+export type DeliveryStatus =
+  | 'scheduled'
+  | 'in-progress'
+  | 'delivered'
+  | 'left-at-door'
+  | 'needs-review'
+  | 'cancelled';
+
+export interface Delivery {
+  readonly id: string;
+  readonly carrierId: string;
+  readonly homeId: string;
+  readonly doorId: string;
+  readonly packageRef: string;
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  readonly courierId: string | null;
+  readonly status: DeliveryStatus;
+  readonly createdAt: number;
+}
+
+/**
+ * Permission for one principal to open one door under conditions. For now the only kind is a
+ * courier's grant for one delivery: valid in the delivery window, for one access session.
+ */
+export interface Grant {
+  readonly id: string;
+  readonly kind: 'delivery';
+  readonly principalId: string;
+  readonly homeId: string;
+  readonly doorId: string;
+  readonly deliveryId: string;
+  readonly validFrom: number;
+  readonly validUntil: number;
+  /** How many access sessions the grant allows (1 for a delivery). */
+  readonly maxUses: number;
+  readonly uses: number;
+  /** The longest a door may stay unlocked in one session, ms. */
+  readonly maxOpenMs: number;
+  readonly requiresRecording: boolean;
+  readonly requiresPresence: boolean;
+  readonly revokedAt: number | null;
+}

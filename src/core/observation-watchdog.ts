@@ -1,0 +1,226 @@
+/**
+ * The observation watchdog of one access session (principle 3: observation is proven, never
+ * assumed).
+ *
+ * The camera sends a heartbeat about every 500 ms naming the session, a sequence number, the
+ * capture time and the digest of its newest frame, authenticated with the session key. The
+ * watchdog accepts a heartbeat only if its MAC verified, it names this session, its sequence
+ * number and capture time move forward, and the camera says it is recording. A heartbeat is
+ * *fresh* when its frame digest is one not seen before in the session: a frozen picture (the
+ * same digest again) or a looping one (an earlier digest again) is not fresh.
+ *
+ * From that it derives, against the clock:
+ * - `lost`: no accepted heartbeat for `silenceMs`;
+ * - `frozen`: heartbeats keep coming, but none fresh for `freezeMs`;
+ * - coverage: the share of the observed period vouched for by fresh heartbeats, with every gap
+ *   (a stretch longer than `silenceMs` between fresh heartbeats, or from the last one to now).
+ *
+ * It holds no timers: the caller asks {@link ObservationWatchdog.nextCheckAt} and calls
+ * {@link ObservationWatchdog.check} then.
+ */
+
+export interface WatchdogConfig {
+  /** Silence after which observation counts as lost, ms. */
+  readonly silenceMs: number;
+  /** Time without a fresh frame, while heartbeats go on, after which the feed counts as frozen, ms. */
+  readonly freezeMs: number;
+  /** Largest accepted difference between a heartbeat's capture time and its arrival, ms. */
+  readonly maxClockSkewMs: number;
+  /** How many distinct digests are remembered to detect a looping feed. */
+  readonly digestMemory: number;
+}
+
+export const DEFAULT_WATCHDOG_CONFIG: WatchdogConfig = {
+  silenceMs: 1_500,
+  freezeMs: 3_000,
+  maxClockSkewMs: 10 * 60_000,
+  digestMemory: 4_096,
+};
+
+/** A heartbeat as the watchdog sees it: parsed, with its MAC already checked by the caller. */
+export interface HeartbeatObservation {
+  readonly sessionId: string;
+  readonly seq: number;
+  readonly capturedAt: number;
+  readonly frameDigest: string;
+  readonly recording: boolean;
+  /** Whether the MAC verified with this session's key. */
+  readonly macValid: boolean;
+}
+
+export type HeartbeatRejection =
+  | 'bad-mac'
+  | 'wrong-session'
+  | 'replayed-seq'
+  | 'time-went-back'
+  | 'clock-implausible'
+  | 'not-recording';
+
+export type HeartbeatVerdict =
+  | { readonly accepted: true; readonly fresh: boolean }
+  | { readonly accepted: false; readonly reason: HeartbeatRejection };
+
+export type ObservationStatus = 'pending' | 'live' | 'lost' | 'frozen';
+
+/** A stretch of the session not vouched for by fresh heartbeats. */
+export interface ObservationGap {
+  /** The last fresh heartbeat before the gap (or the start of the observed period), ms. */
+  readonly startMs: number;
+  /** The next fresh heartbeat, or null while the gap is still open. */
+  readonly endMs: number | null;
+  /** `silence`: no accepted heartbeat came; `frozen`: heartbeats came but the picture did not change. */
+  readonly cause: 'silence' | 'frozen';
+}
+
+export interface Coverage {
+  /** 0..1: the share of [startMs, endMs] vouched for by fresh heartbeats. 1 when no time passed. */
+  readonly ratio: number;
+  readonly startMs: number | null;
+  readonly endMs: number;
+  readonly gaps: readonly ObservationGap[];
+}
+
+/** A change of the watchdog's status, reported by {@link ObservationWatchdog.check}. */
+export interface WatchdogTransition {
+  readonly from: ObservationStatus;
+  readonly to: ObservationStatus;
+  /** The time the condition began: for `lost` the last accepted heartbeat, for `frozen` the last fresh one. */
+  readonly sinceMs: number;
+  readonly atMs: number;
+}
+
+export class ObservationWatchdog {
+  private statusValue: ObservationStatus = 'pending';
+  private lastSeq = -1;
+  private lastCapturedAt = -Infinity;
+  private lastAcceptedAt: number | null = null;
+  private lastFreshAt: number | null = null;
+  private firstFreshAt: number | null = null;
+  private lastDigest: string | null = null;
+  /** Digests seen in this session, oldest first (bounded by digestMemory). */
+  private readonly seen = new Set<string>();
+  private readonly closedGaps: ObservationGap[] = [];
+  /** Whether accepted-but-stale heartbeats arrived since the last fresh one. */
+  private staleSinceFresh = false;
+  private rejectedCount = 0;
+
+  constructor(
+    readonly sessionId: string,
+    private readonly config: WatchdogConfig = DEFAULT_WATCHDOG_CONFIG,
+  ) {}
+
+  get status(): ObservationStatus {
+    return this.statusValue;
+  }
+
+  /** When the first fresh heartbeat arrived (the camera proved it is recording), or null. */
+  get observedSince(): number | null {
+    return this.firstFreshAt;
+  }
+
+  get lastFreshHeartbeatAt(): number | null {
+    return this.lastFreshAt;
+  }
+
+  get lastAcceptedHeartbeatAt(): number | null {
+    return this.lastAcceptedAt;
+  }
+
+  get rejected(): number {
+    return this.rejectedCount;
+  }
+
+  /** Judges a heartbeat that arrived at `now`; accepted ones update the watchdog. */
+  onHeartbeat(hb: HeartbeatObservation, now: number): HeartbeatVerdict {
+    const reject = (reason: HeartbeatRejection): HeartbeatVerdict => {
+      this.rejectedCount++;
+      return { accepted: false, reason };
+    };
+    if (!hb.macValid) return reject('bad-mac');
+    if (hb.sessionId !== this.sessionId) return reject('wrong-session');
+    if (hb.seq <= this.lastSeq) return reject('replayed-seq');
+    if (hb.capturedAt < this.lastCapturedAt) return reject('time-went-back');
+    if (Math.abs(hb.capturedAt - now) > this.config.maxClockSkewMs) return reject('clock-implausible');
+    if (!hb.recording) return reject('not-recording');
+
+    this.lastSeq = hb.seq;
+    this.lastCapturedAt = hb.capturedAt;
+    this.lastAcceptedAt = now;
+    const fresh = hb.frameDigest !== this.lastDigest && !this.seen.has(hb.frameDigest);
+    this.lastDigest = hb.frameDigest;
+    if (fresh) {
+      this.remember(hb.frameDigest);
+      if (this.lastFreshAt !== null && now - this.lastFreshAt > this.config.silenceMs) {
+        this.closedGaps.push({
+          startMs: this.lastFreshAt,
+          endMs: now,
+          cause: this.staleSinceFresh ? 'frozen' : 'silence',
+        });
+      }
+      this.firstFreshAt ??= now;
+      this.lastFreshAt = now;
+      this.staleSinceFresh = false;
+      this.statusValue = 'live';
+    } else {
+      this.staleSinceFresh = true;
+    }
+    return { accepted: true, fresh };
+  }
+
+  private remember(digest: string): void {
+    this.seen.add(digest);
+    if (this.seen.size > this.config.digestMemory) {
+      const oldest = this.seen.values().next().value;
+      if (oldest !== undefined) this.seen.delete(oldest);
+    }
+  }
+
+  /**
+   * Re-evaluates the status at `now`. Returns the transition when the status changed to `lost`
+   * or `frozen` (a return to `live` happens in {@link onHeartbeat}, and the caller sees it there).
+   */
+  check(now: number): WatchdogTransition | null {
+    if (this.lastFreshAt === null || this.lastAcceptedAt === null) return null; // never observed: arming handles it
+    const from = this.statusValue;
+    let to: ObservationStatus = from;
+    let sinceMs = now;
+    if (now - this.lastAcceptedAt >= this.config.silenceMs) {
+      to = 'lost';
+      sinceMs = this.lastAcceptedAt;
+    } else if (now - this.lastFreshAt >= this.config.freezeMs) {
+      to = 'frozen';
+      sinceMs = this.lastFreshAt;
+    }
+    if (to === from || to === 'live' || to === 'pending') return null;
+    this.statusValue = to;
+    return { from, to, sinceMs, atMs: now };
+  }
+
+  /** When {@link check} could next change the status, or null if nothing is pending. */
+  nextCheckAt(): number | null {
+    if (this.lastFreshAt === null || this.lastAcceptedAt === null) return null;
+    const lostAt = this.lastAcceptedAt + this.config.silenceMs;
+    if (this.statusValue === 'lost') return null;
+    if (this.statusValue === 'frozen') return lostAt;
+    return Math.min(lostAt, this.lastFreshAt + this.config.freezeMs);
+  }
+
+  /** Coverage of the observed period up to `endMs` (the session's end, or now). */
+  coverage(endMs: number): Coverage {
+    const start = this.firstFreshAt;
+    if (start === null) return { ratio: 0, startMs: null, endMs, gaps: [] };
+    const gaps: ObservationGap[] = [...this.closedGaps];
+    if (this.lastFreshAt !== null && endMs - this.lastFreshAt > this.config.silenceMs) {
+      gaps.push({
+        startMs: this.lastFreshAt,
+        endMs: null,
+        cause: this.staleSinceFresh ? 'frozen' : 'silence',
+      });
+    }
+    const span = endMs - start;
+    if (span <= 0) return { ratio: 1, startMs: start, endMs, gaps };
+    const uncovered = gaps.reduce((sum, g) => sum + ((g.endMs ?? endMs) - g.startMs), 0);
+    const ratio = Math.max(0, Math.min(1, 1 - uncovered / span));
+    return { ratio, startMs: start, endMs, gaps };
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * Payload schemas of the device protocol: one schema per channel, in one map, so every MQTT
+ * message is validated against exactly one schema before anything acts on it.
+ *
+ * All payloads are JSON. Every message a device sends, except frames, carries a `mac`: an
+ * HMAC-SHA256 (base64url) over the topic and the canonical JSON of the payload without `mac`
+ * (see device-auth.ts). Heartbeats are authenticated with a per-session key, everything else
+ * with the device key. Frames are vouched for by the heartbeat that names their digest.
+ */
+import { Type, type Static, type TSchema } from 'typebox';
+import { Compile } from 'typebox/compile';
+import { ID_PATTERN, type Channel } from './topics.ts';
+
+/** Largest JSON payload of any channel but `frame`, bytes. */
+export const MAX_MESSAGE_BYTES = 4 * 1024;
+/** Largest `frame` payload, bytes (a 320×240 JPEG is about 15 KB; base64 adds a third). */
+export const MAX_FRAME_BYTES = 256 * 1024;
+
+const Id = Type.String({ pattern: ID_PATTERN, description: 'home, device or session id' });
+const MessageId = Type.String({ pattern: '^[A-Za-z0-9_-]{8,64}$', description: 'command id' });
+const Mac = Type.String({
+  pattern: '^[A-Za-z0-9_-]{43}$',
+  description: 'HMAC-SHA256, base64url without padding',
+});
+const Digest = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256, hex' });
+/** Milliseconds since the epoch by the device's clock; within year 2000–2200. */
+const TimeMs = Type.Integer({ minimum: 946_684_800_000, maximum: 7_258_118_400_000 });
+const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+const ErrorBody = Type.Object(
+  {
+    code: Type.String({ maxLength: 64 }),
+    message: Type.String({ maxLength: 256 }),
+  },
+  { additionalProperties: false },
+);
+
+const strict = { additionalProperties: false } as const;
+
+/** Retained presence flag; the broker's last will publishes `{"online":false}`. */
+export const Availability = Type.Object({ online: Type.Boolean() }, strict);
+
+export const BoltState = Type.Union([
+  Type.Literal('locked'),
+  Type.Literal('unlocked'),
+  Type.Literal('jammed'),
+  Type.Literal('unknown'),
+]);
+export const DoorPosition = Type.Union([
+  Type.Literal('open'),
+  Type.Literal('closed'),
+  Type.Literal('unknown'),
+]);
+
+/** A lock's report of its bolt. `changedAt` is when the bolt last moved, by the lock's clock. */
+export const LockState = Type.Object(
+  {
+    kind: Type.Literal('lock'),
+    seq: Seq,
+    at: TimeMs,
+    bolt: BoltState,
+    changedAt: TimeMs,
+    /** When the lock will throw the bolt by itself, or null. */
+    autoRelockAt: Type.Union([TimeMs, Type.Null()]),
+    mac: Mac,
+  },
+  strict,
+);
+
+/** A door-position sensor's report. */
+export const DoorState = Type.Object(
+  {
+    kind: Type.Literal('door-sensor'),
+    seq: Seq,
+    at: TimeMs,
+    position: DoorPosition,
+    changedAt: TimeMs,
+    mac: Mac,
+  },
+  strict,
+);
+
+/** A camera's report: whether it records, and for which access session. */
+export const CameraState = Type.Object(
+  {
+    kind: Type.Literal('camera'),
+    seq: Seq,
+    at: TimeMs,
+    recording: Type.Boolean(),
+    sessionId: Type.Union([Id, Type.Null()]),
+    mac: Mac,
+  },
+  strict,
+);
+
+export const DeviceState = Type.Union([LockState, DoorState, CameraState]);
+
+/** Something that happened at a device, e.g. the lock relocked by its own timer. */
+export const DeviceEvent = Type.Object(
+  {
+    seq: Seq,
+    at: TimeMs,
+    name: Type.Union([
+      Type.Literal('lock.auto-relocked'),
+      Type.Literal('lock.jammed'),
+      Type.Literal('lock.manual'),
+      Type.Literal('door.opened'),
+      Type.Literal('door.closed'),
+      Type.Literal('command.rejected'),
+    ]),
+    detail: Type.Optional(Type.String({ maxLength: 256 })),
+    mac: Mac,
+  },
+  strict,
+);
+
+/**
+ * Proof of observation during an access session, sent by the camera about every 500 ms.
+ * `mac` uses the session key; `seq` starts at 0 for each session and only ever grows.
+ */
+export const Heartbeat = Type.Object(
+  {
+    sessionId: Id,
+    seq: Seq,
+    capturedAt: TimeMs,
+    frameDigest: Digest,
+    recording: Type.Boolean(),
+    mac: Mac,
+  },
+  strict,
+);
+
+/** One JPEG frame of a session's clip; `digest` is SHA-256 of the JPEG bytes. */
+export const Frame = Type.Object(
+  {
+    sessionId: Id,
+    capturedAt: TimeMs,
+    digest: Digest,
+    jpeg: Type.String({ contentEncoding: 'base64', maxLength: MAX_FRAME_BYTES }),
+  },
+  strict,
+);
+
+/** The device's answer to a command, echoing its id. */
+export const Reply = Type.Union([
+  Type.Object(
+    {
+      id: MessageId,
+      at: TimeMs,
+      status: Type.Literal('ok'),
+      data: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown())),
+      mac: Mac,
+    },
+    strict,
+  ),
+  Type.Object(
+    { id: MessageId, at: TimeMs, status: Type.Literal('error'), error: ErrorBody, mac: Mac },
+    strict,
+  ),
+]);
+
+export const CommandAction = Type.Union([
+  Type.Literal('lock'),
+  Type.Literal('unlock'),
+  Type.Literal('arm'),
+  Type.Literal('disarm'),
+  Type.Literal('report'),
+]);
+
+/**
+ * A command from the server. The device acts only if the MAC verifies, `expiresAt` has not
+ * passed, and it has not seen `nonce` before; it always replies with `id`.
+ */
+export const Command = Type.Object(
+  {
+    id: MessageId,
+    nonce: Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' }),
+    issuedAt: TimeMs,
+    expiresAt: TimeMs,
+    action: CommandAction,
+    /** The access session this command serves, if any. */
+    sessionId: Type.Optional(Id),
+    /** For `unlock`: the lock throws the bolt by itself after this many ms (principle 2). */
+    relockAfterMs: Type.Optional(Type.Integer({ minimum: 1_000, maximum: 3_600_000 })),
+    mac: Mac,
+  },
+  strict,
+);
+
+export type AvailabilityMessage = Static<typeof Availability>;
+export type LockStateMessage = Static<typeof LockState>;
+export type DoorStateMessage = Static<typeof DoorState>;
+export type CameraStateMessage = Static<typeof CameraState>;
+export type DeviceStateMessage = Static<typeof DeviceState>;
+export type DeviceEventMessage = Static<typeof DeviceEvent>;
+export type HeartbeatMessage = Static<typeof Heartbeat>;
+export type FrameMessage = Static<typeof Frame>;
+export type ReplyMessage = Static<typeof Reply>;
+export type CommandMessage = Static<typeof Command>;
+export type CommandActionName = Static<typeof CommandAction>;
+export type Bolt = Static<typeof BoltState>;
+export type DoorPositionName = Static<typeof DoorPosition>;
+
+/** The one topic-channel → schema map. */
+export const CHANNEL_SCHEMAS = {
+  availability: Availability,
+  state: DeviceState,
+  event: DeviceEvent,
+  heartbeat: Heartbeat,
+  frame: Frame,
+  reply: Reply,
+  command: Command,
+} as const satisfies Record<Channel, TSchema>;
+
+/** The payload type of each channel. */
+export interface ChannelPayloads {
+  availability: AvailabilityMessage;
+  state: DeviceStateMessage;
+  event: DeviceEventMessage;
+  heartbeat: HeartbeatMessage;
+  frame: FrameMessage;
+  reply: ReplyMessage;
+  command: CommandMessage;
+}
+
+const compiled = Object.fromEntries(
+  Object.entries(CHANNEL_SCHEMAS).map(([channel, schema]) => [channel, Compile(schema)]),
+) as { [C in Channel]: ReturnType<typeof Compile> };
+
+/** The size limit of a channel's payloads, bytes. */
+export function maxPayloadBytes(channel: Channel): number {
+  return channel === 'frame' ? MAX_FRAME_BYTES : MAX_MESSAGE_BYTES;
+}
+
+export type DecodeResult<C extends Channel> =
+  | { readonly ok: true; readonly message: ChannelPayloads[C] }
+  | { readonly ok: false; readonly reason: 'too-large' | 'not-json' | 'schema'; readonly detail: string };
+
+/**
+ * Parses and validates a payload for a channel. Never throws: garbage gives a reason, which the
+ * caller counts and logs before dropping the message.
+ */
+export function decodePayload<C extends Channel>(channel: C, payload: Uint8Array): DecodeResult<C> {
+  if (payload.byteLength > maxPayloadBytes(channel)) {
+    return { ok: false, reason: 'too-large', detail: `${payload.byteLength} bytes` };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+  } catch (e) {
+    return { ok: false, reason: 'not-json', detail: e instanceof Error ? e.message : String(e) };
+  }
+  const validator = compiled[channel];
+  if (!validator.Check(value)) {
+    const first = validator.Errors(value)[0];
+    return {
+      ok: false,
+      reason: 'schema',
+      detail: first ? `${first.instancePath || '/'} ${first.message}` : 'does not match',
+    };
+  }
+  return { ok: true, message: value as ChannelPayloads[C] };
+}
