@@ -59,7 +59,11 @@ export type AccessDecision =
   | { readonly allow: true; readonly grant: Grant }
   | { readonly allow: false; readonly refusal: Problem };
 
-const deny = (code: Parameters<typeof problem>[0], message?: string, detail?: Record<string, unknown>): AccessDecision => ({
+const deny = (
+  code: Parameters<typeof problem>[0],
+  message?: string,
+  detail?: Record<string, unknown>,
+): AccessDecision => ({
   allow: false,
   refusal: problem(code, message, detail),
 });
@@ -69,11 +73,15 @@ function isLive(d: DeviceLiveness, now: number, policy: AccessPolicy): boolean {
 }
 
 /** Decides a courier's request to open the door for a delivery. */
-export function decideAccess(req: AccessRequest, policy: AccessPolicy = DEFAULT_ACCESS_POLICY): AccessDecision {
+export function decideAccess(
+  req: AccessRequest,
+  policy: AccessPolicy = DEFAULT_ACCESS_POLICY,
+): AccessDecision {
   const { principal, home, door, delivery, grant, now } = req;
 
   // Who, and which delivery.
-  if (principal.role !== 'courier') return deny('auth.forbidden', 'Only the assigned courier may open the door.');
+  if (principal.role !== 'courier')
+    return deny('auth.forbidden', 'Only the assigned courier may open the door.');
   if (delivery.courierId !== principal.id) return deny('grant.wrong-principal');
   if (delivery.homeId !== home.id || door.homeId !== home.id) return deny('grant.wrong-door');
   if (!home.inHomeDelivery) return deny('delivery.in-home-disabled');
@@ -88,7 +96,8 @@ export function decideAccess(req: AccessRequest, policy: AccessPolicy = DEFAULT_
   if (now < grant.validFrom) {
     return deny('grant.not-yet-valid', undefined, { validFrom: grant.validFrom });
   }
-  if (now >= grant.validUntil) return deny('grant.expired', undefined, { validUntil: grant.validUntil });
+  if (now >= grant.validUntil)
+    return deny('grant.expired', undefined, { validUntil: grant.validUntil });
 
   // Where.
   if (grant.requiresPresence) {
@@ -106,11 +115,19 @@ export function decideAccess(req: AccessRequest, policy: AccessPolicy = DEFAULT_
   // recording of *this* session is confirmed later, in the session's arming step.
   if (grant.requiresRecording) {
     if (req.camera === null || !isLive(req.camera, now, policy)) {
-      return deny('camera.offline', undefined, req.camera?.lastSeenAt ? { since: req.camera.lastSeenAt } : {});
+      return deny(
+        'camera.offline',
+        undefined,
+        req.camera?.lastSeenAt ? { since: req.camera.lastSeenAt } : {},
+      );
     }
   }
   if (!isLive(req.lock, now, policy)) {
-    return deny('lock.offline', undefined, req.lock.lastSeenAt ? { since: req.lock.lastSeenAt } : {});
+    return deny(
+      'lock.offline',
+      undefined,
+      req.lock.lastSeenAt ? { since: req.lock.lastSeenAt } : {},
+    );
   }
   if (req.lock.bolt === 'jammed') return deny('lock.jammed');
   if (req.doorSensor !== null) {

@@ -32,7 +32,11 @@ export type SessionState =
   | 'refused'
   | 'aborted';
 
-export const TERMINAL_STATES: ReadonlySet<SessionState> = new Set(['completed', 'refused', 'aborted']);
+export const TERMINAL_STATES: ReadonlySet<SessionState> = new Set([
+  'completed',
+  'refused',
+  'aborted',
+]);
 
 export type AlarmType =
   | 'observation-lost'
@@ -114,7 +118,11 @@ export interface AccessSession {
   readonly alarms: readonly SessionAlarm[];
   /** Why the session ended, for refused and aborted sessions. */
   readonly outcome: Problem | null;
-  readonly history: readonly { readonly state: SessionState; readonly atMs: number; readonly reason?: string }[];
+  readonly history: readonly {
+    readonly state: SessionState;
+    readonly atMs: number;
+    readonly reason?: string;
+  }[];
 }
 
 export type SessionEvent =
@@ -123,7 +131,11 @@ export type SessionEvent =
   | { readonly type: 'fresh-frame' }
   | { readonly type: 'lock-report'; readonly bolt: Bolt; readonly changedAt: number }
   | { readonly type: 'door-report'; readonly position: DoorPosition }
-  | { readonly type: 'observation'; readonly status: 'lost' | 'frozen' | 'live'; readonly sinceMs: number }
+  | {
+      readonly type: 'observation';
+      readonly status: 'lost' | 'frozen' | 'live';
+      readonly sinceMs: number;
+    }
   | { readonly type: 'heartbeat-rejected'; readonly reason: string }
   | { readonly type: 'relock-requested' }
   | { readonly type: 'unlock-requested' }
@@ -131,9 +143,19 @@ export type SessionEvent =
   | { readonly type: 'deadline' };
 
 export type SessionEffect =
-  | { readonly type: 'command'; readonly device: 'camera' | 'lock'; readonly action: 'arm' | 'disarm' | 'lock' | 'unlock'; readonly relockAfterMs?: number }
+  | {
+      readonly type: 'command';
+      readonly device: 'camera' | 'lock';
+      readonly action: 'arm' | 'disarm' | 'lock' | 'unlock';
+      readonly relockAfterMs?: number;
+    }
   | { readonly type: 'alarm'; readonly alarm: SessionAlarm }
-  | { readonly type: 'transition'; readonly from: SessionState; readonly to: SessionState; readonly reason?: string };
+  | {
+      readonly type: 'transition';
+      readonly from: SessionState;
+      readonly to: SessionState;
+      readonly reason?: string;
+    };
 
 export interface StepResult {
   readonly session: AccessSession;
@@ -228,9 +250,18 @@ class Step {
       state: to,
       deadlineAt: terminal ? null : deadlineAt,
       endedAt: terminal ? this.now : null,
-      history: [...this.s.history, reason === undefined ? { state: to, atMs: this.now } : { state: to, atMs: this.now, reason }],
+      history: [
+        ...this.s.history,
+        reason === undefined
+          ? { state: to, atMs: this.now }
+          : { state: to, atMs: this.now, reason },
+      ],
     });
-    this.effects.push(reason === undefined ? { type: 'transition', from, to } : { type: 'transition', from, to, reason });
+    this.effects.push(
+      reason === undefined
+        ? { type: 'transition', from, to }
+        : { type: 'transition', from, to, reason },
+    );
   }
 
   end(to: 'completed' | 'refused' | 'aborted', outcome: Problem | null): void {
@@ -239,14 +270,27 @@ class Step {
     this.command('camera', 'disarm');
   }
 
-  command(device: 'camera' | 'lock', action: 'arm' | 'disarm' | 'lock' | 'unlock', relockAfterMs?: number): void {
-    this.effects.push(relockAfterMs === undefined ? { type: 'command', device, action } : { type: 'command', device, action, relockAfterMs });
+  command(
+    device: 'camera' | 'lock',
+    action: 'arm' | 'disarm' | 'lock' | 'unlock',
+    relockAfterMs?: number,
+  ): void {
+    this.effects.push(
+      relockAfterMs === undefined
+        ? { type: 'command', device, action }
+        : { type: 'command', device, action, relockAfterMs },
+    );
   }
 
   /** Raises an alarm once per type per session. */
   alarm(type: AlarmType, sinceMs: number, message?: string): void {
     if (this.s.alarms.some((a) => a.type === type)) return;
-    const alarm: SessionAlarm = { type, atMs: this.now, sinceMs, message: message ?? ALARM_TEXT[type] };
+    const alarm: SessionAlarm = {
+      type,
+      atMs: this.now,
+      sinceMs,
+      message: message ?? ALARM_TEXT[type],
+    };
     this.set({ alarms: [...this.s.alarms, alarm] });
     this.effects.push({ type: 'alarm', alarm });
   }
@@ -304,7 +348,8 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
   const st = new Step(session, now);
   const s = session;
   if (isTerminal(s)) {
-    if (event.type === 'unlock-requested' || event.type === 'relock-requested') st.refuse('session.finished');
+    if (event.type === 'unlock-requested' || event.type === 'relock-requested')
+      st.refuse('session.finished');
     // A terminal session still learns the lock's and door's last word (for the record).
     if (event.type === 'lock-report') st.set({ bolt: event.bolt, boltChangedAt: event.changedAt });
     if (event.type === 'door-report') st.set({ door: event.position });
@@ -327,7 +372,12 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
 
     case 'fresh-frame':
       if (s.observation !== 'lost' && s.observation !== 'frozen') st.set({ observation: 'live' });
-      if (s.state === 'verifying' && s.lockConfirmedAt !== null && s.observation !== 'lost' && s.observation !== 'frozen') {
+      if (
+        s.state === 'verifying' &&
+        s.lockConfirmedAt !== null &&
+        s.observation !== 'lost' &&
+        s.observation !== 'frozen'
+      ) {
         st.set({ freshFrameAfterLockAt: now });
         tryComplete(st);
       }
@@ -364,7 +414,10 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
         st.go('open', now + s.maxOpenMs, 'lock confirmed unlocked');
         break;
       }
-      if (event.bolt === 'locked' && (s.state === 'relocking' || s.state === 'open' || s.state === 'unlocking')) {
+      if (
+        event.bolt === 'locked' &&
+        (s.state === 'relocking' || s.state === 'open' || s.state === 'unlocking')
+      ) {
         // Locked by our command, by the lock's own deadline, or by hand: each is the lock's own word.
         if (s.state !== 'relocking') st.set({ relockRequestedAt: s.relockRequestedAt ?? now });
         onLockedConfirmed(st, event.changedAt);
@@ -394,7 +447,11 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
         break;
       }
       if (event.position === 'closed' && prev !== 'closed') {
-        if (s.unlockBlocked !== null && (s.state === 'open' || s.state === 'unlocking') && s.bolt !== 'locked') {
+        if (
+          s.unlockBlocked !== null &&
+          (s.state === 'open' || s.state === 'unlocking') &&
+          s.bolt !== 'locked'
+        ) {
           startRelock(st, 'door closed while observation failed');
           break;
         }
@@ -449,7 +506,11 @@ function onDeadline(st: Step): void {
       return;
     case 'unlocking':
       // The lock may have opened without telling us: lock again, and wait for its word.
-      st.alarm('lock-unconfirmed', s.history.at(-1)?.atMs ?? st.now, 'Lock did not confirm it unlocked');
+      st.alarm(
+        'lock-unconfirmed',
+        s.history.at(-1)?.atMs ?? st.now,
+        'Lock did not confirm it unlocked',
+      );
       startRelock(st, 'unlock not confirmed');
       return;
     case 'open':
@@ -467,7 +528,10 @@ function onDeadline(st: Step): void {
       }
       // Ask again (the command may have been lost) and keep waiting for the lock's own word.
       st.command('lock', 'lock');
-      st.go('relocking', Math.min(st.now + s.timing.relockTimeoutMs * 2, since + s.timing.relockGiveUpMs));
+      st.go(
+        'relocking',
+        Math.min(st.now + s.timing.relockTimeoutMs * 2, since + s.timing.relockGiveUpMs),
+      );
       return;
     }
     case 'verifying': {
@@ -502,7 +566,9 @@ function onDeadline(st: Step): void {
 export function describeOutcome(s: AccessSession): string {
   switch (s.state) {
     case 'completed':
-      return s.alarms.length === 0 ? 'Completed: door locked and closed, confirmed on camera.' : `Completed with ${s.alarms.length} alarm(s).`;
+      return s.alarms.length === 0
+        ? 'Completed: door locked and closed, confirmed on camera.'
+        : `Completed with ${s.alarms.length} alarm(s).`;
     case 'refused':
     case 'aborted':
       return s.outcome?.message ?? s.state;

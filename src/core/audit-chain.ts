@@ -8,6 +8,7 @@
  * there existed in that form when signed, so even a rewrite of the whole chain from some point
  * on (recomputing every hash) is caught by the signatures.
  */
+import { canonicalJson } from './canonical-json.ts';
 import type { Sha256Hex, SignatureVerifier, Signer } from './crypto-ports.ts';
 
 /** `prevHash` of the first entry. */
@@ -54,18 +55,9 @@ export interface AuditCheckpoint {
   readonly signature: string;
 }
 
-function canonical(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  const keys = Object.keys(value as object)
-    .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
-}
-
 /** The text an entry's hash is computed over. */
 export function entryHashInput(e: Omit<AuditEntry, 'hash'>): string {
-  return canonical({
+  return canonicalJson({
     seq: e.seq,
     at: e.at,
     kind: e.kind,
@@ -103,7 +95,11 @@ export function checkpointMessage(seq: number, hash: string, at: number): string
 }
 
 /** Signs a checkpoint over an entry. */
-export function signCheckpoint(signer: Signer, entry: Pick<AuditEntry, 'seq' | 'hash'>, at: number): AuditCheckpoint {
+export function signCheckpoint(
+  signer: Signer,
+  entry: Pick<AuditEntry, 'seq' | 'hash'>,
+  at: number,
+): AuditCheckpoint {
   return {
     seq: entry.seq,
     hash: entry.hash,
@@ -213,7 +209,13 @@ export class AuditVerifier {
           });
           break;
         }
-        if (!this.verifySignature(checkpointMessage(cp.seq, cp.hash, cp.at), cp.signature, cp.publicKey)) {
+        if (
+          !this.verifySignature(
+            checkpointMessage(cp.seq, cp.hash, cp.at),
+            cp.signature,
+            cp.publicKey,
+          )
+        ) {
           this.fail({
             seq: cp.seq,
             reason: 'checkpoint-signature-invalid',

@@ -49,6 +49,10 @@ export const ERROR_CATALOGUE = {
   'session.active': { status: 409, message: 'An access session is already running at this door.' },
   'session.finished': { status: 409, message: 'This access session has ended.' },
   'session.wrong-state': { status: 409, message: 'That is not possible at this step.' },
+  'session.interrupted': {
+    status: 409,
+    message: 'The server restarted during the session; the door was locked and the session closed.',
+  },
   'session.observation-lost': {
     status: 409,
     message: 'The camera stopped proving it can see the door; no further unlock.',
@@ -103,7 +107,8 @@ export class ThresholdError extends Error {
 }
 
 /** Success or a refusal, for operations whose refusals are expected outcomes. */
-export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problem: Problem };
+export type Result<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problem: Problem };
 
 export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
 export const refuse = <T = never>(p: Problem): Result<T> => ({ ok: false, problem: p });

@@ -8,7 +8,8 @@ export function distanceM(aLat: number, aLon: number, bLat: number, bLon: number
   const dLat = toRad(bLat - aLat);
   const dLon = toRad(bLon - aLon);
   const h =
-    Math.sin(dLat / 2) ** 2 + Math.cos(toRad(aLat)) * Math.cos(toRad(bLat)) * Math.sin(dLon / 2) ** 2;
+    Math.sin(dLat / 2) ** 2 +
+    Math.cos(toRad(aLat)) * Math.cos(toRad(bLat)) * Math.sin(dLon / 2) ** 2;
   return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(h)));
 }
 

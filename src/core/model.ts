@@ -58,12 +58,7 @@ export interface Principal {
 }
 
 export type DeliveryStatus =
-  | 'scheduled'
-  | 'in-progress'
-  | 'delivered'
-  | 'left-at-door'
-  | 'needs-review'
-  | 'cancelled';
+  'scheduled' | 'in-progress' | 'delivered' | 'left-at-door' | 'needs-review' | 'cancelled';
 
 export interface Delivery {
   readonly id: string;

@@ -140,7 +140,8 @@ export class ObservationWatchdog {
     if (hb.sessionId !== this.sessionId) return reject('wrong-session');
     if (hb.seq <= this.lastSeq) return reject('replayed-seq');
     if (hb.capturedAt < this.lastCapturedAt) return reject('time-went-back');
-    if (Math.abs(hb.capturedAt - now) > this.config.maxClockSkewMs) return reject('clock-implausible');
+    if (Math.abs(hb.capturedAt - now) > this.config.maxClockSkewMs)
+      return reject('clock-implausible');
     if (!hb.recording) return reject('not-recording');
 
     this.lastSeq = hb.seq;

@@ -13,16 +13,9 @@
  *   another's.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { canonicalJson } from '../core/canonical-json.ts';
 
-/** JSON with object keys sorted at every level and no white space. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-}
+export { canonicalJson };
 
 function hmac(key: Uint8Array, data: string): Buffer {
   return createHmac('sha256', key).update(data).digest();

@@ -233,7 +233,11 @@ export function maxPayloadBytes(channel: Channel): number {
 
 export type DecodeResult<C extends Channel> =
   | { readonly ok: true; readonly message: ChannelPayloads[C] }
-  | { readonly ok: false; readonly reason: 'too-large' | 'not-json' | 'schema'; readonly detail: string };
+  | {
+      readonly ok: false;
+      readonly reason: 'too-large' | 'not-json' | 'schema';
+      readonly detail: string;
+    };
 
 /**
  * Parses and validates a payload for a channel. Never throws: garbage gives a reason, which the

@@ -17,9 +17,12 @@ export const systemClock: Clock = {
       if (delay > MAX_DELAY_MS) {
         timer = setTimeout(arm, MAX_DELAY_MS);
       } else {
-        timer = setTimeout(() => {
-          if (!cancelled) fn();
-        }, Math.max(0, delay));
+        timer = setTimeout(
+          () => {
+            if (!cancelled) fn();
+          },
+          Math.max(0, delay),
+        );
       }
       // Deadlines must not keep a process alive that is otherwise done (CLI one-shots, tests).
       timer.unref();

@@ -11,7 +11,14 @@
 export const TOPIC_ROOT = 'threshold/v1';
 
 /** Channels a device publishes on. */
-export const UP_CHANNELS = ['availability', 'state', 'event', 'heartbeat', 'frame', 'reply'] as const;
+export const UP_CHANNELS = [
+  'availability',
+  'state',
+  'event',
+  'heartbeat',
+  'frame',
+  'reply',
+] as const;
 /** Channels the server publishes on for a device. */
 export const DOWN_CHANNELS = ['command'] as const;
 
@@ -38,7 +45,8 @@ const CHANNELS: ReadonlySet<string> = new Set<string>([...UP_CHANNELS, ...DOWN_C
 
 /** Builds the topic of one device channel. Throws on an invalid id (a bug, not input). */
 export function deviceTopic(homeId: string, deviceId: string, channel: Channel): string {
-  if (!isId(homeId) || !isId(deviceId)) throw new Error(`invalid id in topic: ${homeId}/${deviceId}`);
+  if (!isId(homeId) || !isId(deviceId))
+    throw new Error(`invalid id in topic: ${homeId}/${deviceId}`);
   return `${TOPIC_ROOT}/${homeId}/${deviceId}/${channel}`;
 }
 

@@ -1,0 +1,63 @@
+/**
+ * `threshold demo` (what `npm start` runs): the server, a seeded demo home, and the home's
+ * simulated lock, door sensor and camera, in one process. Prints where to go and how to sign in.
+ */
+import pino from 'pino';
+import { SimHome } from '../devices/index.ts';
+import { systemClock } from '../protocol/system-clock.ts';
+import { seedDemo, DEMO_DOORSTEP } from '../server/seed.ts';
+import { startSystem } from '../server/system.ts';
+import { closeOnSignal, startOrExit } from './serve-command.ts';
+
+export interface DemoOptions {
+  readonly data: string;
+  readonly port: number;
+  readonly mqttPort: number;
+}
+
+export async function demoCommand(opts: DemoOptions): Promise<void> {
+  const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+  const sys = await startOrExit(() =>
+    startSystem({ dataDir: opts.data, port: opts.port, mqttPort: opts.mqttPort, logger }),
+  );
+  const creds = await seedDemo(sys, opts.data);
+  const home = new SimHome({
+    brokerUrl: sys.brokerUrl,
+    homeId: creds.homeId,
+    devices: {
+      lock: { id: creds.devices.lock.id, key: creds.devices.lock.secret },
+      doorSensor: { id: creds.devices.doorSensor.id, key: creds.devices.doorSensor.secret },
+      camera: { id: creds.devices.camera.id, key: creds.devices.camera.secret },
+    },
+    clock: systemClock,
+  });
+  await home.start();
+  const url = `http://localhost:${sys.port}`;
+  const pos = JSON.stringify({ position: DEMO_DOORSTEP });
+  console.log(`
+Threshold demo is running.
+
+  Web and API   ${url}        (API description: ${url}/docs)
+  MQTT broker   ${sys.brokerUrl}
+  Data          ${opts.data}  (credentials in ${opts.data}/demo-credentials.json)
+
+  Owner         user "${creds.owner.username}"    password "${creds.owner.password}"
+  Courier       user "${creds.courier.username}"  password "${creds.courier.password}"
+  Carrier key   ${creds.carrier.apiKey}
+
+Try an in-home delivery from a shell:
+
+  TOKEN=$(curl -s ${url}/api/auth/sign-in -H 'content-type: application/json' \\
+    -d '{"username":"${creds.courier.username}","password":"${creds.courier.password}"}' | node -pe 'JSON.parse(require("fs").readFileSync(0)).token')
+  curl -s ${url}/api/courier/deliveries -H "authorization: Bearer $TOKEN"
+  curl -s -X POST ${url}/api/courier/deliveries/${creds.deliveryId}/access -H "authorization: Bearer $TOKEN" \\
+    -H 'content-type: application/json' -d '${pos}'
+
+The simulated home: ${creds.homeId} (lock ${creds.devices.lock.id}, door sensor ${creds.devices.doorSensor.id}, camera ${creds.devices.camera.id}).
+Press Ctrl+C to stop.
+`);
+  closeOnSignal(async () => {
+    await home.stop();
+    await sys.close();
+  });
+}

@@ -1,0 +1,91 @@
+/**
+ * The `threshold` command. Thin: each subcommand parses its options and calls into the rest.
+ *
+ * Exit codes: 0 success; 1 the thing checked did not hold (a scenario missed, the audit log
+ * does not verify); 2 bad usage; 3 could not start (port taken, unreadable data directory).
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { auditVerifyCommand } from './audit-command.ts';
+import { demoCommand } from './demo-command.ts';
+import { scenarioCommand } from './scenario-command.ts';
+import { serveCommand } from './serve-command.ts';
+import { simCommand } from './sim-command.ts';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new InvalidArgumentError('a port is a whole number from 0 to 65535');
+  return n;
+}
+
+const program = new Command('threshold')
+  .description(
+    'Threshold: let people into a home without handing them a key, and prove what happened at the door.',
+  )
+  .showHelpAfterError()
+  .exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+
+program
+  .command('serve')
+  .description('Run the control plane: HTTP API on --port, embedded MQTT broker on --mqtt-port.')
+  .option('--data <dir>', 'data directory (database, keys, clips)', './data')
+  .option('--port <port>', 'HTTP port', port, 8080)
+  .option('--host <host>', 'HTTP interface to listen on', '127.0.0.1')
+  .option('--mqtt-port <port>', 'embedded MQTT broker port', port, 1883)
+  .option('--mqtt-host <host>', 'MQTT interface to listen on', '127.0.0.1')
+  .option('--clip-retention-days <days>', 'days to keep session clips', (v) => Number(v), 30)
+  .action(serveCommand);
+
+program
+  .command('demo')
+  .description(
+    'Everything in one process: the server, a seeded demo home and its simulated lock, door sensor and camera.',
+  )
+  .option('--data <dir>', 'data directory', './data')
+  .option('--port <port>', 'HTTP port', port, 8080)
+  .option('--mqtt-port <port>', 'embedded MQTT broker port (0 picks a free one)', port, 0)
+  .action(demoCommand);
+
+program
+  .command('sim')
+  .description(
+    'Run a simulated lock, door sensor and camera against a broker, from a credentials file.',
+  )
+  .option(
+    '--config <file>',
+    'credentials file written by `threshold demo`',
+    './data/demo-credentials.json',
+  )
+  .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
+  .action(simCommand);
+
+program
+  .command('scenario')
+  .description(
+    'Run an attack or fault scenario against a fresh in-process system and report what happened.',
+  )
+  .argument('[name]', 'scenario name (delivery, deauth, freeze, relock-jam, replay)')
+  .option('--all', 'run every scenario and print a table')
+  .option('--json', 'print the report as JSON')
+  .option('--data <dir>', 'keep the scenario’s data in this directory (default: a temporary one)')
+  .option('--list', 'list the scenarios')
+  .action(scenarioCommand);
+
+const audit = program.command('audit').description('The audit log.');
+audit
+  .command('verify')
+  .description(
+    'Verify the hash chain and signed checkpoints of the audit log, or of an exported file.',
+  )
+  .option('--data <dir>', 'data directory', './data')
+  .option(
+    '--file <export.json>',
+    'verify an export (from the owner’s audit export) instead of the database',
+  )
+  .option('--public-key <key>', 'trusted public key (base64url); default: the data directory’s')
+  .option('--json', 'print the verdict as JSON')
+  .action(auditVerifyCommand);
+
+await program.parseAsync(process.argv);

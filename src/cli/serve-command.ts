@@ -1,0 +1,55 @@
+/** `threshold serve`: the control plane, until SIGINT or SIGTERM. */
+import pino from 'pino';
+import { startSystem, type RunningSystem } from '../server/system.ts';
+
+export interface ServeOptions {
+  readonly data: string;
+  readonly port: number;
+  readonly host: string;
+  readonly mqttPort: number;
+  readonly mqttHost: string;
+  readonly clipRetentionDays: number;
+}
+
+/** Closes the system on SIGINT/SIGTERM, once. */
+export function closeOnSignal(close: () => Promise<void>): void {
+  let closing = false;
+  const stop = (): void => {
+    if (closing) return;
+    closing = true;
+    void close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+export async function startOrExit(start: () => Promise<RunningSystem>): Promise<RunningSystem> {
+  try {
+    return await start();
+  } catch (err) {
+    console.error(
+      `threshold: could not start: ${err instanceof Error ? err.message : String(err)}`,
+    );
+    process.exit(3);
+  }
+}
+
+export async function serveCommand(opts: ServeOptions): Promise<void> {
+  const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
+  const sys = await startOrExit(() =>
+    startSystem({
+      dataDir: opts.data,
+      port: opts.port,
+      host: opts.host,
+      mqttPort: opts.mqttPort,
+      mqttHost: opts.mqttHost,
+      clipRetentionDays: opts.clipRetentionDays,
+      logger,
+    }),
+  );
+  logger.info({ url: sys.url, broker: sys.brokerUrl, data: opts.data }, 'Threshold is running');
+  closeOnSignal(() => sys.close());
+}

@@ -1,0 +1,324 @@
+/**
+ * One device's MQTT connection (mqtt.js, MQTT 3.1.1 by default or 5, clean session).
+ *
+ * - It authenticates as user = client id = device id with `mqttPassword(deviceKey)`.
+ * - Its last will is `{"online":false}`, retained, on its availability topic; on every
+ *   (re)connection it publishes `{"online":true}` retained, subscribes to its command topic
+ *   and lets the device republish its state.
+ * - State (retained), events, replies and heartbeats go out with QoS 1, frames with QoS 0. Nothing is
+ *   queued while the connection is down: a jammed device's messages are lost, and so are
+ *   QoS 1 messages in flight when a connection dies (the device republishes its state on
+ *   reconnect; the server re-asks with `report` if it misses a reply).
+ * - Fault switches for the harness: {@link DeviceLink.cutLink} kills the TCP connection at
+ *   once, without a DISCONNECT packet (so the broker publishes the will), and makes every
+ *   reconnection attempt fail until {@link DeviceLink.restoreLink}, as a Wi-Fi deauth flood
+ *   does.
+ */
+import { Duplex } from 'node:stream';
+import net from 'node:net';
+import tls from 'node:tls';
+import { MqttClient, type IClientOptions, type IStream } from 'mqtt';
+import { mqttPassword } from '../protocol/device-auth.ts';
+import type {
+  DeviceEventMessage,
+  DeviceStateMessage,
+  FrameMessage,
+  HeartbeatMessage,
+} from '../protocol/device-messages.ts';
+import type {
+  DeviceBehaviour,
+  DeviceConnection,
+  DeviceLogger,
+  EventBody,
+  HeartbeatBody,
+  PublishResult,
+  StateBody,
+} from './device-connection.ts';
+import { silentLogger } from './device-connection.ts';
+import {
+  DeviceEndpoint,
+  type DeviceEndpointStats,
+  type DeviceIdentity,
+} from './device-endpoint.ts';
+
+/** Settings of a {@link DeviceLink}. */
+export interface DeviceLinkOptions extends DeviceIdentity {
+  /** `mqtt://host:port` (default port 1883) or `mqtts://host:port` (default 8883). */
+  readonly brokerUrl: string;
+  /** MQTT protocol version: 4 is 3.1.1 (the default), 5 is MQTT 5. */
+  readonly protocolVersion?: 4 | 5;
+  /** Wait between reconnection attempts, ms. Default 1000. */
+  readonly reconnectPeriodMs?: number;
+  /** MQTT keepalive, seconds. Default 30. */
+  readonly keepaliveSeconds?: number;
+  /** How long {@link DeviceLink.start} waits for the first connection, ms. Default 10 000. */
+  readonly startTimeoutMs?: number;
+}
+
+/** Counters of a {@link DeviceLink}. */
+export interface DeviceLinkStats extends DeviceEndpointStats {
+  /** Connections that reached the ready state (subscribed), including the first. */
+  readonly connections: number;
+  /** Connection attempts that failed because the link was cut. */
+  readonly attemptsWhileCut: number;
+}
+
+const OFFLINE = Buffer.from('{"online":false}');
+/** MQTT 3.1.1 and 5 CONNACK codes meaning "bad credentials" or "not authorized". */
+const AUTH_REFUSALS = new Set([4, 5, 134, 135]);
+const CLOSE_TIMEOUT_MS = 2_000;
+
+/** See the module comment. */
+export class DeviceLink implements DeviceConnection {
+  readonly homeId: string;
+  readonly deviceId: string;
+  private readonly endpoint: DeviceEndpoint;
+  private readonly client: MqttClient;
+  private readonly logger: DeviceLogger;
+  private readonly url: URL;
+  private readonly startTimeoutMs: number;
+  private readonly commandTopic: string;
+  private stream: IStream | undefined;
+  private cut = false;
+  private ready = false;
+  private started = false;
+  private connections = 0;
+  private attemptsWhileCut = 0;
+  private readonly readyWaiters = new Set<(error?: Error) => void>();
+  private closing: Promise<void> | undefined;
+
+  /** Builds the link; nothing connects until {@link DeviceLink.start}. */
+  constructor(options: DeviceLinkOptions) {
+    this.homeId = options.homeId;
+    this.deviceId = options.deviceId;
+    this.logger = options.logger ?? silentLogger;
+    this.startTimeoutMs = options.startTimeoutMs ?? 10_000;
+    this.url = new URL(options.brokerUrl);
+    if (!['mqtt:', 'tcp:', 'mqtts:'].includes(this.url.protocol)) {
+      throw new Error(`unsupported broker URL ${options.brokerUrl}`);
+    }
+    this.endpoint = new DeviceEndpoint(options, {
+      isConnected: () => this.ready && !this.cut && this.client.connected,
+      publish: (topic, payload, qos, retain) => {
+        this.client.publish(topic, payload, { qos, retain }, (err) => {
+          if (err) this.logger.debug({ deviceId: this.deviceId, topic }, `lost: ${err.message}`);
+        });
+      },
+    });
+    this.commandTopic = this.endpoint.topic('command');
+    const clientOptions: IClientOptions = {
+      clientId: options.deviceId,
+      username: options.deviceId,
+      password: mqttPassword(options.deviceKey),
+      protocolVersion: options.protocolVersion ?? 4,
+      clean: true,
+      keepalive: options.keepaliveSeconds ?? 30,
+      reconnectPeriod: options.reconnectPeriodMs ?? 1_000,
+      connectTimeout: this.startTimeoutMs,
+      // Nothing waits for a connection to come back: a jammed device's messages are lost.
+      queueQoSZero: false,
+      // Subscribing is done on every connection below, before the device republishes.
+      resubscribe: false,
+      manualConnect: true,
+      will: { topic: this.endpoint.topic('availability'), payload: OFFLINE, qos: 1, retain: true },
+    };
+    this.client = new MqttClient(() => this.buildStream(), clientOptions);
+    this.client.on('connect', () => this.onConnect());
+    this.client.on('close', () => this.onClose());
+    this.client.on('error', (err) => this.onError(err));
+    this.client.on('message', (topic, payload) => {
+      if (topic !== this.commandTopic) return;
+      void this.endpoint.receiveCommand(topic, payload);
+    });
+  }
+
+  /**
+   * Connects; resolves once connected and subscribed to commands. Rejects when the broker
+   * refuses the credentials or after `startTimeoutMs`; the link keeps retrying until
+   * {@link DeviceLink.close} either way.
+   */
+  start(): Promise<void> {
+    if (this.closing) return Promise.reject(new Error('the link is closed'));
+    if (!this.started) {
+      this.started = true;
+      this.client.connect();
+    }
+    if (this.ready) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        done(new Error(`${this.deviceId}: no connection to ${this.url.host} in time`));
+      }, this.startTimeoutMs);
+      const done = (error?: Error): void => {
+        clearTimeout(timer);
+        this.readyWaiters.delete(done);
+        if (error) reject(error);
+        else resolve();
+      };
+      this.readyWaiters.add(done);
+    });
+  }
+
+  /**
+   * What a Wi-Fi deauth flood does: the TCP connection dies at once, without a DISCONNECT
+   * packet (the broker publishes the will), and reconnection fails until {@link restoreLink}.
+   * Publishes meanwhile are dropped.
+   */
+  cutLink(): void {
+    if (this.cut) return;
+    this.cut = true;
+    this.logger.info({ deviceId: this.deviceId }, 'link cut');
+    this.stream?.destroy();
+  }
+
+  /** Ends the cut; the link reconnects at its next attempt (within `reconnectPeriodMs`). */
+  restoreLink(): void {
+    if (!this.cut) return;
+    this.cut = false;
+    this.logger.info({ deviceId: this.deviceId }, 'link restored');
+  }
+
+  /** Whether the link is cut. */
+  isLinkCut(): boolean {
+    return this.cut;
+  }
+
+  /**
+   * Disconnects cleanly: publishes `{"online":false}` (retained) if it can, then sends
+   * DISCONNECT. Idempotent; the link cannot be started again.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  /** The link's counters. */
+  stats(): DeviceLinkStats {
+    return {
+      ...this.endpoint.stats(),
+      connections: this.connections,
+      attemptsWhileCut: this.attemptsWhileCut,
+    };
+  }
+
+  attach(behaviour: DeviceBehaviour): void {
+    this.endpoint.attach(behaviour);
+  }
+
+  isConnected(): boolean {
+    return this.endpoint.isConnected();
+  }
+
+  publishState(body: StateBody): PublishResult<DeviceStateMessage> {
+    return this.endpoint.publishState(body);
+  }
+
+  publishEvent(body: EventBody): PublishResult<DeviceEventMessage> {
+    return this.endpoint.publishEvent(body);
+  }
+
+  publishHeartbeat(sessionKey: Uint8Array, body: HeartbeatBody): PublishResult<HeartbeatMessage> {
+    return this.endpoint.publishHeartbeat(sessionKey, body);
+  }
+
+  publishSignedHeartbeat(message: HeartbeatMessage): PublishResult<HeartbeatMessage> {
+    return this.endpoint.publishSignedHeartbeat(message);
+  }
+
+  publishFrame(frame: FrameMessage): boolean {
+    return this.endpoint.publishFrame(frame);
+  }
+
+  private buildStream(): IStream {
+    if (this.cut) {
+      this.attemptsWhileCut += 1;
+      return failingStream();
+    }
+    const host = this.url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const secure = this.url.protocol === 'mqtts:';
+    const port = this.url.port === '' ? (secure ? 8883 : 1883) : Number(this.url.port);
+    const socket = secure
+      ? tls.connect({ host, port, servername: host })
+      : net.connect({ host, port });
+    this.stream = socket;
+    return socket;
+  }
+
+  private onConnect(): void {
+    if (this.closing) return;
+    this.client.subscribe(this.commandTopic, { qos: 1 }, (err, granted) => {
+      const refused = granted?.some((g) => g.qos === 128) ?? false;
+      if (err || refused) {
+        const message = err ? err.message : 'subscription refused';
+        this.logger.error({ deviceId: this.deviceId, topic: this.commandTopic }, message);
+        return;
+      }
+      if (!this.client.connected || this.closing) return;
+      this.ready = true;
+      this.connections += 1;
+      this.logger.info({ deviceId: this.deviceId }, 'connected');
+      this.endpoint.publishAvailability(true);
+      this.endpoint.connected();
+      for (const waiter of [...this.readyWaiters]) waiter();
+    });
+  }
+
+  private onClose(): void {
+    if (this.ready) this.logger.info({ deviceId: this.deviceId }, 'disconnected');
+    this.ready = false;
+    // mqtt.js would resend QoS 1 messages in flight after reconnecting; a device that lost its
+    // link has lost them (and republishes its state on connect instead).
+    for (const [id, entry] of Object.entries(this.client.outgoing)) {
+      if (entry.cmd === 'publish') this.client.removeOutgoingMessage(Number(id));
+    }
+  }
+
+  private onError(err: Error): void {
+    const code = (err as Error & { code?: unknown }).code;
+    this.logger.debug({ deviceId: this.deviceId, code }, `mqtt: ${err.message}`);
+    if (typeof code === 'number' && AUTH_REFUSALS.has(code) && !this.ready) {
+      const refusal = new Error(`${this.deviceId}: the broker refused the connection (${code})`);
+      for (const waiter of [...this.readyWaiters]) waiter(refusal);
+    }
+  }
+
+  private async shutDown(): Promise<void> {
+    if (!this.started) return;
+    if (this.isConnected()) {
+      await withTimeout(
+        this.client.publishAsync(this.endpoint.topic('availability'), OFFLINE, {
+          qos: 1,
+          retain: true,
+        }),
+        CLOSE_TIMEOUT_MS,
+      ).catch(() => undefined);
+    }
+    const force = !this.client.connected || this.cut;
+    await withTimeout(this.client.endAsync(force), CLOSE_TIMEOUT_MS).catch(() =>
+      this.client.endAsync(true),
+    );
+    this.ready = false;
+    for (const waiter of [...this.readyWaiters]) waiter(new Error('the link was closed'));
+  }
+}
+
+/** A stream that fails on the next tick, as a connection attempt does while jammed. */
+function failingStream(): IStream {
+  const stream = new Duplex({
+    read() {},
+    write(_chunk, _encoding, callback) {
+      callback();
+    },
+  });
+  process.nextTick(() => {
+    stream.destroy(Object.assign(new Error('link cut'), { code: 'ENETUNREACH' }));
+  });
+  return stream;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

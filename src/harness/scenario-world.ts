@@ -1,0 +1,253 @@
+/**
+ * A scenario's world: a fresh control plane (embedded broker, SQLite, real HTTP on loopback),
+ * the demo home seeded in it, and that home's simulated lock, door sensor and camera connected
+ * over MQTT — the same parts `threshold demo` runs, with timings short enough for a test.
+ *
+ * The courier acts through the real HTTP API, as the courier app would.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AccessSession, AlarmType, SessionAlarm } from '../core/access-session.ts';
+import type { Coverage } from '../core/observation-watchdog.ts';
+import { systemClock } from '../protocol/system-clock.ts';
+import { SimHome } from '../devices/index.ts';
+import { verifyEd25519 } from '../server/keys.ts';
+import {
+  createDemoDelivery,
+  DEMO_DOORSTEP,
+  seedDemo,
+  type DemoCredentials,
+} from '../server/seed.ts';
+import { startSystem, type RunningSystem } from '../server/system.ts';
+import type { SessionView } from '../server/session-orchestrator.ts';
+
+/** Timings for scenarios: the production shape, shortened so a scenario takes seconds. */
+export const SCENARIO_TIMING = {
+  watchdog: { silenceMs: 1_250, freezeMs: 2_500 },
+  session: {
+    armingTimeoutMs: 5_000,
+    unlockTimeoutMs: 5_000,
+    relockTimeoutMs: 2_500,
+    verifyTimeoutMs: 4_000,
+    relockGiveUpMs: 60_000,
+  },
+} as const;
+
+export interface WorldOptions {
+  /** Data directory; a temporary one (deleted on close) when omitted. */
+  readonly dataDir?: string;
+  /** The door may stay unlocked this long; the lock relocks itself after it, ms. */
+  readonly maxOpenMs?: number;
+}
+
+/** One HTTP answer: status and parsed body. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+export class ScenarioWorld {
+  readonly alarms: { alarm: SessionAlarm; sessionId: string }[] = [];
+  private courierToken = '';
+  private offEvents: (() => void) | null = null;
+
+  private constructor(
+    readonly sys: RunningSystem,
+    readonly home: SimHome,
+    readonly creds: DemoCredentials,
+    private readonly dataDir: string,
+    private readonly tempDir: boolean,
+    readonly maxOpenMs: number,
+  ) {}
+
+  static async create(opts: WorldOptions = {}): Promise<ScenarioWorld> {
+    const tempDir = opts.dataDir === undefined;
+    const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'threshold-scenario-'));
+    const sys = await startSystem({
+      dataDir,
+      port: 0,
+      mqttPort: 0,
+      watchdog: SCENARIO_TIMING.watchdog,
+      timing: SCENARIO_TIMING.session,
+    });
+    try {
+      const maxOpenMs = opts.maxOpenMs ?? 60_000;
+      const creds = await seedDemo(sys, dataDir, {
+        credentialsFile: join(dataDir, 'scenario-credentials.json'),
+      });
+      const home = new SimHome({
+        brokerUrl: sys.brokerUrl,
+        homeId: creds.homeId,
+        devices: {
+          lock: { id: creds.devices.lock.id, key: creds.devices.lock.secret },
+          doorSensor: { id: creds.devices.doorSensor.id, key: creds.devices.doorSensor.secret },
+          camera: { id: creds.devices.camera.id, key: creds.devices.camera.secret },
+        },
+        clock: systemClock,
+      });
+      await home.start();
+      const world = new ScenarioWorld(sys, home, creds, dataDir, tempDir, maxOpenMs);
+      world.offEvents = sys.events.subscribe((e) => {
+        if (e.type === 'alarm') world.alarms.push({ alarm: e.alarm, sessionId: e.sessionId });
+      });
+      await world.signInCourier();
+      // The server has heard every device before the courier arrives.
+      await world.waitFor(
+        () => {
+          const ids = [creds.devices.lock.id, creds.devices.doorSensor.id, creds.devices.camera.id];
+          return ids.every((id) => sys.gateway.liveStatus(id)?.state != null);
+        },
+        10_000,
+        'every device reported its state',
+      );
+      return world;
+    } catch (err) {
+      await sys.close();
+      throw err;
+    }
+  }
+
+  /** A new delivery for the courier, due now, with this world's maxOpenMs. */
+  async newDelivery(): Promise<string> {
+    const now = this.sys.clock.now();
+    const d = await createDemoDelivery(
+      this.sys,
+      this.creds.homeId,
+      this.creds.doorId,
+      this.creds.carrier.id,
+      this.creds.courier.id,
+      now - 60_000,
+      3_600_000,
+      this.maxOpenMs,
+    );
+    return d.id;
+  }
+
+  private async signInCourier(): Promise<void> {
+    const r = await this.http(
+      'POST',
+      '/api/auth/sign-in',
+      { username: this.creds.courier.username, password: this.creds.courier.password },
+      false,
+    );
+    if (r.status !== 200) throw new Error(`courier sign-in failed: ${r.status}`);
+    this.courierToken = String(r.body.token);
+  }
+
+  /** Calls the API as the courier. */
+  async http(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    auth = true,
+  ): Promise<HttpAnswer> {
+    const res = await fetch(`${this.sys.url}${path}`, {
+      method,
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(auth ? { authorization: `Bearer ${this.courierToken}` } : {}),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  }
+
+  /** "I'm at the door", from the doorstep. */
+  requestAccess(
+    deliveryId: string,
+    position: { lat: number; lon: number; accuracyM: number } | null = DEMO_DOORSTEP,
+  ): Promise<HttpAnswer> {
+    return this.http('POST', `/api/courier/deliveries/${deliveryId}/access`, { position });
+  }
+
+  /** "Door closed — lock". */
+  requestRelock(sessionId: string): Promise<HttpAnswer> {
+    return this.http('POST', `/api/courier/sessions/${sessionId}/relock`, {});
+  }
+
+  /** The courier walks in, leaves the parcel and walks out; the door closes behind. */
+  async dropParcel(): Promise<void> {
+    this.home.doorSensor.open();
+    this.home.camera.setPerson(true);
+    await sleep(800);
+    this.home.camera.setPerson(false);
+    this.home.doorSensor.close();
+    await sleep(600);
+  }
+
+  async session(sessionId: string): Promise<SessionView> {
+    const v = await this.sys.orchestrator.view(sessionId);
+    if (!v) throw new Error(`no session ${sessionId}`);
+    return v;
+  }
+
+  /** Polls until `pred` holds; throws with `what` after `timeoutMs`. */
+  async waitFor(
+    pred: () => boolean | Promise<boolean>,
+    timeoutMs: number,
+    what: string,
+  ): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!(await pred())) {
+      if (Date.now() > end)
+        throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+      await sleep(25);
+    }
+  }
+
+  async waitForState(
+    sessionId: string,
+    states: readonly AccessSession['state'][],
+    timeoutMs: number,
+  ): Promise<SessionView> {
+    await this.waitFor(
+      async () => states.includes((await this.session(sessionId)).state),
+      timeoutMs,
+      `the session is ${states.join(' or ')}`,
+    );
+    return this.session(sessionId);
+  }
+
+  async waitForAlarm(sessionId: string, type: AlarmType, timeoutMs: number): Promise<SessionAlarm> {
+    await this.waitFor(
+      () => this.alarms.some((a) => a.sessionId === sessionId && a.alarm.type === type),
+      timeoutMs,
+      `alarm ${type}`,
+    );
+    return this.alarms.find((a) => a.sessionId === sessionId && a.alarm.type === type)!.alarm;
+  }
+
+  /** Verifies the whole stored audit chain against the server's key. */
+  async auditVerified(): Promise<{ ok: boolean; firstBreak: string | null }> {
+    const v = await this.sys.audit.verify(verifyEd25519);
+    return { ok: v.ok, firstBreak: v.firstBreak?.message ?? null };
+  }
+
+  async close(): Promise<void> {
+    this.offEvents?.();
+    await this.home.stop();
+    await this.sys.close();
+    if (this.tempDir) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Coverage as reported: ratio rounded to 4 places, gaps relative to the session start. */
+export function reportCoverage(
+  c: Coverage,
+  origin: number,
+): { coverage: number; gaps: { startMs: number; endMs: number | null; cause: string }[] } {
+  return {
+    coverage: Math.round(c.ratio * 10_000) / 10_000,
+    gaps: c.gaps.map((g) => ({
+      startMs: g.startMs - origin,
+      endMs: g.endMs === null ? null : g.endMs - origin,
+      cause: g.cause,
+    })),
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * freeze — the picture freezes while the camera keeps sending heartbeats (a camera that is
+ * compromised or wedged, showing a closed door for ever).
+ *
+ * Given a delivery in progress with the parcel dropped and the door closed,
+ * when the camera keeps its heartbeats going but the frame never changes,
+ * then `observation-frozen` is raised, the lock is relocked and confirms, a second "open" is
+ * refused, the session ends aborted with a frozen gap, and the audit log verifies.
+ */
+import type { Scenario } from '../scenario.ts';
+
+export const freeze: Scenario = {
+  name: 'freeze',
+  expected:
+    'observation-frozen, lock relocked, re-unlock refused, coverage < 1 with a frozen gap, audit verified',
+  async story({ world, expect }) {
+    const deliveryId = await world.newDelivery();
+    const access = await world.requestAccess(deliveryId);
+    expect.that(access.status === 200, `the door opens for the courier (HTTP ${access.status})`);
+    const sessionId = (access.body.session as { id: string } | undefined)?.id;
+    if (!sessionId) return { session: null };
+    await world.dropParcel();
+
+    world.home.camera.freeze();
+    const alarm = await world.waitForAlarm(sessionId, 'observation-frozen', 8_000);
+    const detectionMs = alarm.atMs - alarm.sinceMs;
+    const relocked = await world
+      .waitFor(
+        async () => (await world.session(sessionId)).lockConfirmedAt !== null,
+        5_000,
+        'the lock confirms it locked',
+      )
+      .then(
+        () => true,
+        () => false,
+      );
+    expect.that(relocked, 'the lock was commanded locked and confirmed it');
+    const s1 = await world.session(sessionId);
+    const relockMs = s1.lockConfirmedAt !== null ? s1.lockConfirmedAt - alarm.atMs : null;
+
+    const again = await world.requestAccess(deliveryId);
+    const code = (again.body.error as { code?: string } | undefined)?.code ?? null;
+    expect.that(
+      again.status >= 400 && again.status < 500,
+      `the second "open" is refused (HTTP ${again.status} ${code})`,
+    );
+    expect.that(world.home.lock.bolt() === 'locked', 'the door stays locked');
+
+    const done = await world.waitForState(sessionId, ['completed', 'aborted', 'refused'], 10_000);
+    expect.that(done.state === 'aborted', `the session is aborted (was ${done.state})`);
+    expect.that(done.coverage.ratio < 1, `coverage is below 1 (${done.coverage.ratio})`);
+    expect.that(
+      done.coverage.gaps.some((g) => g.cause === 'frozen'),
+      'a frozen gap is listed',
+    );
+    return {
+      session: done,
+      extra: { detectionMs, relockMs, reunlock: { status: again.status, code } },
+    };
+  },
+};

@@ -1,0 +1,123 @@
+/**
+ * HTTP request and response schemas of the JSON API (TypeBox). Fastify validates requests with
+ * them, the OpenAPI description at /docs is generated from them, and the web app imports their
+ * static types: one definition each.
+ *
+ * Every object schema refuses unknown fields, and no type is coerced: `"1"` is not a number.
+ */
+import { Type, type Static } from 'typebox';
+import { ID_PATTERN } from './topics.ts';
+
+const strict = { additionalProperties: false } as const;
+
+export const Id = Type.String({
+  pattern: ID_PATTERN,
+  description: 'Lower-case id: letters, digits, dashes.',
+});
+const TimeMs = Type.Integer({
+  minimum: 0,
+  maximum: 7_258_118_400_000,
+  description: 'ms since the Unix epoch',
+});
+
+/** The body of every 4xx/5xx answer. `code` is machine-readable and stable. */
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String(),
+      message: Type.String(),
+      detail: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    }),
+  },
+  { $id: 'ErrorResponse' },
+);
+export type ErrorResponseBody = Static<typeof ErrorResponse>;
+
+export const SignInRequest = Type.Object(
+  {
+    username: Type.String({ minLength: 1, maxLength: 64 }),
+    password: Type.String({ minLength: 1, maxLength: 256 }),
+  },
+  strict,
+);
+
+export const PrincipalView = Type.Object({
+  id: Type.String(),
+  role: Type.Union([
+    Type.Literal('owner'),
+    Type.Literal('member'),
+    Type.Literal('guest'),
+    Type.Literal('courier'),
+    Type.Literal('carrier'),
+  ]),
+  displayName: Type.String(),
+  homeId: Type.Union([Type.String(), Type.Null()]),
+  carrierId: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const SignInResponse = Type.Object({
+  principal: PrincipalView,
+  /** Also set as an HttpOnly cookie; send it as `Authorization: Bearer <token>` from scripts. */
+  token: Type.String(),
+  expiresAt: TimeMs,
+});
+
+export const Position = Type.Object(
+  {
+    lat: Type.Number({ minimum: -90, maximum: 90 }),
+    lon: Type.Number({ minimum: -180, maximum: 180 }),
+    accuracyM: Type.Number({ minimum: 0, maximum: 100_000 }),
+  },
+  strict,
+);
+
+export const AccessRequestBody = Type.Object(
+  { position: Type.Union([Position, Type.Null()]) },
+  strict,
+);
+
+export const CreateDeliveryRequest = Type.Object(
+  {
+    homeId: Id,
+    doorId: Type.Optional(Id),
+    packageRef: Type.String({ minLength: 1, maxLength: 128 }),
+    windowStart: TimeMs,
+    windowEnd: TimeMs,
+    courierId: Type.Optional(Id),
+  },
+  strict,
+);
+
+export const RemoteLockRequest = Type.Object(
+  {
+    action: Type.Union([Type.Literal('lock'), Type.Literal('unlock')]),
+    /** Unlock needs an explicit confirmation. */
+    confirm: Type.Optional(Type.Boolean()),
+  },
+  strict,
+);
+
+export const EmptyBody = Type.Object({}, strict);
+
+export const DeliveryParams = Type.Object({ deliveryId: Id }, strict);
+export const SessionParams = Type.Object({ sessionId: Id }, strict);
+export const HomeParams = Type.Object({ homeId: Id }, strict);
+export const DoorParams = Type.Object({ homeId: Id, doorId: Id }, strict);
+export const FrameParams = Type.Object(
+  { sessionId: Id, seq: Type.String({ pattern: '^[0-9]{1,6}$' }) },
+  strict,
+);
+export const AuditQuery = Type.Object(
+  {
+    sessionId: Type.Optional(Id),
+    from: Type.Optional(
+      Type.String({ pattern: '^[0-9]{1,15}$', description: 'ms since the epoch' }),
+    ),
+    to: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'ms since the epoch' })),
+  },
+  strict,
+);
+
+export type SignInRequestBody = Static<typeof SignInRequest>;
+export type CreateDeliveryRequestBody = Static<typeof CreateDeliveryRequest>;
+export type AccessRequestBodyType = Static<typeof AccessRequestBody>;

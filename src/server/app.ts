@@ -1,0 +1,174 @@
+/**
+ * `createApp(deps)` builds the Fastify app without listening: the entry point listens, tests
+ * call `app.inject()`. Routes live in ./routes by resource; they are thin, and call the
+ * orchestrator, the authenticator and the store.
+ *
+ * Every error answer has the body `{ "error": { "code", "message", "detail"? } }` with a code
+ * from the one catalogue (core/errors.ts) and its HTTP status.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import cookie from '@fastify/cookie';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyBaseLogger } from 'fastify';
+import type { Clock } from '../core/clock.ts';
+import { ERROR_CATALOGUE, ThresholdError, httpStatusOf, type ErrorCode } from '../core/errors.ts';
+import { ErrorResponse } from '../protocol/http.ts';
+import type { Store } from '../store/index.ts';
+import type { AuditLog } from './audit-log.ts';
+import type { Authenticator } from './auth.ts';
+import type { ClipStore } from './clip-store.ts';
+import type { DeviceGateway } from './device-gateway.ts';
+import type { EventBus } from './event-bus.ts';
+import { authRoutes } from './routes/auth-routes.ts';
+import { carrierRoutes } from './routes/carrier-routes.ts';
+import { courierRoutes } from './routes/courier-routes.ts';
+import { eventRoutes } from './routes/event-routes.ts';
+import { homeRoutes } from './routes/home-routes.ts';
+import { sessionRoutes } from './routes/session-routes.ts';
+import type { SessionOrchestrator } from './session-orchestrator.ts';
+
+/** Everything the HTTP app needs; no container, just arguments. */
+export interface AppDeps {
+  readonly store: Store;
+  readonly orchestrator: SessionOrchestrator;
+  readonly gateway: DeviceGateway;
+  readonly auth: Authenticator;
+  readonly audit: AuditLog;
+  readonly clips: ClipStore;
+  readonly events: EventBus;
+  readonly clock: Clock;
+  /** Set the Secure flag on cookies (behind HTTPS). */
+  readonly secureCookies?: boolean;
+  /** Where request errors and server events are logged; none when omitted. */
+  readonly logger?: FastifyBaseLogger;
+  /** Extra counters for /api/stats (e.g. the embedded broker's refusals). */
+  readonly extraStats?: () => Record<string, unknown>;
+}
+
+/** Largest accepted request body, bytes. */
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+export type App = FastifyInstance<
+  Server,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+function errorBody(code: ErrorCode, message?: string, detail?: Readonly<Record<string, unknown>>) {
+  return {
+    error: {
+      code,
+      message: message ?? ERROR_CATALOGUE[code].message,
+      ...(detail ? { detail } : {}),
+    },
+  };
+}
+
+/** Maps an error of any origin to a catalogue code. */
+function classify(err: FastifyError | ThresholdError | Error): {
+  code: ErrorCode;
+  message?: string;
+  detail?: Record<string, unknown>;
+} {
+  if (err instanceof ThresholdError) {
+    return {
+      code: err.code,
+      message: err.message,
+      ...(err.detail ? { detail: { ...err.detail } } : {}),
+    };
+  }
+  const fe = err as FastifyError;
+  if (fe.validation) {
+    return {
+      code: 'request.invalid',
+      message:
+        `${fe.validationContext ?? 'request'}${fe.validation[0]?.instancePath ?? ''} ${fe.validation[0]?.message ?? 'is invalid'}`.trim(),
+      detail: {
+        issues: fe.validation
+          .slice(0, 5)
+          .map((v) => ({ path: v.instancePath, message: v.message, params: v.params })),
+      },
+    };
+  }
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { code: 'request.too-large', detail: { limitBytes: BODY_LIMIT_BYTES } };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { code: 'request.unsupported-media-type' };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { code: 'request.invalid', message: 'The body is not valid JSON.' };
+    default:
+      break;
+  }
+  if (err instanceof SyntaxError)
+    return { code: 'request.invalid', message: 'The body is not valid JSON.' };
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { code: 'request.invalid', message: fe.message };
+  }
+  return { code: 'internal.error' };
+}
+
+export async function createApp(deps: AppDeps): Promise<App> {
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Unknown fields are refused, not silently stripped; "1" is not a number.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addSchema(ErrorResponse);
+  await app.register(cookie);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Threshold API',
+        description:
+          'Owner, courier and carrier API of Threshold. Errors: `{ error: { code, message } }`.',
+        version: '0.1.0',
+      },
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'A sign-in token, or a carrier API key (thk_…).',
+          },
+          cookie: { type: 'apiKey', in: 'cookie', name: 'threshold_session' },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const c = classify(err);
+    const status = httpStatusOf(c.code);
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    void reply.status(status).send(errorBody(c.code, c.message, c.detail));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply
+      .status(404)
+      .send(
+        errorBody('request.not-found', `No route ${req.method} ${req.url.split('?')[0] ?? ''}.`),
+      );
+  });
+
+  app.get('/api/health', { schema: { tags: ['system'], summary: 'Liveness' } }, () => ({
+    ok: true,
+  }));
+
+  await app.register(authRoutes(deps));
+  await app.register(homeRoutes(deps));
+  await app.register(sessionRoutes(deps));
+  await app.register(courierRoutes(deps));
+  await app.register(carrierRoutes(deps));
+  await app.register(eventRoutes(deps));
+  return app;
+}

@@ -1,0 +1,113 @@
+/**
+ * Authentication: argon2id password hashes, sign-in sessions and carrier API keys.
+ *
+ * Sign-in tokens and API keys are 256-bit random values shown once; the store keeps only their
+ * SHA-256, so a copy of the database lets nobody sign in.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { hash, verify } from '@node-rs/argon2';
+import type { Clock } from '../core/clock.ts';
+import { problem, refuse, ok, type Result } from '../core/errors.ts';
+import type { Principal } from '../core/model.ts';
+import type { Store } from '../store/index.ts';
+
+/** OWASP's argon2id recommendation (m=19 MiB, t=2, p=1). */
+const ARGON2_OPTIONS = {
+  // Algorithm.Argon2id: the enum is an ambient const enum, unreadable under verbatimModuleSyntax.
+  algorithm: 2 as const,
+  memoryCost: 19_456,
+  timeCost: 2,
+  parallelism: 1,
+} as const;
+
+/** A sign-in lasts this long, ms. */
+export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
+
+/** Prefix of carrier API keys, so a leaked key is recognisable in logs and scanners. */
+export const API_KEY_PREFIX = 'thk_';
+
+export function hashPassword(password: string): Promise<string> {
+  return hash(password, ARGON2_OPTIONS);
+}
+
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** A password hash of a password nobody has, so unknown users cost as much as known ones. */
+let dummyHash: Promise<string> | null = null;
+
+export class Authenticator {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Checks a user name and password; on success opens a sign-in session. */
+  async signIn(
+    username: string,
+    password: string,
+  ): Promise<Result<{ principal: Principal; token: string; expiresAt: number }>> {
+    const found = await this.store.principals.getByUsername(username);
+    dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
+    const stored = found?.passwordHash ?? (await dummyHash);
+    const good = await verify(stored, password).catch(() => false);
+    if (!found || !good) return refuse(problem('auth.invalid-credentials'));
+    const token = randomBytes(32).toString('base64url');
+    const now = this.clock.now();
+    const expiresAt = now + SESSION_TTL_MS;
+    await this.store.principals.createAuthSession({
+      tokenHash: tokenHash(token),
+      principalId: found.principal.id,
+      createdAt: now,
+      expiresAt,
+    });
+    return ok({ principal: found.principal, token, expiresAt });
+  }
+
+  /** The principal a sign-in token belongs to, or why not. */
+  async principalForToken(token: string): Promise<Result<Principal>> {
+    const s = await this.store.principals.getAuthSession(tokenHash(token));
+    if (!s) return refuse(problem('auth.required'));
+    if (s.expiresAt <= this.clock.now()) {
+      await this.store.principals.deleteAuthSession(tokenHash(token));
+      return refuse(problem('auth.session-expired'));
+    }
+    const p = await this.store.principals.get(s.principalId);
+    return p ? ok(p) : refuse(problem('auth.required'));
+  }
+
+  async signOut(token: string): Promise<void> {
+    await this.store.principals.deleteAuthSession(tokenHash(token));
+  }
+
+  /** Creates an API key for a carrier; the key itself is returned once and never stored. */
+  async createApiKey(carrierId: string): Promise<{ id: string; key: string }> {
+    const key = `${API_KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const id = `key-${randomBytes(6).toString('hex')}`;
+    await this.store.principals.createApiKey({
+      id,
+      carrierId,
+      keyHash: tokenHash(key),
+      createdAt: this.clock.now(),
+    });
+    return { id, key };
+  }
+
+  /** The carrier an API key belongs to, as a principal of role `carrier`. */
+  async principalForApiKey(key: string): Promise<Result<Principal>> {
+    const k = await this.store.principals.findApiKeyByHash(tokenHash(key));
+    if (!k || k.revokedAt !== null)
+      return refuse(problem('auth.required', 'Unknown or revoked API key.'));
+    const carrier = await this.store.principals.getCarrier(k.carrierId);
+    if (!carrier) return refuse(problem('auth.required', 'Unknown or revoked API key.'));
+    await this.store.principals.touchApiKey(k.id, this.clock.now());
+    return ok({
+      id: carrier.id,
+      role: 'carrier',
+      displayName: carrier.name,
+      homeId: null,
+      carrierId: carrier.id,
+    });
+  }
+}

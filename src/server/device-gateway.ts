@@ -1,0 +1,366 @@
+/**
+ * The server's side of the device protocol: one MQTT client that receives every device's
+ * messages, validates and authenticates them, keeps each device's live status, and sends
+ * signed commands and waits for their replies.
+ *
+ * Nothing a device sends is acted on before it passes, in order: a Threshold topic on an up
+ * channel; a registered device of the home named in the topic; the channel's schema (size,
+ * JSON, shape); the MAC (device key; session key for heartbeats, checked by the caller's
+ * watchdog); and for states and events, a device time or sequence that moves forward. Anything
+ * else is dropped and counted by reason, and logged.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Clock } from '../core/clock.ts';
+import type { DeviceKind } from '../core/model.ts';
+import { deriveDeviceKey, deriveSessionKey, sign, verifyMac } from '../protocol/device-auth.ts';
+import {
+  decodePayload,
+  type CommandActionName,
+  type CommandMessage,
+  type DeviceEventMessage,
+  type DeviceStateMessage,
+  type FrameMessage,
+  type HeartbeatMessage,
+  type ReplyMessage,
+} from '../protocol/device-messages.ts';
+import {
+  deviceTopic,
+  isUpChannel,
+  parseDeviceTopic,
+  SERVER_SUBSCRIPTION,
+} from '../protocol/topics.ts';
+
+/** A device the gateway knows. */
+export interface RegisteredDevice {
+  readonly id: string;
+  readonly homeId: string;
+  readonly kind: DeviceKind;
+}
+
+/** What the server currently knows of a device. Stale is reported as stale, never hidden. */
+export interface DeviceLiveStatus {
+  readonly deviceId: string;
+  readonly homeId: string;
+  readonly kind: DeviceKind;
+  /** From the device's retained availability and its last will. */
+  readonly online: boolean;
+  /** Server time of the last valid message, or null. */
+  readonly lastSeenAt: number | null;
+  /** Server time the device went offline, or null while online. */
+  readonly offlineSince: number | null;
+  /** The last valid state report, or null. */
+  readonly state: DeviceStateMessage | null;
+}
+
+export type DropReason =
+  | 'bad-topic'
+  | 'unknown-device'
+  | 'wrong-home'
+  | 'too-large'
+  | 'not-json'
+  | 'schema'
+  | 'kind-mismatch'
+  | 'bad-mac'
+  | 'replayed'
+  | 'unknown-reply';
+
+/** Receives what passed the gateway's checks. */
+export interface DeviceGatewayListener {
+  onState?(device: RegisteredDevice, state: DeviceStateMessage): void;
+  onEvent?(device: RegisteredDevice, event: DeviceEventMessage): void;
+  /** The heartbeat's MAC is checked here with the session key its `sessionId` names. */
+  onHeartbeat?(device: RegisteredDevice, hb: HeartbeatMessage, macValid: boolean): void;
+  onFrame?(device: RegisteredDevice, frame: FrameMessage, jpeg: Buffer): void;
+  onAvailability?(device: RegisteredDevice, online: boolean): void;
+  onDrop?(reason: DropReason, topic: string, detail: string): void;
+}
+
+export interface DeviceGatewayOptions {
+  readonly credentials: { readonly username: string; readonly password: string };
+  readonly masterKey: Uint8Array;
+  readonly clock: Clock;
+  readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+  /** How long a command stays valid, ms. */
+  readonly commandTtlMs?: number;
+}
+
+export interface CommandOptions {
+  readonly sessionId?: string;
+  readonly relockAfterMs?: number;
+  /** How long to wait for the reply, ms (default: the command's TTL). */
+  readonly timeoutMs?: number;
+}
+
+export type CommandOutcome =
+  | { readonly status: 'ok'; readonly reply: ReplyMessage; readonly commandId: string }
+  | { readonly status: 'error'; readonly reply: ReplyMessage; readonly commandId: string }
+  | { readonly status: 'timeout' | 'not-sent'; readonly commandId: string };
+
+const STATE_KIND: Record<DeviceStateMessage['kind'], DeviceKind> = {
+  lock: 'lock',
+  'door-sensor': 'door-sensor',
+  camera: 'camera',
+};
+
+export class DeviceGateway {
+  private client: MqttClient | null = null;
+  private readonly devices = new Map<string, RegisteredDevice>();
+  private readonly keys = new Map<string, Buffer>();
+  private readonly status = new Map<string, DeviceLiveStatus>();
+  private readonly lastStateClock = new Map<string, { at: number; seq: number }>();
+  private readonly lastEventClock = new Map<string, { at: number; seq: number }>();
+  private readonly waiting = new Map<
+    string,
+    { deviceId: string; resolve: (o: CommandOutcome) => void; cancel: () => void }
+  >();
+  private readonly listeners: DeviceGatewayListener[] = [];
+  private readonly dropCounts = new Map<DropReason, number>();
+  private readonly ttlMs: number;
+
+  constructor(private readonly opts: DeviceGatewayOptions) {
+    this.ttlMs = opts.commandTtlMs ?? 10_000;
+  }
+
+  /** Adds (or replaces) a device the gateway accepts messages from. */
+  register(device: RegisteredDevice): void {
+    this.devices.set(device.id, device);
+    this.keys.set(device.id, deriveDeviceKey(this.opts.masterKey, device.id));
+    if (!this.status.has(device.id)) {
+      this.status.set(device.id, {
+        deviceId: device.id,
+        homeId: device.homeId,
+        kind: device.kind,
+        online: false,
+        lastSeenAt: null,
+        offlineSince: null,
+        state: null,
+      });
+    }
+  }
+
+  /** The device, if registered (the broker's lookup uses this too). */
+  device(id: string): RegisteredDevice | undefined {
+    return this.devices.get(id);
+  }
+
+  addListener(l: DeviceGatewayListener): void {
+    this.listeners.push(l);
+  }
+
+  /** Connects to the broker at `brokerUrl` and subscribes; resolves once subscribed. */
+  async start(brokerUrl: string): Promise<void> {
+    const client = await mqtt.connectAsync(brokerUrl, {
+      username: this.opts.credentials.username,
+      password: this.opts.credentials.password,
+      clientId: `${this.opts.credentials.username}-${randomUUID()}`,
+      clean: true,
+      reconnectPeriod: 1_000,
+      connectTimeout: 10_000,
+      protocolVersion: 4,
+    });
+    this.client = client;
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('error', (err) =>
+      this.opts.logger?.warn({ err: err.message }, 'broker client error'),
+    );
+    await client.subscribeAsync(SERVER_SUBSCRIPTION, { qos: 1 });
+  }
+
+  async stop(): Promise<void> {
+    for (const [id, w] of this.waiting) {
+      w.cancel();
+      w.resolve({ status: 'timeout', commandId: id });
+    }
+    this.waiting.clear();
+    const c = this.client;
+    this.client = null;
+    if (c) await c.endAsync(true);
+  }
+
+  /** Live status of one device. */
+  liveStatus(deviceId: string): DeviceLiveStatus | undefined {
+    return this.status.get(deviceId);
+  }
+
+  /** Counts of dropped messages by reason. */
+  drops(): Record<string, number> {
+    return Object.fromEntries(this.dropCounts);
+  }
+
+  private drop(reason: DropReason, topic: string, detail: string): void {
+    this.dropCounts.set(reason, (this.dropCounts.get(reason) ?? 0) + 1);
+    this.opts.logger?.warn(
+      { reason, topic: topic.slice(0, 200), detail: detail.slice(0, 200) },
+      'device message dropped',
+    );
+    for (const l of this.listeners) l.onDrop?.(reason, topic, detail);
+  }
+
+  private seen(deviceId: string, patch: Partial<DeviceLiveStatus>): void {
+    const prev = this.status.get(deviceId);
+    if (!prev) return;
+    this.status.set(deviceId, { ...prev, lastSeenAt: this.opts.clock.now(), ...patch });
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    try {
+      this.handle(topic, payload);
+    } catch (err) {
+      // A listener's bug must not take the gateway down; the message counts as dropped.
+      this.opts.logger?.warn(
+        { err: err instanceof Error ? err.message : String(err), topic },
+        'device message handler failed',
+      );
+    }
+  }
+
+  private handle(topic: string, payload: Buffer): void {
+    const t = parseDeviceTopic(topic);
+    if (t === null || !isUpChannel(t.channel))
+      return this.drop('bad-topic', topic, 'not a device up topic');
+    const device = this.devices.get(t.deviceId);
+    if (!device) return this.drop('unknown-device', topic, t.deviceId);
+    if (device.homeId !== t.homeId) return this.drop('wrong-home', topic, t.homeId);
+    const key = this.keys.get(device.id);
+    if (!key) return this.drop('unknown-device', topic, t.deviceId);
+
+    switch (t.channel) {
+      case 'availability': {
+        const d = decodePayload('availability', payload);
+        if (!d.ok) return this.drop(d.reason, topic, d.detail);
+        const now = this.opts.clock.now();
+        const prev = this.status.get(device.id);
+        this.seen(device.id, {
+          online: d.message.online,
+          offlineSince: d.message.online ? null : (prev?.offlineSince ?? now),
+          ...(d.message.online ? {} : { lastSeenAt: prev?.lastSeenAt ?? null }),
+        });
+        for (const l of this.listeners) l.onAvailability?.(device, d.message.online);
+        return;
+      }
+      case 'state': {
+        const d = decodePayload('state', payload);
+        if (!d.ok) return this.drop(d.reason, topic, d.detail);
+        const msg = d.message;
+        if (STATE_KIND[msg.kind] !== device.kind)
+          return this.drop('kind-mismatch', topic, msg.kind);
+        if (!verifyMac(key, topic, msg)) return this.drop('bad-mac', topic, 'state');
+        if (!this.moveForward(this.lastStateClock, device.id, msg.at, msg.seq)) {
+          return this.drop('replayed', topic, `state seq ${msg.seq}`);
+        }
+        this.seen(device.id, { state: msg, online: true, offlineSince: null });
+        for (const l of this.listeners) l.onState?.(device, msg);
+        return;
+      }
+      case 'event': {
+        const d = decodePayload('event', payload);
+        if (!d.ok) return this.drop(d.reason, topic, d.detail);
+        if (!verifyMac(key, topic, d.message)) return this.drop('bad-mac', topic, 'event');
+        if (!this.moveForward(this.lastEventClock, device.id, d.message.at, d.message.seq)) {
+          return this.drop('replayed', topic, `event seq ${d.message.seq}`);
+        }
+        this.seen(device.id, {});
+        for (const l of this.listeners) l.onEvent?.(device, d.message);
+        return;
+      }
+      case 'heartbeat': {
+        const d = decodePayload('heartbeat', payload);
+        if (!d.ok) return this.drop(d.reason, topic, d.detail);
+        if (device.kind !== 'camera')
+          return this.drop('kind-mismatch', topic, 'heartbeat from a non-camera');
+        const macValid = verifyMac(deriveSessionKey(key, d.message.sessionId), topic, d.message);
+        if (macValid) this.seen(device.id, {});
+        for (const l of this.listeners) l.onHeartbeat?.(device, d.message, macValid);
+        return;
+      }
+      case 'frame': {
+        const d = decodePayload('frame', payload);
+        if (!d.ok) return this.drop(d.reason, topic, d.detail);
+        if (device.kind !== 'camera')
+          return this.drop('kind-mismatch', topic, 'frame from a non-camera');
+        const jpeg = Buffer.from(d.message.jpeg, 'base64');
+        for (const l of this.listeners) l.onFrame?.(device, d.message, jpeg);
+        return;
+      }
+      case 'reply': {
+        const d = decodePayload('reply', payload);
+        if (!d.ok) return this.drop(d.reason, topic, d.detail);
+        if (!verifyMac(key, topic, d.message)) return this.drop('bad-mac', topic, 'reply');
+        const w = this.waiting.get(d.message.id);
+        if (!w || w.deviceId !== device.id) return this.drop('unknown-reply', topic, d.message.id);
+        this.waiting.delete(d.message.id);
+        w.cancel();
+        this.seen(device.id, {});
+        w.resolve({ status: d.message.status, reply: d.message, commandId: d.message.id });
+        return;
+      }
+    }
+  }
+
+  /** Device time (then sequence) must move forward, so an old signed report cannot be replayed. */
+  private moveForward(
+    map: Map<string, { at: number; seq: number }>,
+    id: string,
+    at: number,
+    seq: number,
+  ): boolean {
+    const last = map.get(id);
+    if (last && (at < last.at || (at === last.at && seq <= last.seq))) return false;
+    map.set(id, { at, seq });
+    return true;
+  }
+
+  /**
+   * Sends a signed command and resolves with the device's reply, or `timeout`. Never rejects:
+   * a lost command is an expected outcome the caller handles.
+   */
+  async command(
+    deviceId: string,
+    action: CommandActionName,
+    options: CommandOptions = {},
+  ): Promise<CommandOutcome> {
+    const device = this.devices.get(deviceId);
+    const key = this.keys.get(deviceId);
+    const id = randomUUID();
+    if (!device || !key || !this.client) return { status: 'not-sent', commandId: id };
+    const topic = deviceTopic(device.homeId, device.id, 'command');
+    const now = this.opts.clock.now();
+    const body: Omit<CommandMessage, 'mac'> = {
+      id,
+      nonce: randomBytes(18).toString('base64url'),
+      issuedAt: now,
+      expiresAt: now + this.ttlMs,
+      action,
+      ...(options.sessionId === undefined ? {} : { sessionId: options.sessionId }),
+      ...(options.relockAfterMs === undefined ? {} : { relockAfterMs: options.relockAfterMs }),
+    };
+    const msg = sign<CommandMessage>(key, topic, body);
+    const timeoutMs = options.timeoutMs ?? this.ttlMs;
+    const outcome = new Promise<CommandOutcome>((resolve) => {
+      const cancel = this.opts.clock.schedule(now + timeoutMs, () => {
+        this.waiting.delete(id);
+        resolve({ status: 'timeout', commandId: id });
+      });
+      this.waiting.set(id, {
+        deviceId,
+        resolve,
+        cancel: () => {
+          cancel();
+        },
+      });
+    });
+    try {
+      await this.client.publishAsync(topic, JSON.stringify(msg), { qos: 1 });
+    } catch (err) {
+      this.waiting.get(id)?.cancel();
+      this.waiting.delete(id);
+      this.opts.logger?.warn(
+        { err: err instanceof Error ? err.message : String(err), deviceId, action },
+        'command not sent',
+      );
+      return { status: 'not-sent', commandId: id };
+    }
+    return outcome;
+  }
+}

@@ -1,0 +1,72 @@
+/** Sign-in, sign-out and "who am I". */
+import type { FastifyPluginAsync } from 'fastify';
+import { Type } from 'typebox';
+import { PrincipalView, SignInRequest, SignInResponse } from '../../protocol/http.ts';
+import type { AppDeps } from '../app.ts';
+import {
+  credentialOf,
+  errorResponses,
+  principalOf,
+  SESSION_COOKIE,
+  unwrap,
+} from './route-helpers.ts';
+
+export const authRoutes =
+  (deps: AppDeps): FastifyPluginAsync =>
+  async (app) => {
+    app.post(
+      '/api/auth/sign-in',
+      {
+        schema: {
+          tags: ['auth'],
+          summary: 'Sign in with a user name and password',
+          body: SignInRequest,
+          response: { 200: SignInResponse, ...errorResponses },
+        },
+      },
+      async (req, reply) => {
+        const { username, password } = req.body as { username: string; password: string };
+        const r = await deps.auth.signIn(username, password);
+        if (!r.ok) {
+          await deps.audit.append({
+            kind: 'auth.sign-in-failed',
+            actor: { type: 'system', id: 'auth' },
+            subject: `user:${username.slice(0, 64)}`,
+            data: { ip: req.ip },
+          });
+        }
+        const v = unwrap(r);
+        void reply.setCookie(SESSION_COOKIE, v.token, {
+          httpOnly: true,
+          sameSite: 'strict',
+          path: '/',
+          secure: deps.secureCookies ?? false,
+          expires: new Date(v.expiresAt),
+        });
+        return { principal: v.principal, token: v.token, expiresAt: v.expiresAt };
+      },
+    );
+
+    app.post(
+      '/api/auth/sign-out',
+      { schema: { tags: ['auth'], summary: 'Sign out (ends this sign-in session)' } },
+      async (req, reply) => {
+        const token = credentialOf(req);
+        if (token) await deps.auth.signOut(token);
+        void reply.clearCookie(SESSION_COOKIE, { path: '/' });
+        return { ok: true };
+      },
+    );
+
+    app.get(
+      '/api/me',
+      {
+        schema: {
+          tags: ['auth'],
+          summary: 'The signed-in principal',
+          response: { 200: Type.Object({ principal: PrincipalView }), ...errorResponses },
+        },
+      },
+      async (req) => ({ principal: await principalOf(deps, req) }),
+    );
+  };

@@ -1,0 +1,111 @@
+/** The owner's home: status at a glance, and remote lock / unlock. */
+import type { FastifyPluginAsync } from 'fastify';
+import { HomeParams, DoorParams, RemoteLockRequest } from '../../protocol/http.ts';
+import type { Principal } from '../../core/model.ts';
+import type { AppDeps } from '../app.ts';
+import { homeStatus } from '../home-status.ts';
+import { errorResponses, fail, principalOf } from './route-helpers.ts';
+
+/** Remote unlock keeps the door open at most this long before the lock relocks itself, ms. */
+export const REMOTE_UNLOCK_RELOCK_MS = 5 * 60_000;
+
+/** The home of a household principal, if `homeId` is theirs; otherwise 404 (no leak). */
+export async function ownHome(deps: AppDeps, p: Principal, homeId: string) {
+  if (p.homeId !== homeId || (p.role !== 'owner' && p.role !== 'member')) fail('home.not-found');
+  const home = await deps.store.homes.getHome(homeId);
+  if (!home) fail('home.not-found');
+  return home;
+}
+
+export const homeRoutes =
+  (deps: AppDeps): FastifyPluginAsync =>
+  async (app) => {
+    app.get(
+      '/api/homes',
+      { schema: { tags: ['homes'], summary: 'The homes of the signed-in owner' } },
+      async (req) => {
+        const p = await principalOf(deps, req, ['owner', 'member']);
+        const home = p.homeId ? await deps.store.homes.getHome(p.homeId) : null;
+        return { homes: home ? [home] : [] };
+      },
+    );
+
+    app.get(
+      '/api/homes/:homeId',
+      {
+        schema: {
+          tags: ['homes'],
+          summary: 'Home at a glance: each door’s lock, door and camera; stale shown as unknown',
+          params: HomeParams,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['owner', 'member']);
+        const { homeId } = req.params as { homeId: string };
+        const home = await ownHome(deps, p, homeId);
+        const doors = await deps.store.homes.listDoors(home.id);
+        return homeStatus(home, doors, deps.gateway, deps.clock.now());
+      },
+    );
+
+    app.post(
+      '/api/homes/:homeId/doors/:doorId/command',
+      {
+        schema: {
+          tags: ['homes'],
+          summary: 'Remote lock or unlock (unlock needs "confirm": true)',
+          params: DoorParams,
+          body: RemoteLockRequest,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['owner', 'member']);
+        const { homeId, doorId } = req.params as { homeId: string; doorId: string };
+        const { action, confirm } = req.body as { action: 'lock' | 'unlock'; confirm?: boolean };
+        await ownHome(deps, p, homeId);
+        const door = await deps.store.homes.getDoor(doorId);
+        if (!door || door.homeId !== homeId) fail('door.not-found');
+        if (action === 'unlock' && confirm !== true) {
+          fail('request.invalid', 'Unlocking from afar needs "confirm": true.');
+        }
+        await deps.audit.append({
+          kind: 'remote.command',
+          actor: { type: 'principal', id: p.id },
+          subject: `door:${door.id}`,
+          data: { action },
+        });
+        const out = await deps.gateway.command(
+          door.lockDeviceId,
+          action,
+          action === 'unlock' ? { relockAfterMs: REMOTE_UNLOCK_RELOCK_MS } : {},
+        );
+        await deps.audit.append({
+          kind: 'command.outcome',
+          actor:
+            out.status === 'ok' || out.status === 'error'
+              ? { type: 'device', id: door.lockDeviceId }
+              : { type: 'system', id: 'gateway' },
+          subject: `door:${door.id}`,
+          data: { commandId: out.commandId, action, status: out.status },
+          ...(out.status === 'ok' || out.status === 'error' ? { deviceMac: out.reply.mac } : {}),
+        });
+        if (out.status === 'timeout' || out.status === 'not-sent')
+          fail('lock.offline', 'The lock did not answer.');
+        if (out.status === 'error')
+          fail(
+            out.reply.status === 'error' && out.reply.error.code === 'lock.jammed'
+              ? 'lock.jammed'
+              : 'lock.unconfirmed',
+          );
+        // The reply says the command was taken; the state comes from the lock's own report.
+        const doors = await deps.store.homes.listDoors(homeId);
+        const home = await ownHome(deps, p, homeId);
+        return {
+          command: { id: out.commandId, status: out.status },
+          status: homeStatus(home, doors, deps.gateway, deps.clock.now()),
+        };
+      },
+    );
+  };

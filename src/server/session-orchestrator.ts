@@ -1,0 +1,738 @@
+/**
+ * The session orchestrator drives access sessions: it takes courier requests, asks the core
+ * for the access decision, runs each session's state machine and observation watchdog, sends
+ * the commands the machine asks for, arms deadlines on the clock, and records every step in
+ * the store and the audit log.
+ *
+ * Each session's events are applied one at a time (a per-session queue), and each step is
+ * persisted and audited before its commands go out: what the server acts on is on record.
+ */
+import { randomUUID, createHash } from 'node:crypto';
+import { decideAccess, type AccessPolicy, DEFAULT_ACCESS_POLICY } from '../core/access-decision.ts';
+import {
+  createSession,
+  isTerminal,
+  step,
+  DEFAULT_SESSION_TIMING,
+  type AccessSession,
+  type SessionEffect,
+  type SessionEvent,
+  type SessionTiming,
+} from '../core/access-session.ts';
+import type { AuditActor } from '../core/audit-chain.ts';
+import type { Clock } from '../core/clock.ts';
+import { problem, type Problem, type Result, ok, refuse } from '../core/errors.ts';
+import type { Position } from '../core/geo.ts';
+import type { Principal } from '../core/model.ts';
+import {
+  DEFAULT_WATCHDOG_CONFIG,
+  ObservationWatchdog,
+  type Coverage,
+  type WatchdogConfig,
+} from '../core/observation-watchdog.ts';
+import type {
+  DeviceEventMessage,
+  DeviceStateMessage,
+  FrameMessage,
+  HeartbeatMessage,
+} from '../protocol/device-messages.ts';
+import type { Store } from '../store/index.ts';
+import type { AuditLog } from './audit-log.ts';
+import type { ClipStore } from './clip-store.ts';
+import type { DeviceGateway, DeviceGatewayListener, RegisteredDevice } from './device-gateway.ts';
+import type { EventBus } from './event-bus.ts';
+
+export interface OrchestratorOptions {
+  readonly store: Store;
+  readonly gateway: DeviceGateway;
+  readonly audit: AuditLog;
+  readonly clock: Clock;
+  readonly clips: ClipStore;
+  readonly events: EventBus;
+  readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+  readonly watchdog?: Partial<WatchdogConfig>;
+  readonly timing?: Partial<SessionTiming>;
+  readonly policy?: Partial<AccessPolicy>;
+}
+
+interface PendingFrame {
+  readonly frame: FrameMessage;
+  readonly jpeg: Buffer;
+}
+
+/** A session the orchestrator is running. */
+interface LiveSession {
+  session: AccessSession;
+  readonly watchdog: ObservationWatchdog;
+  cancelDeadline: (() => void) | null;
+  cancelWatch: (() => void) | null;
+  /** Frames waiting for a heartbeat to vouch for them, by digest (bounded). */
+  readonly pendingFrames: Map<string, PendingFrame>;
+  frameSeq: number;
+  /** Serialises this session's events. */
+  queue: Promise<void>;
+}
+
+/** The view of a session that the API returns. */
+export interface SessionView extends AccessSession {
+  readonly coverage: Coverage;
+}
+
+const MAX_PENDING_FRAMES = 16;
+
+const SYSTEM: AuditActor = { type: 'system', id: 'orchestrator' };
+
+export class SessionOrchestrator implements DeviceGatewayListener {
+  private readonly live = new Map<string, LiveSession>();
+  private readonly byDevice = new Map<string, string>();
+  private readonly watchdogConfig: WatchdogConfig;
+  private readonly timing: SessionTiming;
+  private readonly policy: AccessPolicy;
+  /** Coverage of ended sessions, kept for views until restart (it is also in the store). */
+  private readonly endedCoverage = new Map<string, Coverage>();
+  /** Heartbeats that arrived for no running session. */
+  private orphanHeartbeats = 0;
+
+  constructor(private readonly o: OrchestratorOptions) {
+    this.watchdogConfig = { ...DEFAULT_WATCHDOG_CONFIG, ...o.watchdog };
+    this.timing = { ...DEFAULT_SESSION_TIMING, ...o.timing };
+    this.policy = { ...DEFAULT_ACCESS_POLICY, ...o.policy };
+  }
+
+  /** Counters for the stats route. */
+  stats(): { liveSessions: number; orphanHeartbeats: number } {
+    return { liveSessions: this.live.size, orphanHeartbeats: this.orphanHeartbeats };
+  }
+
+  /**
+   * Closes, safely, the sessions a previous run left open: without their watchdog state they
+   * cannot be resumed honestly, so the lock is commanded locked and the session is aborted
+   * with `session.interrupted`, on record.
+   */
+  async recoverOpenSessions(): Promise<number> {
+    const open = await this.o.store.sessions.listOpen();
+    for (const row of open) {
+      const s = row.data as AccessSession;
+      const now = this.o.clock.now();
+      const ended: AccessSession = {
+        ...s,
+        state: 'aborted',
+        endedAt: now,
+        updatedAt: now,
+        deadlineAt: null,
+        outcome: problem('session.interrupted'),
+        history: [...s.history, { state: 'aborted', atMs: now, reason: 'session.interrupted' }],
+      };
+      await this.persist(ended);
+      await this.o.audit.append({
+        kind: 'session.state',
+        actor: SYSTEM,
+        subject: `session:${s.id}`,
+        data: { from: s.state, to: 'aborted', reason: 'session.interrupted' },
+      });
+      if (s.state !== 'requested' && s.state !== 'arming') {
+        void this.o.gateway.command(s.lockDeviceId, 'lock', { sessionId: s.id });
+      }
+      void this.o.gateway.command(s.cameraDeviceId, 'disarm', { sessionId: s.id });
+    }
+    if (open.length > 0) await this.o.audit.checkpoint();
+    return open.length;
+  }
+
+  /** The session, live or stored, with its coverage. */
+  async view(sessionId: string): Promise<SessionView | null> {
+    const l = this.live.get(sessionId);
+    if (l) return this.toView(l.session, l.watchdog.coverage(this.o.clock.now()));
+    const row = await this.o.store.sessions.get(sessionId);
+    if (!row) return null;
+    const s = row.data as AccessSession & { coverage?: Coverage };
+    const cov = this.endedCoverage.get(sessionId) ??
+      s.coverage ?? { ratio: 0, startMs: null, endMs: s.endedAt ?? s.updatedAt, gaps: [] };
+    return this.toView(s, cov);
+  }
+
+  private toView(s: AccessSession, coverage: Coverage): SessionView {
+    const { coverage: _c, ...rest } = s as AccessSession & { coverage?: Coverage };
+    return { ...rest, coverage };
+  }
+
+  /**
+   * A courier at the door asks to open it for a delivery. Returns the new session (arming),
+   * or the refusal with its reason; either way it is audited.
+   */
+  async requestAccess(
+    principal: Principal,
+    deliveryId: string,
+    position: Position | null,
+  ): Promise<Result<SessionView>> {
+    const { store, gateway, clock } = this.o;
+    const actor: AuditActor = { type: 'principal', id: principal.id };
+    const delivery = await store.deliveries.get(deliveryId);
+    // Another courier's delivery is "not found", so its existence does not leak.
+    if (!delivery || (principal.role === 'courier' && delivery.courierId !== principal.id)) {
+      return refuse(problem('delivery.not-found'));
+    }
+    const running = (await store.sessions.findForDelivery(deliveryId)).find(
+      (r) => r.endedAt === null,
+    );
+    if (running && this.live.has(running.id)) {
+      // A second "open" for a delivery whose session is running: the session decides.
+      const r = await this.apply(running.id, { type: 'unlock-requested' }, actor);
+      return r.refusal
+        ? this.refusal(r.refusal, principal, deliveryId, running.id)
+        : refuse(problem('session.active'));
+    }
+    const [home, door, grant] = await Promise.all([
+      store.homes.getHome(delivery.homeId),
+      store.homes.getDoor(delivery.doorId),
+      store.deliveries.getGrantForDelivery(delivery.id),
+    ]);
+    if (!home || !door) return refuse(problem('delivery.not-found'));
+    const now = clock.now();
+    const camId = door.cameraDeviceIds[0] ?? null;
+    const cam = camId ? gateway.liveStatus(camId) : undefined;
+    const lock = gateway.liveStatus(door.lockDeviceId);
+    const sensor = door.doorSensorDeviceId
+      ? gateway.liveStatus(door.doorSensorDeviceId)
+      : undefined;
+    const lockState = lock?.state?.kind === 'lock' ? lock.state : null;
+    const sensorState = sensor?.state?.kind === 'door-sensor' ? sensor.state : null;
+    const activeAtDoor = (await store.sessions.findActiveForDoor(door.id)) !== null;
+    const decision = decideAccess(
+      {
+        principal,
+        home,
+        door,
+        delivery,
+        grant,
+        position,
+        now,
+        camera: cam ? { online: cam.online, lastSeenAt: cam.lastSeenAt } : null,
+        lock: {
+          online: lock?.online ?? false,
+          lastSeenAt: lock?.lastSeenAt ?? null,
+          bolt: lockState?.bolt ?? 'unknown',
+        },
+        doorSensor: door.doorSensorDeviceId
+          ? {
+              online: sensor?.online ?? false,
+              lastSeenAt: sensor?.lastSeenAt ?? null,
+              position: sensorState?.position ?? 'unknown',
+            }
+          : null,
+        activeSessionAtDoor: activeAtDoor,
+      },
+      this.policy,
+    );
+    if (!decision.allow) return this.refusal(decision.refusal, principal, deliveryId, null);
+    if (!camId) return this.refusal(problem('camera.offline'), principal, deliveryId, null);
+
+    const session = createSession(
+      {
+        id: randomUUID(),
+        homeId: home.id,
+        doorId: door.id,
+        deliveryId: delivery.id,
+        grantId: decision.grant.id,
+        principalId: principal.id,
+        lockDeviceId: door.lockDeviceId,
+        doorSensorDeviceId: door.doorSensorDeviceId,
+        cameraDeviceId: camId,
+        maxOpenMs: decision.grant.maxOpenMs,
+        bolt: lockState?.bolt ?? 'unknown',
+        door: sensorState?.position ?? 'unknown',
+        timing: this.timing,
+      },
+      now,
+    );
+    const l: LiveSession = {
+      session,
+      watchdog: new ObservationWatchdog(session.id, this.watchdogConfig),
+      cancelDeadline: null,
+      cancelWatch: null,
+      pendingFrames: new Map(),
+      frameSeq: 0,
+      queue: Promise.resolve(),
+    };
+    this.live.set(session.id, l);
+    for (const d of [session.lockDeviceId, session.cameraDeviceId, session.doorSensorDeviceId]) {
+      if (d) this.byDevice.set(d, session.id);
+    }
+    await this.persist(session);
+    await this.o.audit.append({
+      kind: 'session.requested',
+      actor,
+      subject: `session:${session.id}`,
+      data: {
+        deliveryId: delivery.id,
+        doorId: door.id,
+        grantId: decision.grant.id,
+        position: position
+          ? { lat: position.lat, lon: position.lon, accuracyM: position.accuracyM }
+          : null,
+      },
+    });
+    await this.apply(session.id, { type: 'start' }, actor);
+    const v = await this.view(session.id);
+    return v ? ok(v) : refuse(problem('session.not-found'));
+  }
+
+  private async refusal(
+    p: Problem,
+    principal: Principal,
+    deliveryId: string,
+    sessionId: string | null,
+  ): Promise<Result<SessionView>> {
+    await this.o.audit.append({
+      kind: 'access.refused',
+      actor: { type: 'principal', id: principal.id },
+      subject: sessionId ? `session:${sessionId}` : `delivery:${deliveryId}`,
+      data: { code: p.code, message: p.message, ...(p.detail ? { detail: p.detail } : {}) },
+    });
+    return refuse(p);
+  }
+
+  /** The courier says the door is closed and asks to lock. */
+  async requestRelock(principal: Principal, sessionId: string): Promise<Result<SessionView>> {
+    const l = this.live.get(sessionId);
+    if (!l) {
+      const v = await this.view(sessionId);
+      if (!v || v.principalId !== principal.id) return refuse(problem('session.not-found'));
+      return refuse(problem('session.finished'));
+    }
+    if (l.session.principalId !== principal.id) return refuse(problem('session.not-found'));
+    const r = await this.apply(
+      sessionId,
+      { type: 'relock-requested' },
+      { type: 'principal', id: principal.id },
+    );
+    if (r.refusal) return this.refusal(r.refusal, principal, l.session.deliveryId ?? '', sessionId);
+    const v = await this.view(sessionId);
+    return v ? ok(v) : refuse(problem('session.not-found'));
+  }
+
+  /** Waits until the session leaves the given states, or `timeoutMs` passes (real time). */
+  async waitWhile(
+    sessionId: string,
+    states: readonly string[],
+    timeoutMs: number,
+  ): Promise<SessionView | null> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await this.view(sessionId);
+      if (!v || !states.includes(v.state) || Date.now() >= deadline) return v;
+      await new Promise<void>((resolve) => {
+        const off = this.o.events.subscribe((e) => {
+          if (e.type === 'session' && e.session.id === sessionId) {
+            off();
+            clearTimeout(t);
+            resolve();
+          }
+        });
+        const t = setTimeout(
+          () => {
+            off();
+            resolve();
+          },
+          Math.max(1, deadline - Date.now()),
+        );
+      });
+    }
+  }
+
+  /** Applies an event to a live session, in order with its other events. */
+  private apply(
+    sessionId: string,
+    event: SessionEvent,
+    actor: AuditActor = SYSTEM,
+  ): Promise<{ refusal: Problem | null }> {
+    const l = this.live.get(sessionId);
+    if (!l) return Promise.resolve({ refusal: problem('session.finished') });
+    const run = l.queue.then(() => this.applyNow(l, event, actor));
+    l.queue = run.then(
+      () => undefined,
+      (err: unknown) => {
+        this.o.logger?.warn(
+          { err: err instanceof Error ? err.message : String(err), sessionId },
+          'session step failed',
+        );
+      },
+    );
+    return run;
+  }
+
+  private async applyNow(
+    l: LiveSession,
+    event: SessionEvent,
+    actor: AuditActor,
+  ): Promise<{ refusal: Problem | null }> {
+    const now = this.o.clock.now();
+    const before = l.session;
+    if (isTerminal(before) && !this.live.has(before.id))
+      return { refusal: problem('session.finished') };
+    const r = step(before, event, now);
+    l.session = r.session;
+    const changed =
+      r.effects.length > 0 ||
+      JSON.stringify(r.session) !== JSON.stringify({ ...before, updatedAt: now });
+    const ended = isTerminal(r.session) && !isTerminal(before);
+    let coverage: Coverage | null = null;
+    if (ended) coverage = l.watchdog.coverage(now);
+    if (changed || ended) await this.persist(r.session, coverage);
+    await this.record(l, r.effects, actor, event);
+    if (before.state !== 'open' && r.session.state === 'open' && before.unlockedAt === null) {
+      // The grant is used once the door has actually opened; a refused or failed arming
+      // leaves it for another try.
+      await this.o.store.deliveries.incrementGrantUses(r.session.grantId);
+      if (r.session.deliveryId)
+        await this.o.store.deliveries.updateStatus(r.session.deliveryId, 'in-progress');
+    }
+    this.perform(l, r.effects);
+    this.armDeadline(l);
+    if (ended) await this.finish(l, coverage ?? l.watchdog.coverage(now));
+    if (changed || ended)
+      this.o.events.publish({ type: 'session', homeId: r.session.homeId, session: r.session });
+    return { refusal: r.refusal };
+  }
+
+  private async persist(s: AccessSession, coverage: Coverage | null = null): Promise<void> {
+    await this.o.store.sessions.save({
+      id: s.id,
+      homeId: s.homeId,
+      doorId: s.doorId,
+      deliveryId: s.deliveryId,
+      principalId: s.principalId,
+      state: s.state,
+      createdAt: s.createdAt,
+      updatedAt: s.updatedAt,
+      endedAt: s.endedAt,
+      data: coverage ? { ...s, coverage } : s,
+    });
+  }
+
+  /** Audits the step's transitions and alarms. */
+  private async record(
+    l: LiveSession,
+    effects: readonly SessionEffect[],
+    actor: AuditActor,
+    event: SessionEvent,
+  ): Promise<void> {
+    const subject = `session:${l.session.id}`;
+    const writes: Promise<unknown>[] = [];
+    for (const e of effects) {
+      if (e.type === 'transition') {
+        writes.push(
+          this.o.audit.append({
+            kind: 'session.state',
+            actor:
+              event.type === 'relock-requested' ||
+              event.type === 'unlock-requested' ||
+              event.type === 'start'
+                ? actor
+                : SYSTEM,
+            subject,
+            data: { from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) },
+          }),
+        );
+      } else if (e.type === 'alarm') {
+        writes.push(
+          this.o.audit.append({
+            kind: 'alarm.raised',
+            actor: SYSTEM,
+            subject,
+            data: { alarm: e.alarm.type, sinceMs: e.alarm.sinceMs, message: e.alarm.message },
+          }),
+        );
+        this.o.events.publish({
+          type: 'alarm',
+          homeId: l.session.homeId,
+          sessionId: l.session.id,
+          alarm: e.alarm,
+        });
+        this.o.logger?.warn({ sessionId: l.session.id, alarm: e.alarm.type }, e.alarm.message);
+      } else {
+        writes.push(
+          this.o.audit.append({
+            kind: 'command.sent',
+            actor: SYSTEM,
+            subject,
+            data: {
+              device: e.device === 'lock' ? l.session.lockDeviceId : l.session.cameraDeviceId,
+              action: e.action,
+              ...(e.relockAfterMs ? { relockAfterMs: e.relockAfterMs } : {}),
+            },
+          }),
+        );
+      }
+    }
+    await Promise.all(writes);
+  }
+
+  /** Sends the commands a step asked for; their replies are audited, never trusted as state. */
+  private perform(l: LiveSession, effects: readonly SessionEffect[]): void {
+    const s = l.session;
+    for (const e of effects) {
+      if (e.type !== 'command') continue;
+      const deviceId = e.device === 'lock' ? s.lockDeviceId : s.cameraDeviceId;
+      void this.o.gateway
+        .command(deviceId, e.action, {
+          sessionId: s.id,
+          ...(e.relockAfterMs === undefined ? {} : { relockAfterMs: e.relockAfterMs }),
+        })
+        .then((out) =>
+          this.o.audit.append({
+            kind: 'command.outcome',
+            actor:
+              out.status === 'ok' || out.status === 'error'
+                ? { type: 'device', id: deviceId }
+                : SYSTEM,
+            subject: `session:${s.id}`,
+            data: {
+              commandId: out.commandId,
+              action: e.action,
+              status: out.status,
+              ...(out.status === 'error'
+                ? { error: out.reply.status === 'error' ? out.reply.error.code : '' }
+                : {}),
+            },
+            ...(out.status === 'ok' || out.status === 'error' ? { deviceMac: out.reply.mac } : {}),
+          }),
+        )
+        .catch((err: unknown) =>
+          this.o.logger?.warn({ err: String(err) }, 'command outcome not audited'),
+        );
+    }
+  }
+
+  private armDeadline(l: LiveSession): void {
+    l.cancelDeadline?.();
+    l.cancelDeadline = null;
+    const at = l.session.deadlineAt;
+    if (at === null || isTerminal(l.session)) return;
+    l.cancelDeadline = this.o.clock.schedule(at, () => {
+      l.cancelDeadline = null;
+      void this.apply(l.session.id, { type: 'deadline' });
+    });
+  }
+
+  private armWatch(l: LiveSession): void {
+    l.cancelWatch?.();
+    l.cancelWatch = null;
+    const at = l.watchdog.nextCheckAt();
+    if (at === null || isTerminal(l.session)) return;
+    l.cancelWatch = this.o.clock.schedule(at, () => {
+      l.cancelWatch = null;
+      const t = l.watchdog.check(this.o.clock.now());
+      if (t && (t.to === 'lost' || t.to === 'frozen')) {
+        void this.audit(l, 'observation.gap', {
+          status: t.to,
+          sinceMs: t.sinceMs,
+          detectedAt: t.atMs,
+        });
+        void this.apply(l.session.id, { type: 'observation', status: t.to, sinceMs: t.sinceMs });
+      }
+      this.armWatch(l);
+    });
+  }
+
+  private audit(
+    l: LiveSession,
+    kind: string,
+    data: Record<string, unknown>,
+    actor: AuditActor = SYSTEM,
+  ): Promise<unknown> {
+    return this.o.audit.append({ kind, actor, subject: `session:${l.session.id}`, data });
+  }
+
+  /** A session ended: stop its timers, record its coverage and clip, settle the delivery. */
+  private async finish(l: LiveSession, coverage: Coverage): Promise<void> {
+    const s = l.session;
+    l.cancelDeadline?.();
+    l.cancelWatch?.();
+    this.live.delete(s.id);
+    for (const d of [s.lockDeviceId, s.cameraDeviceId, s.doorSensorDeviceId]) {
+      if (d && this.byDevice.get(d) === s.id) this.byDevice.delete(d);
+    }
+    this.endedCoverage.set(s.id, coverage);
+    const frames = await this.o.clips.list(s.id);
+    await this.audit(l, 'session.coverage', {
+      ratio: coverage.ratio,
+      startMs: coverage.startMs,
+      endMs: coverage.endMs,
+      gaps: coverage.gaps.map((g) => ({ startMs: g.startMs, endMs: g.endMs, cause: g.cause })),
+      rejectedHeartbeats: l.watchdog.rejected,
+    });
+    await this.audit(l, 'session.clip', {
+      frames: frames.map((f) => ({ seq: f.seq, capturedAt: f.capturedAt, digest: f.digest })),
+    });
+    await this.audit(l, 'session.ended', {
+      state: s.state,
+      outcome: s.outcome ? { code: s.outcome.code, message: s.outcome.message } : null,
+      alarms: s.alarms.map((a) => a.type),
+      lockConfirmedAt: s.lockConfirmedAt,
+      lockedAtByLock: s.lockedAtByLock,
+    });
+    if (s.deliveryId) {
+      const status =
+        s.state === 'completed' ? 'delivered' : s.unlockedAt !== null ? 'needs-review' : null;
+      if (status) await this.o.store.deliveries.updateStatus(s.deliveryId, status);
+    }
+    await this.o.audit.checkpoint();
+  }
+
+  private liveFor(deviceId: string): LiveSession | undefined {
+    const id = this.byDevice.get(deviceId);
+    return id ? this.live.get(id) : undefined;
+  }
+
+  // ---- Device traffic (DeviceGatewayListener) ----
+
+  onHeartbeat(device: RegisteredDevice, hb: HeartbeatMessage, macValid: boolean): void {
+    const l = this.liveFor(device.id);
+    if (!l || l.session.state === 'requested' || l.session.cameraDeviceId !== device.id) {
+      this.orphanHeartbeats++;
+      return;
+    }
+    const now = this.o.clock.now();
+    const wasStatus = l.watchdog.status;
+    const v = l.watchdog.onHeartbeat({ ...hb, macValid }, now);
+    if (!v.accepted) {
+      // A heartbeat for another session before this one was confirmed can be a late one from
+      // the camera's previous session; after confirmation it can only be a replay.
+      const hostile =
+        v.reason === 'bad-mac' ||
+        v.reason === 'replayed-seq' ||
+        (v.reason === 'wrong-session' && l.watchdog.observedSince !== null);
+      void this.audit(
+        l,
+        'heartbeat.rejected',
+        { reason: v.reason, seq: hb.seq, sessionId: hb.sessionId },
+        { type: 'device', id: device.id },
+      );
+      if (hostile) void this.apply(l.session.id, { type: 'heartbeat-rejected', reason: v.reason });
+      return;
+    }
+    if (v.fresh) {
+      const pf = l.pendingFrames.get(hb.frameDigest);
+      if (pf) {
+        l.pendingFrames.delete(hb.frameDigest);
+        const seq = l.frameSeq++;
+        void this.o.clips
+          .add(l.session.id, seq, pf.frame.capturedAt, now, pf.frame.digest, pf.jpeg)
+          .catch((err: unknown) =>
+            this.o.logger?.warn({ err: String(err) }, 'clip frame not stored'),
+          );
+      }
+      if (l.session.state === 'arming' && hb.recording)
+        void this.apply(l.session.id, { type: 'camera-recording' });
+      if (wasStatus === 'lost' || wasStatus === 'frozen') {
+        void this.audit(l, 'observation.restored', { after: wasStatus });
+        void this.apply(l.session.id, { type: 'observation', status: 'live', sinceMs: now });
+      }
+      void this.apply(l.session.id, { type: 'fresh-frame' });
+    }
+    this.armWatch(l);
+  }
+
+  onFrame(device: RegisteredDevice, frame: FrameMessage, jpeg: Buffer): void {
+    const l = this.liveFor(device.id);
+    if (!l || frame.sessionId !== l.session.id) return;
+    // A frame whose bytes do not match its digest can never be vouched for.
+    if (createHash('sha256').update(jpeg).digest('hex') !== frame.digest) return;
+    l.pendingFrames.set(frame.digest, { frame, jpeg });
+    if (l.pendingFrames.size > MAX_PENDING_FRAMES) {
+      const oldest = l.pendingFrames.keys().next().value;
+      if (oldest !== undefined) l.pendingFrames.delete(oldest);
+    }
+  }
+
+  onState(device: RegisteredDevice, state: DeviceStateMessage): void {
+    this.o.events.publish({
+      type: 'device',
+      homeId: device.homeId,
+      device: this.o.gateway.liveStatus(device.id)!,
+    });
+    void this.o.store.deviceStatus
+      .upsert({
+        deviceId: device.id,
+        homeId: device.homeId,
+        online: true,
+        lastSeenAt: this.o.clock.now(),
+        state,
+        updatedAt: this.o.clock.now(),
+      })
+      .catch((err: unknown) =>
+        this.o.logger?.warn({ err: String(err) }, 'device status not stored'),
+      );
+    const l = this.liveFor(device.id);
+    if (!l) return;
+    const fact = {
+      kind: 'device.state',
+      actor: { type: 'device', id: device.id } as AuditActor,
+      subject: `session:${l.session.id}`,
+      deviceMac: state.mac,
+    };
+    if (state.kind === 'lock' && device.id === l.session.lockDeviceId) {
+      void this.o.audit.append({
+        ...fact,
+        data: { bolt: state.bolt, changedAt: state.changedAt, seq: state.seq, at: state.at },
+      });
+      void this.apply(l.session.id, {
+        type: 'lock-report',
+        bolt: state.bolt,
+        changedAt: state.changedAt,
+      });
+    } else if (state.kind === 'door-sensor' && device.id === l.session.doorSensorDeviceId) {
+      void this.o.audit.append({
+        ...fact,
+        data: {
+          position: state.position,
+          changedAt: state.changedAt,
+          seq: state.seq,
+          at: state.at,
+        },
+      });
+      void this.apply(l.session.id, { type: 'door-report', position: state.position });
+    }
+  }
+
+  onEvent(device: RegisteredDevice, event: DeviceEventMessage): void {
+    const l = this.liveFor(device.id);
+    void this.o.audit.append({
+      kind: 'device.event',
+      actor: { type: 'device', id: device.id },
+      subject: l ? `session:${l.session.id}` : `device:${device.id}`,
+      data: {
+        name: event.name,
+        at: event.at,
+        seq: event.seq,
+        ...(event.detail ? { detail: event.detail } : {}),
+      },
+      deviceMac: event.mac,
+    });
+  }
+
+  onAvailability(device: RegisteredDevice, online: boolean): void {
+    const status = this.o.gateway.liveStatus(device.id);
+    if (status) this.o.events.publish({ type: 'device', homeId: device.homeId, device: status });
+    const l = this.liveFor(device.id);
+    if (l)
+      void this.audit(
+        l,
+        'device.availability',
+        { device: device.id, online },
+        { type: 'device', id: device.id },
+      );
+  }
+
+  /** Stops every timer (sessions stay open in the store; the next start closes them safely). */
+  async stop(): Promise<void> {
+    for (const l of this.live.values()) {
+      l.cancelDeadline?.();
+      l.cancelWatch?.();
+      await l.queue;
+    }
+    this.live.clear();
+    this.byDevice.clear();
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Wires a whole control plane together: store, keys, audit log, embedded broker, device
+ * gateway, session orchestrator and the HTTP app. `threshold serve`, `threshold demo`, the
+ * scenarios and the integration tests all start Threshold through here.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import type { SessionTiming } from '../core/access-session.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Device } from '../core/model.ts';
+import type { WatchdogConfig } from '../core/observation-watchdog.ts';
+import { deriveDeviceKey } from '../protocol/device-auth.ts';
+import { systemClock } from '../protocol/system-clock.ts';
+import {
+  serverMqttCredentials,
+  startEmbeddedBroker,
+  type EmbeddedBroker,
+} from '../broker/index.ts';
+import { openStore, type Store } from '../store/index.ts';
+import { createApp, type App } from './app.ts';
+import { AuditLog } from './audit-log.ts';
+import { Authenticator } from './auth.ts';
+import { ClipStore } from './clip-store.ts';
+import { DeviceGateway } from './device-gateway.ts';
+import { EventBus } from './event-bus.ts';
+import { loadOrCreateKeys, sha256Hex, type ServerKeys } from './keys.ts';
+import { SessionOrchestrator } from './session-orchestrator.ts';
+
+export interface SystemOptions {
+  /** Data directory: database, keys, clips. */
+  readonly dataDir: string;
+  /** HTTP port; 0 picks a free one. */
+  readonly port: number;
+  /** HTTP interface; default 127.0.0.1. */
+  readonly host?: string;
+  /** Embedded broker port; 0 picks a free one. Default 1883. */
+  readonly mqttPort?: number;
+  readonly mqttHost?: string;
+  readonly clock?: Clock;
+  readonly logger?: FastifyBaseLogger;
+  readonly watchdog?: Partial<WatchdogConfig>;
+  readonly timing?: Partial<SessionTiming>;
+  /** Days a session clip is kept; the audit log keeps its digests for ever. Default 30. */
+  readonly clipRetentionDays?: number;
+  /** Audit checkpoint every N entries (default 1000). */
+  readonly checkpointEvery?: number;
+}
+
+export interface RunningSystem {
+  readonly url: string;
+  readonly port: number;
+  readonly brokerUrl: string;
+  readonly app: App;
+  readonly store: Store;
+  readonly keys: ServerKeys;
+  readonly broker: EmbeddedBroker;
+  readonly gateway: DeviceGateway;
+  readonly orchestrator: SessionOrchestrator;
+  readonly audit: AuditLog;
+  readonly auth: Authenticator;
+  readonly events: EventBus;
+  readonly clock: Clock;
+  /** Registers a device with the gateway and broker; returns its secret (base64url device key). */
+  provisionDevice(device: Device): Promise<string>;
+  /** The secret of a stored device (derived from the master key). */
+  deviceSecret(deviceId: string): string;
+  close(): Promise<void>;
+}
+
+const HOUR_MS = 60 * 60 * 1000;
+
+export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
+  const clock = opts.clock ?? systemClock;
+  mkdirSync(opts.dataDir, { recursive: true });
+  const store = await openStore({ dialect: 'sqlite', path: join(opts.dataDir, 'threshold.db') });
+  const closers: (() => Promise<void>)[] = [() => store.close()];
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  };
+  try {
+    const keys = loadOrCreateKeys(opts.dataDir);
+    const audit = await AuditLog.open(store.audit, clock, keys.auditSigner, sha256Hex, {
+      ...(opts.checkpointEvery === undefined ? {} : { checkpointEvery: opts.checkpointEvery }),
+    });
+    closers.push(() => audit.close());
+    const log = opts.logger;
+    const credentials = serverMqttCredentials(keys.masterKey);
+    const gateway = new DeviceGateway({
+      credentials,
+      masterKey: keys.masterKey,
+      clock,
+      ...(log ? { logger: log } : {}),
+    });
+    for (const d of await store.homes.listDevices()) gateway.register(d);
+    const broker = await startEmbeddedBroker({
+      host: opts.mqttHost ?? '127.0.0.1',
+      port: opts.mqttPort ?? 1883,
+      masterKey: keys.masterKey,
+      lookupDevice: (id) => gateway.device(id),
+      server: credentials,
+      ...(log ? { logger: log } : {}),
+    });
+    closers.push(() => broker.close());
+    const events = new EventBus();
+    const clips = new ClipStore(opts.dataDir, store.clips);
+    const orchestrator = new SessionOrchestrator({
+      store,
+      gateway,
+      audit,
+      clock,
+      clips,
+      events,
+      ...(log ? { logger: log } : {}),
+      ...(opts.watchdog ? { watchdog: opts.watchdog } : {}),
+      ...(opts.timing ? { timing: opts.timing } : {}),
+    });
+    gateway.addListener(orchestrator);
+    await gateway.start(broker.url);
+    closers.push(() => gateway.stop());
+    closers.push(() => orchestrator.stop());
+    await orchestrator.recoverOpenSessions();
+
+    const auth = new Authenticator(store, clock);
+    const app = await createApp({
+      store,
+      orchestrator,
+      gateway,
+      auth,
+      audit,
+      clips,
+      events,
+      clock,
+      ...(log ? { logger: log } : {}),
+      extraStats: () => ({ broker: broker.stats() }),
+    });
+    closers.push(() => app.close());
+
+    // Clip retention: at start and every hour.
+    const retentionMs = (opts.clipRetentionDays ?? 30) * 24 * HOUR_MS;
+    let cancelSweep: (() => void) | null = null;
+    const sweep = async (): Promise<void> => {
+      const deleted = await clips.deleteOlderThan(clock.now() - retentionMs);
+      for (const id of deleted) {
+        await audit.append({
+          kind: 'clip.deleted',
+          actor: { type: 'system', id: 'retention' },
+          subject: `session:${id}`,
+          data: { retentionDays: opts.clipRetentionDays ?? 30 },
+        });
+      }
+      cancelSweep = clock.schedule(
+        clock.now() + HOUR_MS,
+        () => void sweep().catch(() => undefined),
+      );
+    };
+    await sweep();
+    closers.push(() => {
+      cancelSweep?.();
+      return Promise.resolve();
+    });
+
+    await app.listen({ port: opts.port, host: opts.host ?? '127.0.0.1' });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : opts.port;
+    const host = opts.host ?? '127.0.0.1';
+    return {
+      url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+      port,
+      brokerUrl: broker.url,
+      app,
+      store,
+      keys,
+      broker,
+      gateway,
+      orchestrator,
+      audit,
+      auth,
+      events,
+      clock,
+      async provisionDevice(device: Device): Promise<string> {
+        if (!(await store.homes.getDevice(device.id))) await store.homes.createDevice(device);
+        gateway.register(device);
+        return deriveDeviceKey(keys.masterKey, device.id).toString('base64url');
+      },
+      deviceSecret: (id) => deriveDeviceKey(keys.masterKey, id).toString('base64url'),
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

@@ -1,0 +1,204 @@
+/** Deliveries and the grants that let a courier in for one. */
+import type { Kysely, Selectable } from 'kysely';
+import type { Delivery, DeliveryStatus, Grant } from '../core/model.ts';
+import { fromFlag, toFlag } from './row-codec.ts';
+import type { Database, DeliveryRow, GrantRow } from './schema.ts';
+
+/** Stores deliveries and their grants. Delivery lists are ordered by window start, then id. */
+export class DeliveryRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Adds a delivery; its carrier, home, door and courier (if any) must exist. */
+  async create(delivery: Delivery): Promise<void> {
+    await this.db
+      .insertInto('deliveries')
+      .values({
+        id: delivery.id,
+        carrier_id: delivery.carrierId,
+        home_id: delivery.homeId,
+        door_id: delivery.doorId,
+        package_ref: delivery.packageRef,
+        window_start: delivery.windowStart,
+        window_end: delivery.windowEnd,
+        courier_id: delivery.courierId,
+        status: delivery.status,
+        created_at: delivery.createdAt,
+      })
+      .execute();
+  }
+
+  /** The delivery with this id, or null. */
+  async get(id: string): Promise<Delivery | null> {
+    const row = await this.db
+      .selectFrom('deliveries')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row === undefined ? null : toDelivery(row);
+  }
+
+  /** The deliveries assigned to a courier. */
+  async listForCourier(courierId: string): Promise<Delivery[]> {
+    return this.listWhere('courier_id', courierId);
+  }
+
+  /** The deliveries of a carrier. */
+  async listForCarrier(carrierId: string): Promise<Delivery[]> {
+    return this.listWhere('carrier_id', carrierId);
+  }
+
+  /** The deliveries to a home. */
+  async listForHome(homeId: string): Promise<Delivery[]> {
+    return this.listWhere('home_id', homeId);
+  }
+
+  /** Sets a delivery's status; false if there is no such delivery. */
+  async updateStatus(id: string, status: DeliveryStatus): Promise<boolean> {
+    const result = await this.db
+      .updateTable('deliveries')
+      .set({ status })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Assigns a courier (who must exist) to a delivery; false if there is no such delivery. */
+  async assignCourier(id: string, courierId: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('deliveries')
+      .set({ courier_id: courierId })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Adds a grant; its principal, home, door and delivery must exist. */
+  async createGrant(grant: Grant): Promise<void> {
+    await this.db
+      .insertInto('grants')
+      .values({
+        id: grant.id,
+        kind: grant.kind,
+        principal_id: grant.principalId,
+        home_id: grant.homeId,
+        door_id: grant.doorId,
+        delivery_id: grant.deliveryId,
+        valid_from: grant.validFrom,
+        valid_until: grant.validUntil,
+        max_uses: grant.maxUses,
+        uses: grant.uses,
+        max_open_ms: grant.maxOpenMs,
+        requires_recording: toFlag(grant.requiresRecording),
+        requires_presence: toFlag(grant.requiresPresence),
+        revoked_at: grant.revokedAt,
+      })
+      .execute();
+  }
+
+  /** The grant with this id, or null. */
+  async getGrant(id: string): Promise<Grant | null> {
+    const row = await this.db
+      .selectFrom('grants')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row === undefined ? null : toGrant(row);
+  }
+
+  /**
+   * The grant of a delivery, or null. Should a delivery have several (a revoked one and its
+   * replacement after reassignment), the unrevoked one wins, then the most recently revoked,
+   * then the latest `validFrom`.
+   */
+  async getGrantForDelivery(deliveryId: string): Promise<Grant | null> {
+    const row = await this.db
+      .selectFrom('grants')
+      .selectAll()
+      .where('delivery_id', '=', deliveryId)
+      .orderBy((eb) => eb.case().when('revoked_at', 'is', null).then(0).else(1).end())
+      .orderBy('revoked_at', 'desc')
+      .orderBy('valid_from', 'desc')
+      .orderBy('id')
+      .limit(1)
+      .executeTakeFirst();
+    return row === undefined ? null : toGrant(row);
+  }
+
+  /**
+   * Claims one use of a grant, atomically: increments `uses` only while it is below `maxUses`
+   * and the grant is not revoked, so two replicas racing for the last use cannot both win.
+   * Returns whether the use was claimed.
+   */
+  async incrementGrantUses(id: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('grants')
+      .set((eb) => ({ uses: eb('uses', '+', 1) }))
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb('uses', '<', eb.ref('max_uses')))
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Revokes a grant at `atMs` (ms since the epoch). A grant already revoked keeps its first
+   * revocation time. Returns whether this call revoked it.
+   */
+  async revokeGrant(id: string, atMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('grants')
+      .set({ revoked_at: atMs })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  private async listWhere(
+    column: 'courier_id' | 'carrier_id' | 'home_id',
+    value: string,
+  ): Promise<Delivery[]> {
+    const rows = await this.db
+      .selectFrom('deliveries')
+      .selectAll()
+      .where(column, '=', value)
+      .orderBy('window_start')
+      .orderBy('id')
+      .execute();
+    return rows.map(toDelivery);
+  }
+}
+
+function toDelivery(row: Selectable<DeliveryRow>): Delivery {
+  return {
+    id: row.id,
+    carrierId: row.carrier_id,
+    homeId: row.home_id,
+    doorId: row.door_id,
+    packageRef: row.package_ref,
+    windowStart: row.window_start,
+    windowEnd: row.window_end,
+    courierId: row.courier_id,
+    status: row.status,
+    createdAt: row.created_at,
+  };
+}
+
+function toGrant(row: Selectable<GrantRow>): Grant {
+  return {
+    id: row.id,
+    kind: row.kind,
+    principalId: row.principal_id,
+    homeId: row.home_id,
+    doorId: row.door_id,
+    deliveryId: row.delivery_id,
+    validFrom: row.valid_from,
+    validUntil: row.valid_until,
+    maxUses: row.max_uses,
+    uses: row.uses,
+    maxOpenMs: row.max_open_ms,
+    requiresRecording: fromFlag(row.requires_recording),
+    requiresPresence: fromFlag(row.requires_presence),
+    revokedAt: row.revoked_at,
+  };
+}

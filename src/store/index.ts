@@ -1,0 +1,30 @@
+/** The store's public API: open it, then use its repositories. */
+export { openStore, type Store, type StoreOptions } from './store.ts';
+export {
+  DIALECTS,
+  isUniqueViolation,
+  openSqlite,
+  type AvailableDialect,
+  type DialectName,
+} from './dialect.ts';
+export { migrateToLatest } from './migrator.ts';
+export { MIGRATIONS } from './migrations/index.ts';
+export type { Database } from './schema.ts';
+export { HomeRepository } from './home-repository.ts';
+export {
+  PrincipalRepository,
+  type ApiKey,
+  type AuthSession,
+  type Carrier,
+  type PrincipalCredentials,
+  type PrincipalWithPassword,
+} from './principal-repository.ts';
+export { DeliveryRepository } from './delivery-repository.ts';
+export {
+  SessionRepository,
+  type SessionListOptions,
+  type StoredSession,
+} from './session-repository.ts';
+export { ClipRepository, type ClipFrame } from './clip-repository.ts';
+export { AuditRepository } from './audit-repository.ts';
+export { DeviceStatusRepository, type DeviceStatus } from './device-status-repository.ts';

@@ -1,0 +1,12 @@
+/**
+ * Every migration, in order, as a static object: no folder scan, so the store migrates the
+ * same way from any working directory and from a bundle. Add new migrations at the end with
+ * the next number; never edit or rename one that has shipped.
+ */
+import type { Migration } from 'kysely';
+import * as initial from './0001-initial.ts';
+
+/** Migrations by name; Kysely applies them in name order. */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001-initial': initial,
+};

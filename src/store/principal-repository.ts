@@ -1,0 +1,228 @@
+/** Principals and how they prove who they are: passwords, carrier API keys, sign-in sessions. */
+import type { Kysely, Selectable } from 'kysely';
+import type { Principal } from '../core/model.ts';
+import type { ApiKeyRow, Database, PrincipalRow } from './schema.ts';
+
+/** How a principal signs in. `username` is unique across all principals. */
+export interface PrincipalCredentials {
+  readonly username: string;
+  /** A password hash in the hasher's own self-describing format (e.g. argon2id PHC string). */
+  readonly passwordHash: string;
+}
+
+/** A principal found by user name, with the hash to check the password against. */
+export interface PrincipalWithPassword {
+  readonly principal: Principal;
+  readonly passwordHash: string;
+}
+
+/** A carrier organisation. */
+export interface Carrier {
+  readonly id: string;
+  readonly name: string;
+}
+
+/** A carrier's API key. Only a hash of the key is stored; the key itself is shown once. */
+export interface ApiKey {
+  readonly id: string;
+  readonly carrierId: string;
+  /** Hash of the secret key, unique. */
+  readonly keyHash: string;
+  /** ms since the epoch. */
+  readonly createdAt: number;
+  /** ms since the epoch, or null while the key is valid. */
+  readonly revokedAt: number | null;
+  /** ms since the epoch of the last accepted request, or null if never used. */
+  readonly lastUsedAt: number | null;
+}
+
+/** A sign-in session, keyed by a hash of its bearer token. */
+export interface AuthSession {
+  readonly tokenHash: string;
+  readonly principalId: string;
+  /** ms since the epoch. */
+  readonly createdAt: number;
+  /** ms since the epoch; the session is invalid from this instant on. */
+  readonly expiresAt: number;
+}
+
+/** Stores principals, carriers, carrier API keys and sign-in sessions. */
+export class PrincipalRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /**
+   * Adds a principal with its credentials. Rejects if the id or the user name is taken (see
+   * `isUniqueViolation`), or if its home or carrier does not exist.
+   */
+  async create(principal: Principal, credentials: PrincipalCredentials): Promise<void> {
+    await this.db
+      .insertInto('principals')
+      .values({
+        id: principal.id,
+        username: credentials.username,
+        password_hash: credentials.passwordHash,
+        role: principal.role,
+        display_name: principal.displayName,
+        home_id: principal.homeId,
+        carrier_id: principal.carrierId,
+      })
+      .execute();
+  }
+
+  /** The principal with this id, or null. */
+  async get(id: string): Promise<Principal | null> {
+    const row = await this.db
+      .selectFrom('principals')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row === undefined ? null : toPrincipal(row);
+  }
+
+  /** The principal with this user name (exact match) and its password hash, or null. */
+  async getByUsername(username: string): Promise<PrincipalWithPassword | null> {
+    const row = await this.db
+      .selectFrom('principals')
+      .selectAll()
+      .where('username', '=', username)
+      .executeTakeFirst();
+    return row === undefined
+      ? null
+      : { principal: toPrincipal(row), passwordHash: row.password_hash };
+  }
+
+  /** Adds a carrier; rejects if the id exists. */
+  async createCarrier(carrier: Carrier): Promise<void> {
+    await this.db.insertInto('carriers').values({ id: carrier.id, name: carrier.name }).execute();
+  }
+
+  /** The carrier with this id, or null. */
+  async getCarrier(id: string): Promise<Carrier | null> {
+    const row = await this.db
+      .selectFrom('carriers')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row === undefined ? null : { id: row.id, name: row.name };
+  }
+
+  /** Adds a new, unused, unrevoked API key; rejects if the id or hash exists. */
+  async createApiKey(
+    key: Pick<ApiKey, 'id' | 'carrierId' | 'keyHash' | 'createdAt'>,
+  ): Promise<void> {
+    await this.db
+      .insertInto('api_keys')
+      .values({
+        id: key.id,
+        carrier_id: key.carrierId,
+        key_hash: key.keyHash,
+        created_at: key.createdAt,
+        revoked_at: null,
+        last_used_at: null,
+      })
+      .execute();
+  }
+
+  /** The key with this hash, or null. Revoked keys are returned too: check `revokedAt`. */
+  async findApiKeyByHash(keyHash: string): Promise<ApiKey | null> {
+    const row = await this.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('key_hash', '=', keyHash)
+      .executeTakeFirst();
+    return row === undefined ? null : toApiKey(row);
+  }
+
+  /** Records that the key was used at `atMs`; false if there is no such key. */
+  async touchApiKey(id: string, atMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('api_keys')
+      .set({ last_used_at: atMs })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Revokes the key at `atMs`; a key already revoked keeps its first time. False if none. */
+  async revokeApiKey(id: string, atMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('api_keys')
+      .set({ revoked_at: atMs })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Adds a sign-in session; its principal must exist. */
+  async createAuthSession(session: AuthSession): Promise<void> {
+    await this.db
+      .insertInto('auth_sessions')
+      .values({
+        token_hash: session.tokenHash,
+        principal_id: session.principalId,
+        created_at: session.createdAt,
+        expires_at: session.expiresAt,
+      })
+      .execute();
+  }
+
+  /**
+   * The session with this token hash, or null. Expired sessions are returned until deleted:
+   * the store has no clock, so the caller compares `expiresAt` with its own.
+   */
+  async getAuthSession(tokenHash: string): Promise<AuthSession | null> {
+    const row = await this.db
+      .selectFrom('auth_sessions')
+      .selectAll()
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    return row === undefined
+      ? null
+      : {
+          tokenHash: row.token_hash,
+          principalId: row.principal_id,
+          createdAt: row.created_at,
+          expiresAt: row.expires_at,
+        };
+  }
+
+  /** Ends a sign-in session; false if there was none. */
+  async deleteAuthSession(tokenHash: string): Promise<boolean> {
+    const result = await this.db
+      .deleteFrom('auth_sessions')
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  /** Deletes every session with `expiresAt <= nowMs` and returns how many. */
+  async deleteExpiredAuthSessions(nowMs: number): Promise<number> {
+    const result = await this.db
+      .deleteFrom('auth_sessions')
+      .where('expires_at', '<=', nowMs)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}
+
+function toPrincipal(row: Selectable<PrincipalRow>): Principal {
+  return {
+    id: row.id,
+    role: row.role,
+    displayName: row.display_name,
+    homeId: row.home_id,
+    carrierId: row.carrier_id,
+  };
+}
+
+function toApiKey(row: Selectable<ApiKeyRow>): ApiKey {
+  return {
+    id: row.id,
+    carrierId: row.carrier_id,
+    keyHash: row.key_hash,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+  };
+}

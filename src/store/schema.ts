@@ -1,0 +1,206 @@
+/**
+ * The tables of Threshold's store, as Kysely sees them.
+ *
+ * These row shapes stay inside `src/store`: repositories map them to and from the core types.
+ * Column conventions, chosen so the same schema works on SQLite and PostgreSQL:
+ * - names are snake_case;
+ * - times are integer milliseconds since the Unix epoch (`bigint` columns, read as numbers);
+ * - booleans are integers 0 / 1;
+ * - JSON is text.
+ */
+import type { DeliveryStatus, DeviceKind, Role } from '../core/model.ts';
+import type { AuditActor } from '../core/audit-chain.ts';
+
+/** `homes`: one row per home. */
+export interface HomeRow {
+  id: string;
+  name: string;
+  address: string;
+  /** Degrees, WGS 84. */
+  geofence_lat: number;
+  /** Degrees, WGS 84. */
+  geofence_lon: number;
+  /** Metres. */
+  geofence_radius_m: number;
+  /** IANA time zone. */
+  time_zone: string;
+  /** 0 / 1. */
+  in_home_delivery: number;
+}
+
+/** `devices`: locks, door sensors and cameras, each in one home. */
+export interface DeviceRow {
+  id: string;
+  home_id: string;
+  kind: DeviceKind;
+  name: string;
+}
+
+/** `doors`: a door of a home and the devices that guard it. */
+export interface DoorRow {
+  id: string;
+  home_id: string;
+  name: string;
+  lock_device_id: string;
+  door_sensor_device_id: string | null;
+  /** JSON text: an array of device ids. */
+  camera_device_ids: string;
+}
+
+/** `carriers`: delivery organisations. */
+export interface CarrierRow {
+  id: string;
+  name: string;
+}
+
+/** `principals`: everyone who signs in, with their unique user name and password hash. */
+export interface PrincipalRow {
+  id: string;
+  username: string;
+  password_hash: string;
+  role: Role;
+  display_name: string;
+  home_id: string | null;
+  carrier_id: string | null;
+}
+
+/** `api_keys`: carrier API credentials; only a hash of the key is stored. */
+export interface ApiKeyRow {
+  id: string;
+  carrier_id: string;
+  key_hash: string;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+/** `auth_sessions`: sign-in sessions, keyed by a hash of the bearer token. */
+export interface AuthSessionRow {
+  token_hash: string;
+  principal_id: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** `deliveries`. */
+export interface DeliveryRow {
+  id: string;
+  carrier_id: string;
+  home_id: string;
+  door_id: string;
+  package_ref: string;
+  window_start: number;
+  window_end: number;
+  courier_id: string | null;
+  status: DeliveryStatus;
+  created_at: number;
+}
+
+/** `grants`: permissions to open a door. */
+export interface GrantRow {
+  id: string;
+  kind: 'delivery';
+  principal_id: string;
+  home_id: string;
+  door_id: string;
+  delivery_id: string;
+  valid_from: number;
+  valid_until: number;
+  max_uses: number;
+  uses: number;
+  max_open_ms: number;
+  /** 0 / 1. */
+  requires_recording: number;
+  /** 0 / 1. */
+  requires_presence: number;
+  revoked_at: number | null;
+}
+
+/** `access_sessions`: the indexed fields of a session plus its full JSON snapshot. */
+export interface AccessSessionRow {
+  id: string;
+  home_id: string;
+  door_id: string;
+  delivery_id: string | null;
+  principal_id: string;
+  state: string;
+  created_at: number;
+  updated_at: number;
+  ended_at: number | null;
+  /** JSON text. */
+  data: string;
+}
+
+/** `clip_frames`: the frames recorded for a session; the image bytes live in files. */
+export interface ClipFrameRow {
+  session_id: string;
+  seq: number;
+  captured_at: number;
+  received_at: number;
+  digest: string;
+  path: string;
+  bytes: number;
+}
+
+/** `audit_entries`: the hash-chained audit log. */
+export interface AuditEntryRow {
+  seq: number;
+  at: number;
+  kind: string;
+  actor_type: AuditActor['type'];
+  actor_id: string;
+  subject: string;
+  /** JSON text of an object. */
+  data: string;
+  device_mac: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+/** `audit_checkpoints`: signed checkpoints over the audit chain. */
+export interface AuditCheckpointRow {
+  seq: number;
+  hash: string;
+  at: number;
+  public_key: string;
+  signature: string;
+}
+
+/** `device_status`: the last known facts about each device. */
+export interface DeviceStatusRow {
+  device_id: string;
+  home_id: string;
+  /** 0 / 1. */
+  online: number;
+  last_seen_at: number | null;
+  /** JSON text. */
+  state: string;
+  updated_at: number;
+}
+
+/** Every table of the store, by name. */
+/** A carrier a home allows to deliver inside. */
+export interface HomeCarrierRow {
+  home_id: string;
+  carrier_id: string;
+  /** ms since the epoch. */
+  allowed_at: number;
+}
+
+export interface Database {
+  homes: HomeRow;
+  devices: DeviceRow;
+  doors: DoorRow;
+  carriers: CarrierRow;
+  home_carriers: HomeCarrierRow;
+  principals: PrincipalRow;
+  api_keys: ApiKeyRow;
+  auth_sessions: AuthSessionRow;
+  deliveries: DeliveryRow;
+  grants: GrantRow;
+  access_sessions: AccessSessionRow;
+  clip_frames: ClipFrameRow;
+  audit_entries: AuditEntryRow;
+  audit_checkpoints: AuditCheckpointRow;
+  device_status: DeviceStatusRow;
+}

@@ -1,0 +1,66 @@
+/** Opening the store: a database, migrated, with one repository per aggregate. */
+import type { Kysely } from 'kysely';
+import { AuditRepository } from './audit-repository.ts';
+import { ClipRepository } from './clip-repository.ts';
+import { DeliveryRepository } from './delivery-repository.ts';
+import { DeviceStatusRepository } from './device-status-repository.ts';
+import { openSqlite, type AvailableDialect } from './dialect.ts';
+import { HomeRepository } from './home-repository.ts';
+import { migrateToLatest } from './migrator.ts';
+import { PrincipalRepository } from './principal-repository.ts';
+import type { Database } from './schema.ts';
+import { SessionRepository } from './session-repository.ts';
+
+/** The open store. Repositories share one database handle; close it once, when done. */
+export interface Store {
+  /** The underlying Kysely handle, for transactions that span repositories. */
+  readonly db: Kysely<Database>;
+  readonly homes: HomeRepository;
+  readonly principals: PrincipalRepository;
+  readonly deliveries: DeliveryRepository;
+  readonly sessions: SessionRepository;
+  readonly clips: ClipRepository;
+  readonly audit: AuditRepository;
+  readonly deviceStatus: DeviceStatusRepository;
+  /** Closes the database; idempotent. The store must not be used afterwards. */
+  close(): Promise<void>;
+}
+
+/** Where the store lives. */
+export interface StoreOptions {
+  readonly dialect: AvailableDialect;
+  /** SQLite file path (created if missing), or `':memory:'`. */
+  readonly path: string;
+}
+
+/**
+ * Opens the database, applies any pending migrations and builds the repositories. Rejects,
+ * with the database closed again, if a migration fails (the error names it).
+ */
+export async function openStore(options: StoreOptions): Promise<Store> {
+  const db = openDatabase(options);
+  try {
+    await migrateToLatest(db);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  return {
+    db,
+    homes: new HomeRepository(db),
+    principals: new PrincipalRepository(db),
+    deliveries: new DeliveryRepository(db),
+    sessions: new SessionRepository(db),
+    clips: new ClipRepository(db),
+    audit: new AuditRepository(db),
+    deviceStatus: new DeviceStatusRepository(db),
+    close: () => db.destroy(),
+  };
+}
+
+function openDatabase(options: StoreOptions): Kysely<Database> {
+  switch (options.dialect) {
+    case 'sqlite':
+      return openSqlite(options.path);
+  }
+}

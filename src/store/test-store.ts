@@ -1,0 +1,120 @@
+/**
+ * Test support for the store's own tests: a fresh, empty database per test for each dialect,
+ * and a small home to hang rows on (the schema enforces foreign keys).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Carrier } from './principal-repository.ts';
+import type { AvailableDialect } from './dialect.ts';
+import { openStore, type Store, type StoreOptions } from './store.ts';
+import type { Delivery, Device, Door, Home, Principal } from '../core/model.ts';
+
+/** A store on a fresh database, with the options to open the same database again. */
+export interface TestStore {
+  readonly store: Store;
+  readonly options: StoreOptions;
+  /** Closes the store (if still open) and deletes the database. */
+  cleanup(): Promise<void>;
+}
+
+/** Opens a store on a new, empty database of the dialect. */
+export async function openTestStore(dialect: AvailableDialect): Promise<TestStore> {
+  switch (dialect) {
+    case 'sqlite': {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'threshold-store-'));
+      const options: StoreOptions = { dialect, path: path.join(dir, 'threshold.db') };
+      const store = await openStore(options);
+      return {
+        store,
+        options,
+        cleanup: async () => {
+          await store.close();
+          fs.rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    }
+  }
+}
+
+/** Fixture: a home with in-home delivery on. */
+export const HOME: Home = {
+  id: 'home-1',
+  name: 'Elm Street',
+  address: '1 Elm Street, Springfield',
+  geofence: { lat: 52.520008, lon: 13.404954, radiusM: 35.5 },
+  timeZone: 'Europe/Berlin',
+  inHomeDelivery: true,
+};
+/** Fixture: the lock of {@link DOOR}. */
+export const LOCK: Device = { id: 'lock-1', homeId: HOME.id, kind: 'lock', name: 'Front lock' };
+/** Fixture: the door sensor of {@link DOOR}. */
+export const SENSOR: Device = {
+  id: 'sensor-1',
+  homeId: HOME.id,
+  kind: 'door-sensor',
+  name: 'Front door contact',
+};
+/** Fixture: the camera watching {@link DOOR}. */
+export const CAMERA: Device = {
+  id: 'camera-1',
+  homeId: HOME.id,
+  kind: 'camera',
+  name: 'Hall camera',
+};
+/** Fixture: the front door of {@link HOME}. */
+export const DOOR: Door = {
+  id: 'door-1',
+  homeId: HOME.id,
+  name: 'Front door',
+  lockDeviceId: LOCK.id,
+  doorSensorDeviceId: SENSOR.id,
+  cameraDeviceIds: [CAMERA.id],
+};
+/** Fixture: a carrier. */
+export const CARRIER: Carrier = { id: 'carrier-1', name: 'Parcel Co' };
+/** Fixture: the owner of {@link HOME}. */
+export const OWNER: Principal = {
+  id: 'owner-1',
+  role: 'owner',
+  displayName: 'Olivia Owner',
+  homeId: HOME.id,
+  carrierId: null,
+};
+/** Fixture: a courier of {@link CARRIER}. */
+export const COURIER: Principal = {
+  id: 'courier-1',
+  role: 'courier',
+  displayName: 'Carl Courier',
+  homeId: null,
+  carrierId: CARRIER.id,
+};
+/** Fixture: a delivery by {@link COURIER} to {@link DOOR}. */
+export const DELIVERY: Delivery = {
+  id: 'delivery-1',
+  carrierId: CARRIER.id,
+  homeId: HOME.id,
+  doorId: DOOR.id,
+  packageRef: 'PKG-0001',
+  windowStart: 1_700_000_000_000,
+  windowEnd: 1_700_003_600_000,
+  courierId: COURIER.id,
+  status: 'scheduled',
+  createdAt: 1_699_990_000_000,
+};
+
+/** Stores {@link HOME} with its devices and door, {@link CARRIER}, {@link OWNER} and {@link COURIER}. */
+export async function seedHome(store: Store): Promise<void> {
+  await store.homes.createHome(HOME);
+  for (const device of [LOCK, SENSOR, CAMERA]) await store.homes.createDevice(device);
+  await store.homes.createDoor(DOOR);
+  await store.principals.createCarrier(CARRIER);
+  await store.principals.create(OWNER, { username: 'olivia', passwordHash: 'hash-olivia' });
+  await store.principals.create(COURIER, { username: 'carl', passwordHash: 'hash-carl' });
+}
+
+/** {@link seedHome} plus {@link DELIVERY}. */
+export async function seedDelivery(store: Store): Promise<void> {
+  await seedHome(store);
+  await store.deliveries.create(DELIVERY);
+}
