@@ -19,7 +19,7 @@ import {
   seedDemo,
   type DemoCredentials,
 } from '../server/seed.ts';
-import { startSystem, type RunningSystem } from '../server/system.ts';
+import { startSystem, type RunningSystem, type SystemOptions } from '../server/system.ts';
 import type { SessionView } from '../server/session-orchestrator.ts';
 
 /** Timings for scenarios: the production shape, shortened so a scenario takes seconds. */
@@ -39,6 +39,8 @@ export interface WorldOptions {
   readonly dataDir?: string;
   /** The door may stay unlocked this long; the lock relocks itself after it, ms. */
   readonly maxOpenMs?: number;
+  /** Benchmark trace points (see DeviceGatewayOptions.trace). */
+  readonly trace?: SystemOptions['trace'];
 }
 
 /** One HTTP answer: status and parsed body. */
@@ -70,6 +72,7 @@ export class ScenarioWorld {
       mqttPort: 0,
       watchdog: SCENARIO_TIMING.watchdog,
       timing: SCENARIO_TIMING.session,
+      ...(opts.trace ? { trace: opts.trace } : {}),
     });
     try {
       const maxOpenMs = opts.maxOpenMs ?? 60_000;

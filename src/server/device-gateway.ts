@@ -83,6 +83,19 @@ export interface DeviceGatewayOptions {
   readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   /** How long a command stays valid, ms. */
   readonly commandTtlMs?: number;
+  /**
+   * Called with `performance.now()` at the points benchmarks measure: `command.publish` (a
+   * command handed to the broker client) and `heartbeat.received`. Off when omitted.
+   */
+  readonly trace?: (point: 'command.publish' | 'heartbeat.received', detail: TracePoint) => void;
+}
+
+/** What {@link DeviceGatewayOptions.trace} reports. */
+export interface TracePoint {
+  readonly atMs: number;
+  readonly deviceId: string;
+  readonly sessionId: string | null;
+  readonly action?: CommandActionName;
 }
 
 export interface CommandOptions {
@@ -265,6 +278,11 @@ export class DeviceGateway {
         return;
       }
       case 'heartbeat': {
+        this.opts.trace?.('heartbeat.received', {
+          atMs: performance.now(),
+          deviceId: device.id,
+          sessionId: null,
+        });
         const d = decodePayload('heartbeat', payload);
         if (!d.ok) return this.drop(d.reason, topic, d.detail);
         if (device.kind !== 'camera')
@@ -351,6 +369,12 @@ export class DeviceGateway {
       });
     });
     try {
+      this.opts.trace?.('command.publish', {
+        atMs: performance.now(),
+        deviceId,
+        sessionId: options.sessionId ?? null,
+        action,
+      });
       await this.client.publishAsync(topic, JSON.stringify(msg), { qos: 1 });
     } catch (err) {
       this.waiting.get(id)?.cancel();

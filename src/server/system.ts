@@ -22,7 +22,7 @@ import { createApp, type App } from './app.ts';
 import { AuditLog } from './audit-log.ts';
 import { Authenticator } from './auth.ts';
 import { ClipStore } from './clip-store.ts';
-import { DeviceGateway } from './device-gateway.ts';
+import { DeviceGateway, type DeviceGatewayOptions } from './device-gateway.ts';
 import { EventBus } from './event-bus.ts';
 import { loadOrCreateKeys, sha256Hex, type ServerKeys } from './keys.ts';
 import { SessionOrchestrator } from './session-orchestrator.ts';
@@ -45,6 +45,8 @@ export interface SystemOptions {
   readonly clipRetentionDays?: number;
   /** Audit checkpoint every N entries (default 1000). */
   readonly checkpointEvery?: number;
+  /** Benchmark trace points of the device gateway. */
+  readonly trace?: DeviceGatewayOptions['trace'];
 }
 
 export interface RunningSystem {
@@ -91,6 +93,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       masterKey: keys.masterKey,
       clock,
       ...(log ? { logger: log } : {}),
+      ...(opts.trace ? { trace: opts.trace } : {}),
     });
     for (const d of await store.homes.listDevices()) gateway.register(d);
     const broker = await startEmbeddedBroker({
