@@ -26,6 +26,7 @@ import { carrierRoutes } from './routes/carrier-routes.ts';
 import { courierRoutes } from './routes/courier-routes.ts';
 import { eventRoutes } from './routes/event-routes.ts';
 import { homeRoutes } from './routes/home-routes.ts';
+import { landingRoute } from './routes/landing-route.ts';
 import { sessionRoutes } from './routes/session-routes.ts';
 import type { SessionOrchestrator } from './session-orchestrator.ts';
 
@@ -170,5 +171,6 @@ export async function createApp(deps: AppDeps): Promise<App> {
   await app.register(courierRoutes(deps));
   await app.register(carrierRoutes(deps));
   await app.register(eventRoutes(deps));
+  await app.register(landingRoute(deps));
   return app;
 }
