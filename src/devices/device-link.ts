@@ -14,6 +14,7 @@
  *   reconnection attempt fail until {@link DeviceLink.restoreLink}, as a Wi-Fi deauth flood
  *   does.
  */
+import type { Clock } from '../core/clock.ts';
 import { Duplex } from 'node:stream';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -53,6 +54,11 @@ export interface DeviceLinkOptions extends DeviceIdentity {
   readonly keepaliveSeconds?: number;
   /** How long {@link DeviceLink.start} waits for the first connection, ms. Default 10 000. */
   readonly startTimeoutMs?: number;
+  /**
+   * The device republishes its state this often while connected, ms (default 15 000), so the
+   * server can tell a quiet device from a dead one (it counts a device stale after 60 s).
+   */
+  readonly reportIntervalMs?: number;
 }
 
 /** Counters of a {@link DeviceLink}. */
@@ -86,6 +92,9 @@ export class DeviceLink implements DeviceConnection {
   private attemptsWhileCut = 0;
   private readonly readyWaiters = new Set<(error?: Error) => void>();
   private closing: Promise<void> | undefined;
+  private readonly clock: Clock;
+  private readonly reportIntervalMs: number;
+  private cancelReport: (() => void) | undefined;
 
   /** Builds the link; nothing connects until {@link DeviceLink.start}. */
   constructor(options: DeviceLinkOptions) {
@@ -93,6 +102,9 @@ export class DeviceLink implements DeviceConnection {
     this.deviceId = options.deviceId;
     this.logger = options.logger ?? silentLogger;
     this.startTimeoutMs = options.startTimeoutMs ?? 10_000;
+    this.clock = options.clock;
+    this.reportIntervalMs = options.reportIntervalMs ?? 15_000;
+    if (this.reportIntervalMs <= 0) throw new RangeError('reportIntervalMs must be > 0');
     this.url = new URL(options.brokerUrl);
     if (!['mqtt:', 'tcp:', 'mqtts:'].includes(this.url.protocol)) {
       throw new Error(`unsupported broker URL ${options.brokerUrl}`);
@@ -258,11 +270,25 @@ export class DeviceLink implements DeviceConnection {
       this.logger.info({ deviceId: this.deviceId }, 'connected');
       this.endpoint.publishAvailability(true);
       this.endpoint.connected();
+      this.scheduleReport();
       for (const waiter of [...this.readyWaiters]) waiter();
     });
   }
 
+  /** Republishes the state every reportIntervalMs while the link is up. */
+  private scheduleReport(): void {
+    this.cancelReport?.();
+    this.cancelReport = this.clock.schedule(this.clock.now() + this.reportIntervalMs, () => {
+      this.cancelReport = undefined;
+      if (this.closing || !this.ready) return;
+      if (this.isConnected()) this.endpoint.connected();
+      this.scheduleReport();
+    });
+  }
+
   private onClose(): void {
+    this.cancelReport?.();
+    this.cancelReport = undefined;
     if (this.ready) this.logger.info({ deviceId: this.deviceId }, 'disconnected');
     this.ready = false;
     // mqtt.js would resend QoS 1 messages in flight after reconnecting; a device that lost its
@@ -282,6 +308,8 @@ export class DeviceLink implements DeviceConnection {
   }
 
   private async shutDown(): Promise<void> {
+    this.cancelReport?.();
+    this.cancelReport = undefined;
     if (!this.started) return;
     if (this.isConnected()) {
       await withTimeout(
