@@ -365,6 +365,10 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
 
     case 'camera-recording':
       if (s.state !== 'arming') break;
+      if (s.unlockBlocked !== null) {
+        st.end('refused', problem(s.unlockBlocked));
+        break;
+      }
       st.set({ armedAt: now, observation: 'live' });
       st.command('lock', 'unlock', s.maxOpenMs);
       st.go('unlocking', now + s.timing.unlockTimeoutMs, 'camera recording');
@@ -505,12 +509,9 @@ function onDeadline(st: Step): void {
       st.end('refused', problem('camera.not-recording'));
       return;
     case 'unlocking':
-      // The lock may have opened without telling us: lock again, and wait for its word.
-      st.alarm(
-        'lock-unconfirmed',
-        s.history.at(-1)?.atMs ?? st.now,
-        'Lock did not confirm it unlocked',
-      );
+      // The lock may have opened without telling us: lock again, and wait for its word. No
+      // alarm yet: the door is most likely still locked, and if the relock is not confirmed
+      // either, that raises lock-unconfirmed.
       startRelock(st, 'unlock not confirmed');
       return;
     case 'open':

@@ -25,5 +25,11 @@ export interface Position {
  * a fix whose uncertainty reaches outside the fence does not prove presence.
  */
 export function insideGeofence(fence: Geofence, pos: Position): boolean {
+  const valid =
+    Number.isFinite(pos.lat) &&
+    Number.isFinite(pos.lon) &&
+    Number.isFinite(pos.accuracyM) &&
+    pos.accuracyM >= 0;
+  if (!valid) return false;
   return distanceM(fence.lat, fence.lon, pos.lat, pos.lon) + pos.accuracyM <= fence.radiusM;
 }

@@ -49,6 +49,7 @@ export interface HeartbeatObservation {
 }
 
 export type HeartbeatRejection =
+  | 'malformed'
   | 'bad-mac'
   | 'wrong-session'
   | 'replayed-seq'
@@ -100,8 +101,11 @@ export class ObservationWatchdog {
   /** Digests seen in this session, oldest first (bounded by digestMemory). */
   private readonly seen = new Set<string>();
   private readonly closedGaps: ObservationGap[] = [];
-  /** Whether accepted-but-stale heartbeats arrived since the last fresh one. */
-  private staleSinceFresh = false;
+  /**
+   * The longest wait between accepted heartbeats since the last fresh one: a gap in which the
+   * camera kept talking (below `silenceMs`) is a frozen picture; otherwise it is silence.
+   */
+  private longestSilenceSinceFresh = 0;
   private rejectedCount = 0;
 
   constructor(
@@ -136,6 +140,8 @@ export class ObservationWatchdog {
       this.rejectedCount++;
       return { accepted: false, reason };
     };
+    if (!Number.isSafeInteger(hb.seq) || !Number.isFinite(hb.capturedAt))
+      return reject('malformed');
     if (!hb.macValid) return reject('bad-mac');
     if (hb.sessionId !== this.sessionId) return reject('wrong-session');
     if (hb.seq <= this.lastSeq) return reject('replayed-seq');
@@ -146,26 +152,33 @@ export class ObservationWatchdog {
 
     this.lastSeq = hb.seq;
     this.lastCapturedAt = hb.capturedAt;
+    if (this.lastAcceptedAt !== null) {
+      this.longestSilenceSinceFresh = Math.max(
+        this.longestSilenceSinceFresh,
+        now - this.lastAcceptedAt,
+      );
+    }
     this.lastAcceptedAt = now;
     const fresh = hb.frameDigest !== this.lastDigest && !this.seen.has(hb.frameDigest);
     this.lastDigest = hb.frameDigest;
     if (fresh) {
       this.remember(hb.frameDigest);
-      if (this.lastFreshAt !== null && now - this.lastFreshAt > this.config.silenceMs) {
-        this.closedGaps.push({
-          startMs: this.lastFreshAt,
-          endMs: now,
-          cause: this.staleSinceFresh ? 'frozen' : 'silence',
-        });
+      if (this.lastFreshAt !== null && now - this.lastFreshAt >= this.config.silenceMs) {
+        this.closedGaps.push({ startMs: this.lastFreshAt, endMs: now, cause: this.gapCause(now) });
       }
       this.firstFreshAt ??= now;
       this.lastFreshAt = now;
-      this.staleSinceFresh = false;
+      this.longestSilenceSinceFresh = 0;
       this.statusValue = 'live';
-    } else {
-      this.staleSinceFresh = true;
     }
     return { accepted: true, fresh };
+  }
+
+  /** Why the stretch since the last fresh heartbeat, up to `endMs`, was not observed. */
+  private gapCause(endMs: number): ObservationGap['cause'] {
+    const tail = this.lastAcceptedAt === null ? 0 : endMs - this.lastAcceptedAt;
+    const longest = Math.max(this.longestSilenceSinceFresh, tail);
+    return longest >= this.config.silenceMs ? 'silence' : 'frozen';
   }
 
   private remember(digest: string): void {
@@ -211,12 +224,8 @@ export class ObservationWatchdog {
     const start = this.firstFreshAt;
     if (start === null) return { ratio: 0, startMs: null, endMs, gaps: [] };
     const gaps: ObservationGap[] = [...this.closedGaps];
-    if (this.lastFreshAt !== null && endMs - this.lastFreshAt > this.config.silenceMs) {
-      gaps.push({
-        startMs: this.lastFreshAt,
-        endMs: null,
-        cause: this.staleSinceFresh ? 'frozen' : 'silence',
-      });
+    if (this.lastFreshAt !== null && endMs - this.lastFreshAt >= this.config.silenceMs) {
+      gaps.push({ startMs: this.lastFreshAt, endMs: null, cause: this.gapCause(endMs) });
     }
     const span = endMs - start;
     if (span <= 0) return { ratio: 1, startMs: start, endMs, gaps };
