@@ -66,14 +66,19 @@ export async function auditVerifyCommand(opts: AuditVerifyOptions): Promise<void
   }
   if (opts.json) {
     console.log(JSON.stringify(v, null, 2));
-  } else if (v.ok) {
-    console.log(
-      `audit log intact: ${v.entries} entries, ${v.checkpoints} signed checkpoints, head ${v.lastHash.slice(0, 16)}… at entry ${v.lastSeq}`,
-    );
-  } else {
+  } else if (!v.ok) {
     console.error(
       `audit log BROKEN at entry ${v.firstBreak?.seq}: ${v.firstBreak?.message} (${v.firstBreak?.reason})`,
     );
+  } else if (v.unsignedTail > 0) {
+    console.error(
+      `audit log NOT PROVEN: entries ${v.signedUpTo + 1} to ${v.lastSeq} carry no signature, so they could have been rewritten. ` +
+        'A running server signs within a second: run this again. After a crash, start the server once: it signs them and records that it did.',
+    );
+  } else {
+    console.log(
+      `audit log intact: ${v.entries} entries, ${v.checkpoints} signed checkpoints, head ${v.lastHash.slice(0, 16)}… at entry ${v.lastSeq}`,
+    );
   }
-  process.exit(v.ok ? 0 : 1);
+  process.exit(v.ok && v.unsignedTail === 0 ? 0 : 1);
 }

@@ -3,8 +3,10 @@ import { createHash, createPublicKey, generateKeyPairSync, sign, verify } from '
 import { describe, expect, it } from 'vitest';
 import {
   AuditVerifier,
+  CHECKPOINT_ENTRY_KIND,
   GENESIS_HASH,
   chainEntry,
+  checkpointRecordFact,
   checkpointMessage,
   entryHashInput,
   signCheckpoint,
@@ -204,6 +206,8 @@ describe('verifyAuditLog', () => {
       checkpoints: 10,
       lastSeq: 1_000,
       lastHash: at(1_000).hash,
+      signedUpTo: 1_000,
+      unsignedTail: 0,
       firstBreak: null,
     });
   });
@@ -215,6 +219,8 @@ describe('verifyAuditLog', () => {
       checkpoints: 0,
       lastSeq: 0,
       lastHash: GENESIS_HASH,
+      signedUpTo: 0,
+      unsignedTail: 0,
       firstBreak: null,
     });
   });
@@ -522,5 +528,90 @@ describe('AuditVerifier (streaming)', () => {
       [],
     );
     expect(v).toMatchObject({ ok: false, entries: 10, lastSeq: 9, lastHash: at(9).hash });
+  });
+});
+
+/** A log as the server writes it: every `every` entries, a checkpoint recorded in the chain. */
+function serverLog(n: number, every: number, signer = SERVER) {
+  const entries: AuditEntry[] = [];
+  const checkpoints: AuditCheckpoint[] = [];
+  let prev: AuditEntry | null = null;
+  for (let i = 1; i <= n; i++) {
+    prev = chainEntry(sha256, prev, fact(i), T0 + i * 1_000);
+    entries.push(prev);
+    if (i % every === 0) {
+      const cp = signCheckpoint(signer, prev, prev.at + 1);
+      checkpoints.push(cp);
+      prev = chainEntry(sha256, prev, checkpointRecordFact(cp), prev.at + 2);
+      entries.push(prev);
+    }
+  }
+  return { entries, checkpoints };
+}
+
+describe('checkpoints recorded in the chain', () => {
+  it('verify, and cover the log up to the newest record', () => {
+    const { entries, checkpoints } = serverLog(30, 10);
+    const v = verify_(entries, checkpoints, [SERVER.publicKey]);
+    expect(v).toMatchObject({ ok: true, lastSeq: 33, signedUpTo: 33, unsignedTail: 0 });
+    expect(entries.filter((e) => e.kind === CHECKPOINT_ENTRY_KIND)).toHaveLength(3);
+  });
+
+  it('count the entries after the newest signature as an unsigned tail', () => {
+    const { entries, checkpoints } = serverLog(25, 10);
+    const v = verify_(entries, checkpoints, [SERVER.publicKey]);
+    expect(v).toMatchObject({ ok: true, lastSeq: 27, signedUpTo: 22, unsignedTail: 5 });
+  });
+
+  it('catch a rewrite even when the checkpoint rows are deleted', () => {
+    const { entries } = serverLog(30, 10);
+    // Rewrite entry 15's data and recompute every hash after it; delete every checkpoint row.
+    const edited = entries.map((e) => (e.seq === 15 ? { ...e, data: { ...e.data, i: -1 } } : e));
+    const rewritten = rehashFrom(edited, 14);
+    const v = verify_(rewritten, [], [SERVER.publicKey]);
+    expect(v.ok).toBe(false);
+    expect(v.firstBreak).toMatchObject({ seq: 22, reason: 'checkpoint-record-invalid' });
+  });
+
+  it('leave a rewritten and truncated end unsigned', () => {
+    const { entries } = serverLog(30, 10);
+    // Keep up to the record after entry 20 (seq 22), rewrite what follows and drop the rest.
+    const kept = entries.filter((e) => e.seq <= 27);
+    const rewritten = rehashFrom(
+      kept.map((e) => (e.seq === 25 ? { ...e, data: { forged: true } } : e)),
+      24,
+    );
+    const v = verify_(rewritten, [], [SERVER.publicKey]);
+    expect(v).toMatchObject({ ok: true, signedUpTo: 22, unsignedTail: 5 });
+  });
+
+  it('refuse a record signed by an untrusted key', () => {
+    const { entries } = serverLog(10, 10, ATTACKER);
+    const v = verify_(entries, [], [SERVER.publicKey]);
+    expect(v.firstBreak).toMatchObject({ seq: 11, reason: 'checkpoint-record-invalid' });
+  });
+
+  it('refuse a record with a forged signature or naming another entry', () => {
+    const { entries } = serverLog(10, 10);
+    const rec = entries[10]!;
+    const forged = rehashFrom(
+      [
+        ...entries.slice(0, 10),
+        { ...rec, data: { ...rec.data, signature: rec.data.signature === 'x' ? 'y' : 'x' } },
+      ],
+      10,
+    );
+    expect(verify_(forged).firstBreak).toMatchObject({
+      seq: 11,
+      reason: 'checkpoint-record-invalid',
+    });
+    const elsewhere = rehashFrom(
+      [...entries.slice(0, 10), { ...rec, data: { ...rec.data, seq: 3 } }],
+      10,
+    );
+    expect(verify_(elsewhere).firstBreak).toMatchObject({
+      seq: 11,
+      reason: 'checkpoint-record-invalid',
+    });
   });
 });

@@ -109,6 +109,43 @@ export function signCheckpoint(
   };
 }
 
+/**
+ * Kind of the entry that records a checkpoint inside the chain itself, right after the entry
+ * it signs. With the signatures in the chain, deleting checkpoint rows does not help a forger:
+ * a rewrite from some entry on loses every signature after it, and shows as an unsigned tail.
+ */
+export const CHECKPOINT_ENTRY_KIND = 'audit.checkpoint';
+
+/** The fact that records a checkpoint in the chain (to be chained right after `cp.seq`). */
+export function checkpointRecordFact(cp: AuditCheckpoint): AuditFact {
+  return {
+    kind: CHECKPOINT_ENTRY_KIND,
+    actor: { type: 'system', id: 'audit' },
+    subject: 'audit',
+    data: {
+      seq: cp.seq,
+      hash: cp.hash,
+      at: cp.at,
+      publicKey: cp.publicKey,
+      signature: cp.signature,
+    },
+  };
+}
+
+function recordedCheckpoint(e: AuditEntry): AuditCheckpoint | null {
+  const d = e.data;
+  if (
+    typeof d.seq !== 'number' ||
+    typeof d.hash !== 'string' ||
+    typeof d.at !== 'number' ||
+    typeof d.publicKey !== 'string' ||
+    typeof d.signature !== 'string'
+  ) {
+    return null;
+  }
+  return { seq: d.seq, hash: d.hash, at: d.at, publicKey: d.publicKey, signature: d.signature };
+}
+
 /** Why a chain failed to verify, naming the first bad entry. */
 export interface AuditBreak {
   readonly seq: number;
@@ -120,6 +157,7 @@ export interface AuditBreak {
     | 'checkpoint-hash-mismatch'
     | 'checkpoint-missing-entry'
     | 'checkpoint-untrusted-key'
+    | 'checkpoint-record-invalid'
     | 'truncated';
   readonly message: string;
 }
@@ -130,6 +168,14 @@ export interface AuditVerification {
   readonly checkpoints: number;
   readonly lastSeq: number;
   readonly lastHash: string;
+  /** The newest entry covered by a valid signature (0 if none). */
+  readonly signedUpTo: number;
+  /**
+   * Entries after the newest signature. Zero after a clean shutdown; a few while the server
+   * runs (it signs within seconds). A rewrite of the log's end shows here: it cannot carry a
+   * valid signature.
+   */
+  readonly unsignedTail: number;
   readonly firstBreak: AuditBreak | null;
 }
 
@@ -143,6 +189,7 @@ export class AuditVerifier {
   private count = 0;
   private cpCount = 0;
   private broken: AuditBreak | null = null;
+  private signedUpTo = 0;
   /** Hashes at checkpointed seqs, filled as entries stream past. */
   private readonly wanted = new Map<number, string | null>();
 
@@ -191,8 +238,38 @@ export class AuditVerifier {
       return;
     }
     if (this.wanted.has(e.seq)) this.wanted.set(e.seq, hash);
+    if (e.kind === CHECKPOINT_ENTRY_KIND && !this.checkRecord(e)) return;
     this.prevHash = hash;
     this.expectedSeq++;
+  }
+
+  /** A checkpoint recorded in the chain must sign, with a trusted key, the entry just before. */
+  private checkRecord(e: AuditEntry): boolean {
+    const cp = recordedCheckpoint(e);
+    const problem = ((): string | null => {
+      if (cp === null) return 'is malformed';
+      if (cp.seq !== e.seq - 1 || cp.hash !== e.prevHash)
+        return 'does not sign the entry before it';
+      if (this.trustedKeys.length > 0 && !this.trustedKeys.includes(cp.publicKey)) {
+        return 'is signed by a key that is not trusted';
+      }
+      if (
+        !this.verifySignature(checkpointMessage(cp.seq, cp.hash, cp.at), cp.signature, cp.publicKey)
+      ) {
+        return 'has an invalid signature';
+      }
+      return null;
+    })();
+    if (problem !== null) {
+      this.fail({
+        seq: e.seq,
+        reason: 'checkpoint-record-invalid',
+        message: `entry ${e.seq} records a checkpoint that ${problem}`,
+      });
+      return false;
+    }
+    this.signedUpTo = e.seq;
+    return true;
   }
 
   /** Checks the checkpoints against what was fed and returns the verdict. */
@@ -243,6 +320,7 @@ export class AuditVerifier {
           });
           break;
         }
+        this.signedUpTo = Math.max(this.signedUpTo, cp.seq);
       }
     }
     return {
@@ -251,6 +329,8 @@ export class AuditVerifier {
       checkpoints: this.cpCount,
       lastSeq: this.expectedSeq - 1,
       lastHash: this.prevHash,
+      signedUpTo: this.signedUpTo,
+      unsignedTail: Math.max(0, this.expectedSeq - 1 - this.signedUpTo),
       firstBreak: this.broken,
     };
   }

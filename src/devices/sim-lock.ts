@@ -208,21 +208,23 @@ export class SimLock implements DeviceBehaviour {
       movement.done('jammed');
       return;
     }
+    // One reading of the clock: the bolt moved at `now`, and its own deadline counts from then.
+    const now = this.clock.now();
     if (movement.target === 'unlocked' && movement.relockAfterMs !== null) {
-      this.armRelock(this.clock.now() + movement.relockAfterMs);
+      this.armRelock(now + movement.relockAfterMs);
     } else if (movement.target === 'locked') {
       this.relockAt = null;
     }
-    this.setBolt(movement.target, true);
+    this.setBolt(movement.target, true, now);
     if (movement.auto) this.connection.publishEvent({ name: 'lock.auto-relocked' });
     movement.done(movement.target);
   }
 
-  private setBolt(bolt: Bolt, publishAlways = false): void {
+  private setBolt(bolt: Bolt, publishAlways = false, now = this.clock.now()): void {
     const moved = bolt !== this.currentBolt;
     if (moved) {
       this.currentBolt = bolt;
-      this.changed = this.clock.now();
+      this.changed = now;
     }
     if (moved || publishAlways) this.publish();
   }

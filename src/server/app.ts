@@ -122,6 +122,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // JSON only: a text/plain body is what any web page can send cross-site without a CORS
+  // preflight, so it gets 415 instead of being parsed.
+  app.removeContentTypeParser('text/plain');
   app.addSchema(ErrorResponse);
   await app.register(cookie);
   await app.register(swagger, {

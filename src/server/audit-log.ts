@@ -5,12 +5,17 @@
  * `append` resolves only after the entry is committed (SQLite WAL with synchronous=FULL), so
  * whatever the server acknowledged is in the log. Appends made in the same turn of the event
  * loop share one transaction. A checkpoint is signed every `checkpointEvery` entries, at most
- * `checkpointIntervalMs` after the last one when entries are waiting, and on `checkpoint()`
- * (the orchestrator calls it when a session ends) and `close()`.
+ * `checkpointIntervalMs` (default 1 s) after the last one when entries are waiting, and on
+ * `checkpoint()` (the orchestrator calls it when a session ends) and `close()`. Each checkpoint
+ * is stored in its own table and also recorded in the chain, as the entry right after the one
+ * it signs. On opening, entries a crash left unsigned are signed under an `audit.unsigned-tail`
+ * entry that says so.
  */
 import {
   AuditVerifier,
+  CHECKPOINT_ENTRY_KIND,
   chainEntry,
+  checkpointRecordFact,
   signCheckpoint,
   type AuditCheckpoint,
   type AuditEntry,
@@ -35,6 +40,8 @@ interface Pending {
 export class AuditLog {
   private head: Pick<AuditEntry, 'seq' | 'hash'> | null = null;
   private lastCheckpointSeq = 0;
+  /** The entry recording the newest checkpoint (it needs no checkpoint of its own). */
+  private lastRecordSeq = 0;
   private pending: Pending[] = [];
   private loop: Promise<void> | null = null;
   private wantCheckpoint = false;
@@ -51,7 +58,7 @@ export class AuditLog {
     opts: AuditLogOptions,
   ) {
     this.checkpointEvery = opts.checkpointEvery ?? 1_000;
-    this.checkpointIntervalMs = opts.checkpointIntervalMs ?? 5_000;
+    this.checkpointIntervalMs = opts.checkpointIntervalMs ?? 1_000;
   }
 
   /** Opens the log, continuing the chain stored in the repository. */
@@ -67,6 +74,23 @@ export class AuditLog {
     log.head = last === null ? null : { seq: last.seq, hash: last.hash };
     const cps = await repo.listCheckpoints();
     log.lastCheckpointSeq = cps.at(-1)?.seq ?? 0;
+    if (last?.kind === CHECKPOINT_ENTRY_KIND) log.lastRecordSeq = last.seq;
+    if (log.uncheckpointed() && last !== null) {
+      // Entries written before the last stop were never signed (a crash, a kill). Sign them
+      // now, but say so in the log: the signature vouches for them only from this moment.
+      const from = Math.max(log.lastRecordSeq, log.lastCheckpointSeq) + 1;
+      await log.append({
+        kind: 'audit.unsigned-tail',
+        actor: { type: 'system', id: 'audit' },
+        subject: 'audit',
+        data: {
+          fromSeq: from,
+          toSeq: last.seq,
+          message: 'entries written before a restart were not signed at the time',
+        },
+      });
+      await log.checkpoint();
+    }
     return log;
   }
 
@@ -115,7 +139,7 @@ export class AuditLog {
     if (this.cancelTimer !== null) return;
     this.cancelTimer = this.clock.schedule(this.clock.now() + this.checkpointIntervalMs, () => {
       this.cancelTimer = null;
-      if ((this.head?.seq ?? 0) > this.lastCheckpointSeq) void this.checkpoint();
+      if (this.uncheckpointed()) void this.checkpoint();
     });
   }
 
@@ -134,23 +158,27 @@ export class AuditLog {
   }
 
   private uncheckpointed(): boolean {
-    return (this.head?.seq ?? 0) > this.lastCheckpointSeq;
+    const head = this.head?.seq ?? 0;
+    return head > this.lastCheckpointSeq && head !== this.lastRecordSeq;
   }
 
   private async writeBatch(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
-    const tip = batch.at(-1)?.entry ?? this.head;
+    const entries = batch.map((p) => p.entry);
+    // Synchronously, before any await: the head is the batch's last entry, and appends made
+    // while this batch is written chain after the checkpoint's record.
+    const tip = this.head;
     let cp: AuditCheckpoint | undefined;
-    if (this.wantCheckpoint && tip !== null && tip.seq > this.lastCheckpointSeq) {
+    if (this.wantCheckpoint && tip !== null && this.uncheckpointed()) {
       cp = signCheckpoint(this.signer, tip, this.clock.now());
+      const record = chainEntry(this.sha256, tip, checkpointRecordFact(cp), this.clock.now());
+      this.head = { seq: record.seq, hash: record.hash };
+      entries.push(record);
       this.wantCheckpoint = false;
     }
     try {
-      await this.repo.append(
-        batch.map((p) => p.entry),
-        cp,
-      );
+      await this.repo.append(entries, cp);
     } catch (err) {
       // Nothing of this batch is stored; entries chained after it cannot be either. The
       // chain's head goes back to what is stored and every waiting append is rejected.
@@ -162,7 +190,10 @@ export class AuditLog {
       for (const p of failed) p.reject(err);
       return;
     }
-    if (cp !== undefined) this.lastCheckpointSeq = cp.seq;
+    if (cp !== undefined) {
+      this.lastCheckpointSeq = cp.seq;
+      this.lastRecordSeq = cp.seq + 1;
+    }
     for (const p of batch) p.resolve(p.entry);
     for (const p of batch) {
       for (const l of this.listeners) {
