@@ -79,6 +79,10 @@ export interface SessionView extends AccessSession {
 }
 
 const MAX_PENDING_FRAMES = 16;
+/** After a restart, how often to ask the lock of an interrupted session to lock, ms. */
+export const RECOVERY_RETRY_MS = 2_000;
+/** …and for how long, ms. */
+export const RECOVERY_GIVE_UP_MS = 2 * 60_000;
 
 const SYSTEM: AuditActor = { type: 'system', id: 'orchestrator' };
 
@@ -92,6 +96,8 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   private readonly endedCoverage = new Map<string, Coverage>();
   /** Heartbeats that arrived for no running session. */
   private orphanHeartbeats = 0;
+  /** Retry timers of doors being secured after a restart, by session id. */
+  private readonly recoveryTimers = new Map<string, () => void>();
 
   constructor(private readonly o: OrchestratorOptions) {
     this.watchdogConfig = { ...DEFAULT_WATCHDOG_CONFIG, ...o.watchdog };
@@ -130,13 +136,54 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         subject: `session:${s.id}`,
         data: { from: s.state, to: 'aborted', reason: 'session.interrupted' },
       });
-      if (s.state !== 'requested' && s.state !== 'arming') {
-        void this.o.gateway.command(s.lockDeviceId, 'lock', { sessionId: s.id });
-      }
+      if (s.state !== 'requested' && s.state !== 'arming') this.secureDoor(s);
       void this.o.gateway.command(s.cameraDeviceId, 'disarm', { sessionId: s.id });
+      this.o.events.publish({ type: 'session', homeId: s.homeId, session: ended });
     }
     if (open.length > 0) await this.o.audit.checkpoint();
     return open.length;
+  }
+
+  /**
+   * After a restart the lock may not be connected yet: ask it to lock until its own report
+   * says locked, every {@link RECOVERY_RETRY_MS}, for at most {@link RECOVERY_GIVE_UP_MS}
+   * (the lock's own deadline, set when it opened, is the backstop beyond that).
+   */
+  private secureDoor(s: AccessSession): void {
+    const started = this.o.clock.now();
+    const attempt = (): void => {
+      this.recoveryTimers.delete(s.id);
+      const status = this.o.gateway.liveStatus(s.lockDeviceId);
+      const bolt = status?.state?.kind === 'lock' ? status.state.bolt : 'unknown';
+      if (status?.online && bolt === 'locked') {
+        void this.o.audit.append({
+          kind: 'recovery.door-secured',
+          actor: { type: 'device', id: s.lockDeviceId },
+          subject: `session:${s.id}`,
+          data: { afterMs: this.o.clock.now() - started },
+          ...(status.state ? { deviceMac: status.state.mac } : {}),
+        });
+        return;
+      }
+      if (this.o.clock.now() - started >= RECOVERY_GIVE_UP_MS) {
+        void this.o.audit.append({
+          kind: 'recovery.door-unconfirmed',
+          actor: SYSTEM,
+          subject: `session:${s.id}`,
+          data: { afterMs: this.o.clock.now() - started, bolt },
+        });
+        return;
+      }
+      void this.o.gateway.command(s.lockDeviceId, 'lock', {
+        sessionId: s.id,
+        timeoutMs: RECOVERY_RETRY_MS,
+      });
+      this.recoveryTimers.set(
+        s.id,
+        this.o.clock.schedule(this.o.clock.now() + RECOVERY_RETRY_MS, attempt),
+      );
+    };
+    attempt();
   }
 
   /** The session, live or stored, with its coverage. */
@@ -727,6 +774,8 @@ export class SessionOrchestrator implements DeviceGatewayListener {
 
   /** Stops every timer (sessions stay open in the store; the next start closes them safely). */
   async stop(): Promise<void> {
+    for (const cancel of this.recoveryTimers.values()) cancel();
+    this.recoveryTimers.clear();
     for (const l of this.live.values()) {
       l.cancelDeadline?.();
       l.cancelWatch?.();
