@@ -69,6 +69,8 @@ interface LiveSession {
   /** Frames waiting for a heartbeat to vouch for them, by digest (bounded). */
   readonly pendingFrames: Map<string, PendingFrame>;
   frameSeq: number;
+  /** Clip frames being written; the session's clip is audited once they are all stored. */
+  clipWrites: Promise<void>;
   /** Serialises this session's events. */
   queue: Promise<void>;
 }
@@ -299,6 +301,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       cancelWatch: null,
       pendingFrames: new Map(),
       frameSeq: 0,
+      clipWrites: Promise.resolve(),
       queue: Promise.resolve(),
     };
     this.live.set(session.id, l);
@@ -601,6 +604,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       if (d && this.byDevice.get(d) === s.id) this.byDevice.delete(d);
     }
     this.endedCoverage.set(s.id, coverage);
+    await l.clipWrites;
     const frames = await this.o.clips.list(s.id);
     await this.audit(l, 'session.coverage', {
       ratio: coverage.ratio,
@@ -664,11 +668,14 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       if (pf) {
         l.pendingFrames.delete(hb.frameDigest);
         const seq = l.frameSeq++;
-        void this.o.clips
-          .add(l.session.id, seq, pf.frame.capturedAt, now, pf.frame.digest, pf.jpeg)
-          .catch((err: unknown) =>
-            this.o.logger?.warn({ err: String(err) }, 'clip frame not stored'),
-          );
+        l.clipWrites = l.clipWrites.then(() =>
+          this.o.clips
+            .add(l.session.id, seq, pf.frame.capturedAt, now, pf.frame.digest, pf.jpeg)
+            .then(
+              () => undefined,
+              (err: unknown) => this.o.logger?.warn({ err: String(err) }, 'clip frame not stored'),
+            ),
+        );
       }
       if (l.session.state === 'arming' && hb.recording)
         void this.apply(l.session.id, { type: 'camera-recording' });
