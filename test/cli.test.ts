@@ -32,7 +32,7 @@ describe('threshold CLI', () => {
     const dir = mkdtempSync(join(tmpdir(), 'threshold-cli-'));
     try {
       const r = threshold('scenario', 'delivery', '--json', '--data', dir);
-      expect(r.code, r.stderr).toBe(0);
+      expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
       const report = JSON.parse(r.stdout) as Record<string, unknown>;
       expect(report).toMatchObject({
         scenario: 'delivery',

@@ -3,12 +3,22 @@
  * coverage, the clip (each frame's bytes match the digest a heartbeat vouched for), the audit
  * export, remote lock and unlock (unlock needs confirmation), live events, and /docs.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ReadableStream } from 'node:stream/web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScenarioWorld } from '../src/harness/scenario-world.ts';
 
 let world: ScenarioWorld;
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'threshold.js');
+function threshold(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 let owner = '';
 let sessionId = '';
 
@@ -78,26 +88,71 @@ describe('owner API', () => {
     expect(r.status).toBe(403);
   });
 
-  it('exports the audit entries of the session with the checkpoints and a passing verification', async () => {
+  it('exports the session as a signed piece of the chain that `threshold audit verify --file` accepts, and catches an edit', async () => {
     const res = await asOwner(
       'GET',
       `/api/homes/${world.creds.homeId}/audit?sessionId=${sessionId}`,
     );
     expect(res.status).toBe(200);
     const doc = (await res.json()) as {
-      verification: { ok: boolean };
-      entries: { subject: string; kind: string }[];
+      serverVerification: { ok: boolean };
+      entries: {
+        seq: number;
+        subject?: string;
+        kind?: string;
+        redacted?: true;
+        data?: Record<string, unknown>;
+      }[];
       checkpoints: unknown[];
       publicKey: string;
     };
-    expect(doc.verification.ok).toBe(true);
-    expect(doc.entries.length).toBeGreaterThan(5);
-    expect(doc.entries.every((e) => e.subject === `session:${sessionId}`)).toBe(true);
-    expect(doc.entries.map((e) => e.kind)).toEqual(
-      expect.arrayContaining(['session.requested', 'session.state', 'session.ended']),
+    expect(doc.serverVerification.ok).toBe(true);
+    const visible = doc.entries.filter((e) => !e.redacted);
+    expect(
+      visible.every((e) => e.subject === `session:${sessionId}` || e.subject === 'audit'),
+    ).toBe(true);
+    expect(visible.map((e) => e.kind)).toEqual(
+      expect.arrayContaining([
+        'session.requested',
+        'session.state',
+        'session.ended',
+        'audit.checkpoint',
+      ]),
     );
-    expect(doc.checkpoints.length).toBeGreaterThan(0);
+    expect(doc.entries.at(-1)?.kind).toBe('audit.checkpoint');
     expect(doc.publicKey).toBe(world.sys.audit.publicKey);
+
+    const dir = mkdtempSync(join(tmpdir(), 'threshold-export-'));
+    try {
+      const file = join(dir, 'export.json');
+      writeFileSync(file, JSON.stringify(doc));
+      const ok = threshold(
+        'audit',
+        'verify',
+        '--file',
+        file,
+        '--public-key',
+        world.sys.audit.publicKey,
+      );
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toMatch(/^audit log intact: \d+ entries/);
+
+      const target = doc.entries.find((e) => e.kind === 'session.ended')!;
+      target.data = { ...target.data, state: 'completed-with-nothing-to-see' };
+      writeFileSync(file, JSON.stringify(doc));
+      const bad = threshold(
+        'audit',
+        'verify',
+        '--file',
+        file,
+        '--public-key',
+        world.sys.audit.publicKey,
+      );
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain(`BROKEN at entry ${target.seq}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('needs "confirm": true to unlock from afar; locks and unlocks on the lock’s word; streams it live', async () => {

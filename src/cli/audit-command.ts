@@ -8,12 +8,19 @@ import { join } from 'node:path';
 import {
   verifyAuditLog,
   type AuditCheckpoint,
-  type AuditEntry,
+  type ExportedAuditEntry,
   type AuditVerification,
 } from '../core/audit-chain.ts';
 import { verifyStoredLog } from '../server/audit-log.ts';
 import { sha256Hex, verifyEd25519 } from '../server/keys.ts';
 import { openStore } from '../store/index.ts';
+
+/** What the owner's audit export holds (GET /api/homes/:homeId/audit). */
+interface AuditExport {
+  readonly entries: ExportedAuditEntry[];
+  readonly checkpoints: AuditCheckpoint[];
+  readonly publicKey?: string;
+}
 
 export interface AuditVerifyOptions {
   readonly data: string;
@@ -32,18 +39,35 @@ export async function auditVerifyCommand(opts: AuditVerifyOptions): Promise<void
   const key = trustedKey(opts);
   let v: AuditVerification;
   if (opts.file) {
-    const doc = JSON.parse(readFileSync(opts.file, 'utf8')) as {
-      entries: AuditEntry[];
-      checkpoints: AuditCheckpoint[];
-      publicKey?: string;
-    };
+    let doc: AuditExport;
+    try {
+      doc = JSON.parse(readFileSync(opts.file, 'utf8')) as AuditExport;
+    } catch (err) {
+      console.error(
+        `threshold audit verify: cannot read ${opts.file}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      process.exit(2);
+    }
+    if (!Array.isArray(doc.entries) || !Array.isArray(doc.checkpoints)) {
+      console.error(
+        `threshold audit verify: ${opts.file} is not an audit export (no entries or checkpoints)`,
+      );
+      process.exit(2);
+    }
     const trusted = key ?? doc.publicKey ?? null;
+    if (!key && !opts.json) {
+      console.error(
+        'note: checking against the public key named in the file itself; pass --public-key (the server’s keys/audit-ed25519.pub) to check against a key you trust.',
+      );
+    }
+    const first = doc.entries[0];
     v = verifyAuditLog(
       sha256Hex,
       verifyEd25519,
       doc.entries,
       doc.checkpoints,
       trusted ? [trusted] : [],
+      first ? { seq: first.seq, prevHash: first.prevHash } : undefined,
     );
   } else {
     const dbPath = join(opts.data, 'threshold.db');
@@ -77,7 +101,7 @@ export async function auditVerifyCommand(opts: AuditVerifyOptions): Promise<void
     );
   } else {
     console.log(
-      `audit log intact: ${v.entries} entries, ${v.checkpoints} signed checkpoints, head ${v.lastHash.slice(0, 16)}… at entry ${v.lastSeq}`,
+      `audit log intact: ${v.entries} entries${v.redacted > 0 ? ` (${v.redacted} of other homes, redacted to their hashes)` : ''}, ${v.checkpoints} signed checkpoints, head ${v.lastHash.slice(0, 16)}… at entry ${v.lastSeq}`,
     );
   }
   process.exit(v.ok && v.unsignedTail === 0 ? 0 : 1);

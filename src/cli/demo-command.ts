@@ -37,7 +37,7 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
   console.log(`
 Threshold demo is running.
 
-  Web and API   ${url}        (API description: ${url}/docs)
+  Server        ${url}        (API description: ${url}/docs)
   MQTT broker   ${sys.brokerUrl}
   Data          ${opts.data}  (credentials in ${opts.data}/demo-credentials.json)
 

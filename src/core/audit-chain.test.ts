@@ -7,6 +7,8 @@ import {
   GENESIS_HASH,
   chainEntry,
   checkpointRecordFact,
+  isRedacted,
+  redact,
   checkpointMessage,
   entryHashInput,
   signCheckpoint,
@@ -206,6 +208,7 @@ describe('verifyAuditLog', () => {
       checkpoints: 10,
       lastSeq: 1_000,
       lastHash: at(1_000).hash,
+      redacted: 0,
       signedUpTo: 1_000,
       unsignedTail: 0,
       firstBreak: null,
@@ -219,6 +222,7 @@ describe('verifyAuditLog', () => {
       checkpoints: 0,
       lastSeq: 0,
       lastHash: GENESIS_HASH,
+      redacted: 0,
       signedUpTo: 0,
       unsignedTail: 0,
       firstBreak: null,
@@ -613,5 +617,64 @@ describe('checkpoints recorded in the chain', () => {
       seq: 11,
       reason: 'checkpoint-record-invalid',
     });
+  });
+});
+
+describe('exports with redacted entries, starting mid-log', () => {
+  const { entries, checkpoints } = serverLog(30, 10);
+  const mine = (e: AuditEntry) => e.kind === CHECKPOINT_ENTRY_KIND || e.seq % 3 === 0;
+  const exported = (from: number, to: number) =>
+    entries.filter((e) => e.seq >= from && e.seq <= to).map((e) => (mine(e) ? e : redact(e)));
+  const startOf = (from: number) => ({ seq: from, prevHash: entries[from - 1]!.prevHash });
+  const cpsIn = (from: number, to: number) =>
+    checkpoints.filter((c) => c.seq >= from && c.seq <= to);
+
+  it('verify from a mid-log start to a recorded checkpoint, counting what was redacted', () => {
+    const doc = exported(12, 22);
+    const v = verifyAuditLog(
+      sha256,
+      verifyEd25519,
+      doc,
+      cpsIn(12, 22),
+      [SERVER.publicKey],
+      startOf(12),
+    );
+    expect(v).toMatchObject({ ok: true, lastSeq: 22, signedUpTo: 22, unsignedTail: 0 });
+    expect(v.redacted).toBe(doc.filter(isRedacted).length);
+    expect(v.redacted).toBeGreaterThan(3);
+  });
+
+  it('catch an edited visible entry', () => {
+    const doc = exported(12, 22).map((e) =>
+      e.seq === 15 && !isRedacted(e) ? { ...e, data: { i: 0 } } : e,
+    );
+    const v = verifyAuditLog(sha256, verifyEd25519, doc, [], [SERVER.publicKey], startOf(12));
+    expect(v.firstBreak).toMatchObject({ seq: 15, reason: 'hash-mismatch' });
+  });
+
+  it('catch a redacted entry whose hash was changed to hide an edit', () => {
+    const doc = exported(12, 22).map((e) =>
+      e.seq === 14 && isRedacted(e) ? { ...e, hash: 'f'.repeat(64) } : e,
+    );
+    const v = verifyAuditLog(sha256, verifyEd25519, doc, [], [SERVER.publicKey], startOf(12));
+    expect(v.firstBreak).toMatchObject({ seq: 15, reason: 'prev-hash-mismatch' });
+  });
+
+  it('catch an entry left out of the export', () => {
+    const doc = exported(12, 22).filter((e) => e.seq !== 16);
+    const v = verifyAuditLog(sha256, verifyEd25519, doc, [], [SERVER.publicKey], startOf(12));
+    expect(v.firstBreak).toMatchObject({ seq: 17, reason: 'sequence-gap' });
+  });
+
+  it('prove nothing without a signature at the end', () => {
+    const v = verifyAuditLog(
+      sha256,
+      verifyEd25519,
+      exported(12, 20),
+      [],
+      [SERVER.publicKey],
+      startOf(12),
+    );
+    expect(v).toMatchObject({ ok: true, signedUpTo: 11, unsignedTail: 9 });
   });
 });

@@ -46,6 +46,31 @@ export interface AuditEntry extends AuditFact {
   readonly hash: string;
 }
 
+/**
+ * An entry of an export that is not the reader's to see (another home's): only what links the
+ * chain. Its hash cannot be recomputed, but its place is proven by its neighbours and by the
+ * signed checkpoints after it.
+ */
+export interface RedactedAuditEntry {
+  readonly seq: number;
+  readonly prevHash: string;
+  readonly hash: string;
+  readonly redacted: true;
+}
+
+/** An entry as an export carries it. */
+export type ExportedAuditEntry = AuditEntry | RedactedAuditEntry;
+
+/** Whether an exported entry is redacted. */
+export function isRedacted(e: ExportedAuditEntry): e is RedactedAuditEntry {
+  return (e as Partial<RedactedAuditEntry>).redacted === true;
+}
+
+/** The redacted form of an entry. */
+export function redact(e: AuditEntry): RedactedAuditEntry {
+  return { seq: e.seq, prevHash: e.prevHash, hash: e.hash, redacted: true };
+}
+
 /** A signed statement that the chain up to `seq` ended in `hash`. */
 export interface AuditCheckpoint {
   readonly seq: number;
@@ -168,6 +193,8 @@ export interface AuditVerification {
   readonly checkpoints: number;
   readonly lastSeq: number;
   readonly lastHash: string;
+  /** Redacted entries (in an export): linked and signed over, but not readable. */
+  readonly redacted: number;
   /** The newest entry covered by a valid signature (0 if none). */
   readonly signedUpTo: number;
   /**
@@ -190,6 +217,7 @@ export class AuditVerifier {
   private cpCount = 0;
   private broken: AuditBreak | null = null;
   private signedUpTo = 0;
+  private redactedCount = 0;
   /** Hashes at checkpointed seqs, filled as entries stream past. */
   private readonly wanted = new Map<number, string | null>();
 
@@ -199,16 +227,24 @@ export class AuditVerifier {
     private readonly checkpoints: readonly AuditCheckpoint[],
     /** Public keys the verifier trusts; when empty, any key in the checkpoints is accepted. */
     private readonly trustedKeys: readonly string[] = [],
+    /**
+     * Where the entries fed start, for an export that begins mid-log: the first entry's seq and
+     * the hash it follows. Default: the genesis. Everything before it is outside the proof.
+     */
+    start: { readonly seq: number; readonly prevHash: string } = { seq: 1, prevHash: GENESIS_HASH },
   ) {
     for (const cp of checkpoints) this.wanted.set(cp.seq, null);
+    this.expectedSeq = start.seq;
+    this.prevHash = start.prevHash;
+    this.signedUpTo = start.seq - 1;
   }
 
   private fail(b: AuditBreak): void {
     this.broken ??= b;
   }
 
-  /** Feeds the next entry of the log. */
-  add(e: AuditEntry): void {
+  /** Feeds the next entry of the log (or of an export, where some may be redacted). */
+  add(e: ExportedAuditEntry): void {
     if (this.broken) return;
     this.count++;
     if (e.seq !== this.expectedSeq) {
@@ -225,6 +261,13 @@ export class AuditVerifier {
         reason: 'prev-hash-mismatch',
         message: `entry ${e.seq} does not follow entry ${e.seq - 1} (previous hash differs)`,
       });
+      return;
+    }
+    if (isRedacted(e)) {
+      this.redactedCount++;
+      if (this.wanted.has(e.seq)) this.wanted.set(e.seq, e.hash);
+      this.prevHash = e.hash;
+      this.expectedSeq++;
       return;
     }
     const { hash, ...rest } = e;
@@ -329,6 +372,7 @@ export class AuditVerifier {
       checkpoints: this.cpCount,
       lastSeq: this.expectedSeq - 1,
       lastHash: this.prevHash,
+      redacted: this.redactedCount,
       signedUpTo: this.signedUpTo,
       unsignedTail: Math.max(0, this.expectedSeq - 1 - this.signedUpTo),
       firstBreak: this.broken,
@@ -340,11 +384,12 @@ export class AuditVerifier {
 export function verifyAuditLog(
   sha256: Sha256Hex,
   verifySignature: SignatureVerifier,
-  entries: Iterable<AuditEntry>,
+  entries: Iterable<ExportedAuditEntry>,
   checkpoints: readonly AuditCheckpoint[],
   trustedKeys: readonly string[] = [],
+  start?: { readonly seq: number; readonly prevHash: string },
 ): AuditVerification {
-  const v = new AuditVerifier(sha256, verifySignature, checkpoints, trustedKeys);
+  const v = new AuditVerifier(sha256, verifySignature, checkpoints, trustedKeys, start);
   for (const e of entries) v.add(e);
   return v.result();
 }

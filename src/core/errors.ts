@@ -2,9 +2,9 @@
  * The one catalogue of Threshold's error and refusal codes, grouped by area.
  *
  * Expected refusals (a courier outside the window, a camera that is offline) are values that
- * carry one of these codes; only bugs and infrastructure failures throw. The HTTP status and
- * the CLI exit code of every code live in {@link ERROR_CATALOGUE}, so a new code cannot be
- * added without deciding both.
+ * carry one of these codes; only bugs and infrastructure failures throw. The HTTP status of
+ * every code lives in {@link ERROR_CATALOGUE}, so a new code cannot be added without deciding
+ * it; {@link exitCodeOf} derives the CLI exit code from the same table.
  */
 export const ERROR_CATALOGUE = {
   // Request validation
@@ -69,6 +69,15 @@ export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 /** The HTTP status of a code. */
 export function httpStatusOf(code: ErrorCode): number {
   return ERROR_CATALOGUE[code].status;
+}
+
+/**
+ * The CLI exit code of a code: 2 for a bad request (usage), 3 for an infrastructure failure,
+ * 1 for every refusal (the thing asked for did not hold).
+ */
+export function exitCodeOf(code: ErrorCode): 1 | 2 | 3 {
+  if (code.startsWith('request.')) return 2;
+  return httpStatusOf(code) >= 500 ? 3 : 1;
 }
 
 /** A refusal or failure as a value: a code, a human sentence and optional structured detail. */

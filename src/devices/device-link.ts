@@ -8,7 +8,8 @@
  * - State (retained), events, replies and heartbeats go out with QoS 1, frames with QoS 0. Nothing is
  *   queued while the connection is down: a jammed device's messages are lost, and so are
  *   QoS 1 messages in flight when a connection dies (the device republishes its state on
- *   reconnect; the server re-asks with `report` if it misses a reply).
+ *   reconnect, and every `reportIntervalMs`; a command whose reply is lost is, for the
+ *   server, a command that timed out).
  * - Fault switches for the harness: {@link DeviceLink.cutLink} kills the TCP connection at
  *   once, without a DISCONNECT packet (so the broker publishes the will), and makes every
  *   reconnection attempt fail until {@link DeviceLink.restoreLink}, as a Wi-Fi deauth flood

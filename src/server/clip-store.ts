@@ -1,6 +1,6 @@
 /**
  * Session clips on disk: each frame a camera vouched for (its digest named in an accepted
- * heartbeat) is written to `<data>/clips/<sessionId>/<seq>.jpg` and indexed in the store with
+ * heartbeat) is written to `<data>/clips/<sessionId>/<seq, 6 digits>.jpg` and indexed in the store with
  * its digest. Clips older than the retention period are deleted; the audit log keeps their
  * digests (the orchestrator audits a session's frame list when it ends).
  */

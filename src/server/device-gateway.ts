@@ -5,11 +5,14 @@
  *
  * Nothing a device sends is acted on before it passes, in order: a Threshold topic on an up
  * channel; a registered device of the home named in the topic; the channel's schema (size,
- * JSON, shape); the MAC (device key; session key for heartbeats, checked by the caller's
- * watchdog); and for states and events, a device time or sequence that moves forward. Anything
- * else is dropped and counted by reason, and logged.
+ * JSON, shape); a payload that fits the device's kind; the MAC (device key; for heartbeats the
+ * key of the session the heartbeat names); for frames, bytes that match their digest; and for
+ * states and events, a device time or sequence that moves forward. Anything else is dropped
+ * and counted by reason, and logged. Heartbeats whose MAC fails are counted too, and still
+ * passed on flagged as such: during a session they are evidence of an attack, and the
+ * orchestrator raises the alarm.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Clock } from '../core/clock.ts';
 import type { DeviceKind } from '../core/model.ts';
@@ -63,6 +66,7 @@ export type DropReason =
   | 'kind-mismatch'
   | 'bad-mac'
   | 'replayed'
+  | 'bad-digest'
   | 'unknown-reply';
 
 /** Receives what passed the gateway's checks. */
@@ -128,7 +132,7 @@ export class DeviceGateway {
     { deviceId: string; resolve: (o: CommandOutcome) => void; cancel: () => void }
   >();
   private readonly listeners: DeviceGatewayListener[] = [];
-  private readonly dropCounts = new Map<DropReason, number>();
+  private readonly dropCounts = new Map<string, number>();
   private readonly ttlMs: number;
 
   constructor(private readonly opts: DeviceGatewayOptions) {
@@ -199,6 +203,15 @@ export class DeviceGateway {
   /** Counts of dropped messages by reason. */
   drops(): Record<string, number> {
     return Object.fromEntries(this.dropCounts);
+  }
+
+  /** Counts and logs a message that was not acted on as sent (it may still be passed on, flagged). */
+  private count(reason: DropReason | 'heartbeat-bad-mac', topic: string, detail: string): void {
+    this.dropCounts.set(reason, (this.dropCounts.get(reason) ?? 0) + 1);
+    this.opts.logger?.warn(
+      { reason, topic: topic.slice(0, 200), detail: detail.slice(0, 200) },
+      'device message rejected',
+    );
   }
 
   private drop(reason: DropReason, topic: string, detail: string): void {
@@ -289,6 +302,12 @@ export class DeviceGateway {
           return this.drop('kind-mismatch', topic, 'heartbeat from a non-camera');
         const macValid = verifyMac(deriveSessionKey(key, d.message.sessionId), topic, d.message);
         if (macValid) this.seen(device.id, {});
+        else
+          this.count(
+            'heartbeat-bad-mac',
+            topic,
+            `session ${d.message.sessionId} seq ${d.message.seq}`,
+          );
         for (const l of this.listeners) l.onHeartbeat?.(device, d.message, macValid);
         return;
       }
@@ -298,6 +317,10 @@ export class DeviceGateway {
         if (device.kind !== 'camera')
           return this.drop('kind-mismatch', topic, 'frame from a non-camera');
         const jpeg = Buffer.from(d.message.jpeg, 'base64');
+        // A frame whose bytes do not match its digest can never be vouched for by a heartbeat.
+        if (createHash('sha256').update(jpeg).digest('hex') !== d.message.digest) {
+          return this.drop('bad-digest', topic, d.message.digest);
+        }
         for (const l of this.listeners) l.onFrame?.(device, d.message, jpeg);
         return;
       }

@@ -1,7 +1,12 @@
 /** Access sessions for the owner: the timeline, one session with its coverage, its clip, and the audit export. */
 import { createReadStream } from 'node:fs';
 import type { FastifyPluginAsync } from 'fastify';
-import type { AuditEntry } from '../../core/audit-chain.ts';
+import {
+  CHECKPOINT_ENTRY_KIND,
+  isRedacted,
+  redact,
+  type ExportedAuditEntry,
+} from '../../core/audit-chain.ts';
 import { AuditQuery, FrameParams, HomeParams, SessionParams } from '../../protocol/http.ts';
 import type { AppDeps } from '../app.ts';
 import { verifyEd25519 } from '../keys.ts';
@@ -121,7 +126,7 @@ export const sessionRoutes =
         schema: {
           tags: ['audit'],
           summary:
-            'Export the audit log (entries of this home, with every checkpoint) for offline verification',
+            'Export the audit log of this home (a session or a time range) as a signed, self-verifying piece of the chain: `threshold audit verify --file` checks it',
           params: HomeParams,
           querystring: AuditQuery,
           response: errorResponses,
@@ -136,31 +141,61 @@ export const sessionRoutes =
           (await deps.store.sessions.listForHome(homeId, { limit: 10_000 })).map((s) => s.id),
         );
         if (q.sessionId && !sessionIds.has(q.sessionId)) fail('session.not-found');
+        const homeSubjects = new Set([
+          `home:${homeId}`,
+          ...(await deps.store.homes.listDoors(homeId)).map((d) => `door:${d.id}`),
+          ...(await deps.store.homes.listDevices(homeId)).map((d) => `device:${d.id}`),
+        ]);
         const from = q.from ? Number(q.from) : 0;
         const to = q.to ? Number(q.to) : Number.MAX_SAFE_INTEGER;
+        const ofThisHome = (subject: string): boolean => {
+          if (subject.startsWith('session:')) {
+            const sid = subject.slice('session:'.length);
+            return sessionIds.has(sid) && (!q.sessionId || sid === q.sessionId);
+          }
+          return !q.sessionId && homeSubjects.has(subject);
+        };
+        // Sign what is there, so the export can end on a signature.
         await deps.audit.checkpoint();
-        // The chain is verified whole (a partial chain cannot be), then filtered for the export.
         const verification = await deps.audit.verify(verifyEd25519);
-        const entries: AuditEntry[] = [];
+        // The export is a contiguous piece of the chain: from the first entry asked for to the
+        // first checkpoint recorded after the last one. Other homes' entries in between are
+        // redacted to the hashes that link the chain; checkpoint records stay whole.
+        const entries: ExportedAuditEntry[] = [];
+        let lastMatch = -1;
         for await (const e of deps.store.audit.iterate()) {
-          const sid = e.subject.startsWith('session:') ? e.subject.slice(8) : null;
-          const mine =
-            sid !== null
-              ? sessionIds.has(sid) && (!q.sessionId || sid === q.sessionId)
-              : !q.sessionId && e.subject === `home:${homeId}`;
-          if (mine && e.at >= from && e.at <= to) entries.push(e);
+          const match = ofThisHome(e.subject) && e.at >= from && e.at <= to;
+          if (entries.length === 0 && !match) continue;
+          if (match) lastMatch = entries.length;
+          entries.push(match || e.subject === 'audit' ? e : redact(e));
         }
+        const endIndex = entries.findIndex(
+          (e, i) => i > lastMatch && !isRedacted(e) && e.kind === CHECKPOINT_ENTRY_KIND,
+        );
+        const piece = endIndex >= 0 ? entries.slice(0, endIndex + 1) : entries;
+        const fromSeq = piece[0]?.seq ?? null;
+        const toSeq = piece.at(-1)?.seq ?? null;
+        const checkpoints =
+          fromSeq === null || toSeq === null
+            ? []
+            : (await deps.store.audit.listCheckpoints()).filter(
+                (c) => c.seq >= fromSeq && c.seq <= toSeq,
+              );
         return {
           format: 'threshold-audit-export/v1',
+          homeId,
+          ...(q.sessionId ? { sessionId: q.sessionId } : {}),
           publicKey: deps.audit.publicKey,
-          verification: {
+          fromSeq,
+          toSeq,
+          serverVerification: {
             ok: verification.ok,
             entries: verification.entries,
             lastSeq: verification.lastSeq,
             firstBreak: verification.firstBreak,
           },
-          entries,
-          checkpoints: await deps.store.audit.listCheckpoints(),
+          entries: piece,
+          checkpoints,
         };
       },
     );
