@@ -44,6 +44,15 @@ beforeAll(async () => {
   await world.dropParcel();
   await world.requestRelock(sessionId);
   await world.waitForState(sessionId, ['completed'], 10_000);
+  // The session's closing entries (coverage, clip, end) follow its last state change.
+  await world.waitFor(
+    async () =>
+      (await world.sys.store.audit.entriesForSubject(`session:${sessionId}`)).some(
+        (e) => e.kind === 'session.ended',
+      ),
+    5_000,
+    'the session is closed in the audit log',
+  );
 }, 60_000);
 
 afterAll(async () => {

@@ -67,10 +67,11 @@ describe('restart in the middle of a session', () => {
     });
     await home.start();
     cleanups.push(() => home.stop());
+    const ids = [creds.devices.lock.id, creds.devices.doorSensor.id, creds.devices.camera.id];
     await until(
-      () => sys.gateway.liveStatus(creds.devices.camera.id)?.state != null,
+      () => ids.every((id) => sys.gateway.liveStatus(id)?.state != null),
       10_000,
-      'devices reported',
+      'every device reported',
     );
     const now = Date.now();
     const delivery = await createDemoDelivery(
@@ -87,7 +88,11 @@ describe('restart in the middle of a session', () => {
     const started = await sys.orchestrator.requestAccess(courier, delivery.id, DEMO_DOORSTEP);
     expect(started.ok).toBe(true);
     const sessionId = started.ok ? started.value.id : '';
-    await until(() => home.lock.bolt() === 'unlocked', 10_000, 'the lock opened');
+    await until(
+      async () => (await sys.orchestrator.view(sessionId))?.state === 'open',
+      10_000,
+      'the lock opened and said so',
+    );
     home.doorSensor.open();
     home.doorSensor.close();
 

@@ -5,7 +5,7 @@
  * the store and the audit log.
  *
  * Each session's events are applied one at a time (a per-session queue), and each step is
- * persisted and audited before its commands go out: what the server acts on is on record.
+ * audited and persisted before its commands go out: what the server acts on is on record.
  */
 import { randomUUID } from 'node:crypto';
 import { decideAccess, type AccessPolicy, DEFAULT_ACCESS_POLICY } from '../core/access-decision.ts';
@@ -431,9 +431,9 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       r.effects.length > 0 ||
       JSON.stringify(r.session) !== JSON.stringify({ ...before, updatedAt: now });
     const ended = isTerminal(r.session) && !isTerminal(before);
-    let coverage: Coverage | null = null;
-    if (ended) coverage = l.watchdog.coverage(now);
-    if (changed || ended) await this.persist(r.session, coverage);
+    const coverage = ended ? l.watchdog.coverage(now) : null;
+    // Audit first, then the state people see: when a session shows as ended, its closing
+    // record (coverage, clip, outcome) and its delivery's status are already written.
     await this.record(l, r.effects, actor, event);
     if (before.state !== 'open' && r.session.state === 'open' && before.unlockedAt === null) {
       // The grant is used once the door has actually opened; a refused or failed arming
@@ -442,9 +442,10 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       if (r.session.deliveryId)
         await this.o.store.deliveries.updateStatus(r.session.deliveryId, 'in-progress');
     }
+    if (coverage !== null) await this.finish(l, coverage);
+    if (changed || ended) await this.persist(r.session, coverage);
     this.perform(l, r.effects);
     this.armDeadline(l);
-    if (ended) await this.finish(l, coverage ?? l.watchdog.coverage(now));
     if (changed || ended)
       this.o.events.publish({ type: 'session', homeId: r.session.homeId, session: r.session });
     return { refusal: r.refusal };
