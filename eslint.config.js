@@ -67,7 +67,7 @@ export default tseslint.config(
   layer('broker', ['store', 'devices', 'server', 'hub', 'harness', 'cli']),
   layer('devices', ['store', 'broker', 'server', 'hub', 'harness', 'cli']),
   layer('server', ['devices', 'hub', 'harness', 'cli']),
-  layer('hub', ['server', 'store', 'harness', 'cli']),
+  layer('hub', ['server', 'harness', 'cli']),
   layer('harness', ['cli']),
   {
     files: ['src/core/**/*.ts'],
