@@ -3,7 +3,7 @@
  * simulated lock, door sensor and camera, in one process. Prints where to go and how to sign in.
  */
 import pino from 'pino';
-import { SimHome } from '../devices/index.ts';
+import { simHomeFor } from '../harness/demo-sim-home.ts';
 import { systemClock } from '../protocol/system-clock.ts';
 import { seedDemo, DEMO_DOORSTEP } from '../server/seed.ts';
 import { startSystem } from '../server/system.ts';
@@ -21,16 +21,7 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
     startSystem({ dataDir: opts.data, port: opts.port, mqttPort: opts.mqttPort, logger }),
   );
   const creds = await seedDemo(sys, opts.data);
-  const home = new SimHome({
-    brokerUrl: sys.brokerUrl,
-    homeId: creds.homeId,
-    devices: {
-      lock: { id: creds.devices.lock.id, key: creds.devices.lock.secret },
-      doorSensor: { id: creds.devices.doorSensor.id, key: creds.devices.doorSensor.secret },
-      camera: { id: creds.devices.camera.id, key: creds.devices.camera.secret },
-    },
-    clock: systemClock,
-  });
+  const home = simHomeFor(creds, sys.brokerUrl, systemClock);
   await home.start();
   const url = `http://localhost:${sys.port}`;
   const pos = JSON.stringify({ position: DEMO_DOORSTEP });

@@ -1,6 +1,6 @@
 /** `threshold sim`: a simulated lock, door sensor and camera, connected to a broker. */
 import { readFileSync } from 'node:fs';
-import { SimHome } from '../devices/index.ts';
+import { simHomeFor } from '../harness/demo-sim-home.ts';
 import { systemClock } from '../protocol/system-clock.ts';
 import type { DemoCredentials } from '../server/seed.ts';
 import { closeOnSignal } from './serve-command.ts';
@@ -20,16 +20,7 @@ export async function simCommand(opts: SimOptions): Promise<void> {
     );
     process.exit(2);
   }
-  const home = new SimHome({
-    brokerUrl: opts.broker,
-    homeId: creds.homeId,
-    devices: {
-      lock: { id: creds.devices.lock.id, key: creds.devices.lock.secret },
-      doorSensor: { id: creds.devices.doorSensor.id, key: creds.devices.doorSensor.secret },
-      camera: { id: creds.devices.camera.id, key: creds.devices.camera.secret },
-    },
-    clock: systemClock,
-  });
+  const home = simHomeFor(creds, opts.broker, systemClock);
   try {
     await home.start();
   } catch (err) {

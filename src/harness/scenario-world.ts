@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import type { AccessSession, AlarmType, SessionAlarm } from '../core/access-session.ts';
 import type { Coverage } from '../core/observation-watchdog.ts';
 import { systemClock } from '../protocol/system-clock.ts';
-import { SimHome } from '../devices/index.ts';
+import type { SimHome } from '../devices/index.ts';
+import { simHomeFor } from './demo-sim-home.ts';
 import { verifyEd25519 } from '../server/keys.ts';
 import {
   createDemoDelivery,
@@ -79,16 +80,7 @@ export class ScenarioWorld {
       const creds = await seedDemo(sys, dataDir, {
         credentialsFile: join(dataDir, 'scenario-credentials.json'),
       });
-      const home = new SimHome({
-        brokerUrl: sys.brokerUrl,
-        homeId: creds.homeId,
-        devices: {
-          lock: { id: creds.devices.lock.id, key: creds.devices.lock.secret },
-          doorSensor: { id: creds.devices.doorSensor.id, key: creds.devices.doorSensor.secret },
-          camera: { id: creds.devices.camera.id, key: creds.devices.camera.secret },
-        },
-        clock: systemClock,
-      });
+      const home = simHomeFor(creds, sys.brokerUrl, systemClock);
       await home.start();
       const world = new ScenarioWorld(sys, home, creds, dataDir, tempDir, maxOpenMs);
       world.offEvents = sys.events.subscribe((e) => {
@@ -178,6 +170,36 @@ export class ScenarioWorld {
     this.home.camera.setPerson(false);
     this.home.doorSensor.close();
     await sleep(600);
+  }
+
+  /**
+   * A delivery under way: the courier asked to open (the answer is returned), and when the door
+   * opened, walked in, left the parcel and closed the door. `sessionId` is null if it did not open.
+   */
+  async deliverInside(): Promise<{
+    deliveryId: string;
+    access: HttpAnswer;
+    sessionId: string | null;
+  }> {
+    const deliveryId = await this.newDelivery();
+    const access = await this.requestAccess(deliveryId);
+    const sessionId = (access.body.session as { id?: string } | undefined)?.id ?? null;
+    if (access.status === 200 && sessionId !== null) await this.dropParcel();
+    return { deliveryId, access, sessionId };
+  }
+
+  /** Waits until the lock's own report confirmed the session's relock; returns the session, or null. */
+  async relockConfirmed(sessionId: string, timeoutMs: number): Promise<SessionView | null> {
+    try {
+      await this.waitFor(
+        async () => (await this.session(sessionId)).lockConfirmedAt !== null,
+        timeoutMs,
+        'the lock confirms it locked',
+      );
+      return await this.session(sessionId);
+    } catch {
+      return null;
+    }
   }
 
   async session(sessionId: string): Promise<SessionView> {

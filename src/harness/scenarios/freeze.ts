@@ -14,29 +14,17 @@ export const freeze: Scenario = {
   expected:
     'observation-frozen, lock relocked, re-unlock refused, coverage < 1 with a frozen gap, audit verified',
   async story({ world, expect }) {
-    const deliveryId = await world.newDelivery();
-    const access = await world.requestAccess(deliveryId);
+    const { deliveryId, access, sessionId } = await world.deliverInside();
     expect.that(access.status === 200, `the door opens for the courier (HTTP ${access.status})`);
-    const sessionId = (access.body.session as { id: string } | undefined)?.id;
-    if (!sessionId) return { session: null };
-    await world.dropParcel();
+    if (sessionId === null) return { session: null };
 
     world.home.camera.freeze();
     const alarm = await world.waitForAlarm(sessionId, 'observation-frozen', 8_000);
     const detectionMs = alarm.atMs - alarm.sinceMs;
-    const relocked = await world
-      .waitFor(
-        async () => (await world.session(sessionId)).lockConfirmedAt !== null,
-        5_000,
-        'the lock confirms it locked',
-      )
-      .then(
-        () => true,
-        () => false,
-      );
-    expect.that(relocked, 'the lock was commanded locked and confirmed it');
-    const s1 = await world.session(sessionId);
-    const relockMs = s1.lockConfirmedAt !== null ? s1.lockConfirmedAt - alarm.atMs : null;
+    const relocked = await world.relockConfirmed(sessionId, 5_000);
+    expect.that(relocked !== null, 'the lock was commanded locked and confirmed it');
+    const relockMs =
+      relocked?.lockConfirmedAt != null ? relocked.lockConfirmedAt - alarm.atMs : null;
 
     const again = await world.requestAccess(deliveryId);
     const code = (again.body.error as { code?: string } | undefined)?.code ?? null;

@@ -21,12 +21,9 @@ export const relockJam: Scenario = {
     'courier told "not confirmed", lock-unconfirmed alarm, no "locked" before the lock says so, lock relocks by its own deadline and the session records when',
   world: { maxOpenMs: LOCK_OWN_DEADLINE_MS },
   async story({ world, expect }) {
-    const deliveryId = await world.newDelivery();
-    const access = await world.requestAccess(deliveryId);
+    const { access, sessionId } = await world.deliverInside();
     expect.that(access.status === 200, `the door opens for the courier (HTTP ${access.status})`);
-    const sessionId = (access.body.session as { id: string } | undefined)?.id;
-    if (!sessionId) return { session: null };
-    await world.dropParcel();
+    if (sessionId === null) return { session: null };
 
     // The jammer hits the lock's link as the courier taps "lock".
     world.home.links.lock.cutLink();

@@ -16,46 +16,30 @@ export const replay: Scenario = {
     'replayed heartbeats rejected, observation-forged and observation-lost raised, lock relocked, coverage < 1, audit verified',
   async story({ world, expect }) {
     // An earlier, normal delivery: the attacker records the camera's heartbeats.
-    const first = await world.newDelivery();
-    const a1 = await world.requestAccess(first);
-    const s1 = (a1.body.session as { id: string } | undefined)?.id;
+    const first = await world.deliverInside();
     expect.that(
-      a1.status === 200 && s1 !== undefined,
-      `the first delivery opens (HTTP ${a1.status})`,
+      first.access.status === 200,
+      `the first delivery opens (HTTP ${first.access.status})`,
     );
-    if (!s1) return { session: null };
-    await world.dropParcel();
-    await world.requestRelock(s1);
-    await world.waitForState(s1, ['completed', 'aborted', 'refused'], 10_000);
-    const captured = world.home.camera.recordedHeartbeats(s1);
+    if (first.sessionId === null) return { session: null };
+    await world.requestRelock(first.sessionId);
+    await world.waitForState(first.sessionId, ['completed', 'aborted', 'refused'], 10_000);
+    const captured = world.home.camera.recordedHeartbeats(first.sessionId);
     expect.that(
       captured.length >= 4,
       `heartbeats of the first session were captured (${captured.length})`,
     );
 
     // The second delivery.
-    const second = await world.newDelivery();
-    const a2 = await world.requestAccess(second);
-    const sessionId = (a2.body.session as { id: string } | undefined)?.id;
-    expect.that(a2.status === 200, `the second delivery opens (HTTP ${a2.status})`);
-    if (!sessionId) return { session: null };
-    await world.dropParcel();
-    const rejectedBefore = world.sys.orchestrator.stats();
+    const { access, sessionId } = await world.deliverInside();
+    expect.that(access.status === 200, `the second delivery opens (HTTP ${access.status})`);
+    if (sessionId === null) return { session: null };
 
     world.home.camera.startReplay(captured);
     const forged = await world.waitForAlarm(sessionId, 'observation-forged', 5_000);
     const lost = await world.waitForAlarm(sessionId, 'observation-lost', 5_000);
-    const relocked = await world
-      .waitFor(
-        async () => (await world.session(sessionId)).lockConfirmedAt !== null,
-        5_000,
-        'the lock confirms it locked',
-      )
-      .then(
-        () => true,
-        () => false,
-      );
-    expect.that(relocked, 'the lock was relocked and confirmed it');
+    const relocked = await world.relockConfirmed(sessionId, 5_000);
+    expect.that(relocked !== null, 'the lock was relocked and confirmed it');
     const done = await world.waitForState(sessionId, ['completed', 'aborted', 'refused'], 10_000);
     world.home.camera.stopReplay();
     const rejected = (await world.sys.store.audit.entriesForSubject(`session:${sessionId}`)).filter(
@@ -74,7 +58,6 @@ export const replay: Scenario = {
         rejectedOnRecord: rejected.length,
         rejectReasons: [...new Set(rejected.map((e) => String(e.data.reason)))],
         forgedAlarmAfterLostMs: forged.atMs - lost.atMs,
-        liveSessionsBefore: rejectedBefore.liveSessions,
       },
     };
   },
