@@ -164,21 +164,22 @@ export interface StepResult {
   readonly refusal: Problem | null;
 }
 
-export interface NewSessionInput {
-  readonly id: string;
-  readonly homeId: string;
-  readonly doorId: string;
-  readonly deliveryId: string | null;
-  readonly grantId: string;
-  readonly principalId: string;
-  readonly lockDeviceId: string;
-  readonly doorSensorDeviceId: string | null;
-  readonly cameraDeviceId: string;
-  readonly maxOpenMs: number;
-  readonly bolt: Bolt;
-  readonly door: DoorPosition;
-  readonly timing?: SessionTiming;
-}
+/** What a new session is made from: who, where, which devices, and what they last said. */
+export type NewSessionInput = Pick<
+  AccessSession,
+  | 'id'
+  | 'homeId'
+  | 'doorId'
+  | 'deliveryId'
+  | 'grantId'
+  | 'principalId'
+  | 'lockDeviceId'
+  | 'doorSensorDeviceId'
+  | 'cameraDeviceId'
+  | 'maxOpenMs'
+  | 'bolt'
+  | 'door'
+> & { readonly timing?: SessionTiming };
 
 /** A new session in state `requested`; feed it `start`. */
 export function createSession(input: NewSessionInput, now: number): AccessSession {
