@@ -17,7 +17,10 @@ export interface BenchResult {
   readonly detection: {
     /** Runs planned; each summary's n counts the runs that succeeded. */
     readonly runs: number;
+    /** Runs where the jam was applied but no alarm (or no relock) came in time. */
     readonly failures: readonly string[];
+    /** Runs where the session was not open and quiet before the jam, so no jam was applied. */
+    readonly anomalies: readonly string[];
     readonly heartbeatIntervalMs: number;
     readonly silenceMs: number;
     readonly goalP99Ms: number;
@@ -32,6 +35,8 @@ export interface BenchResult {
     readonly runs: number;
     readonly warmupRuns: number;
     readonly failures: readonly string[];
+    /** Runs whose session went an abnormal way after the measured part (samples kept). */
+    readonly anomalies: readonly string[];
     readonly goalServerShareP99Ms: number;
     readonly serverShareMs: Summary;
     readonly httpToArmMs: Summary;
@@ -76,6 +81,10 @@ function row(label: string, s: Summary, digits: number, unit = 'ms'): string {
   ].join('');
 }
 
+function listed(title: string, lines: readonly string[]): string[] {
+  return lines.length === 0 ? [] : [`${title}:`, ...lines.map((l) => `  - ${l}`), ''];
+}
+
 /** The result as a plain-text table. */
 export function renderTable(r: BenchResult): string {
   const d = r.detection;
@@ -93,7 +102,7 @@ export function renderTable(r: BenchResult): string {
     row('  last valid heartbeat → observation-lost', d.detectionMs, 0),
     row('  link cut → alarm', d.cutToAlarmMs, 0),
     row('  alarm → lock confirms locked', d.relockMs, 0),
-    `  goal p99 ≤ ${d.goalP99Ms} ms: ${goal(d.meetsGoal)}; failed runs: ${d.failures.length}`,
+    `  goal p99 ≤ ${d.goalP99Ms} ms: ${goal(d.meetsGoal)}; failed runs: ${d.failures.length}; anomalies: ${d.anomalies.length}`,
     '',
     'Unlock path (server time)',
     row('  server share (HTTP→arm + heartbeat→unlock)', u.serverShareMs, 2),
@@ -101,7 +110,7 @@ export function renderTable(r: BenchResult): string {
     row('    first heartbeat → unlock command', u.heartbeatToUnlockMs, 2),
     row('  camera part, excluded (arm → heartbeat)', u.cameraMs, 2),
     row('  whole: HTTP request → unlock command', u.wholeMs, 2),
-    `  goal server share p99 ≤ ${u.goalServerShareP99Ms} ms: ${goal(u.meetsGoal)}; failed runs: ${u.failures.length}`,
+    `  goal server share p99 ≤ ${u.goalServerShareP99Ms} ms: ${goal(u.meetsGoal)}; failed runs: ${u.failures.length}; anomalies: ${u.anomalies.length}`,
     '',
     'Floors',
     row('  raw MQTT round trip (TCP_NODELAY)', r.floor.mqttRoundTripMs, 3),
@@ -113,5 +122,9 @@ export function renderTable(r: BenchResult): string {
     `  detection ÷ heartbeat interval  ${fmt(r.ratios.detectionToHeartbeatMedian, 2)} / ${fmt(r.ratios.detectionToHeartbeatP99, 2)}`,
     `  detection ÷ silence threshold   ${fmt(r.ratios.detectionToSilenceMedian, 2)} / ${fmt(r.ratios.detectionToSilenceP99, 2)}`,
     '',
+    ...listed('Detection: failed runs', d.failures),
+    ...listed('Detection: anomalies', d.anomalies),
+    ...listed('Unlock: failed runs', u.failures),
+    ...listed('Unlock: anomalies', u.anomalies),
   ].join('\n');
 }

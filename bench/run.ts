@@ -19,6 +19,7 @@ import { SCENARIO_TIMING, ScenarioWorld } from '../src/harness/scenario-world.ts
 import { renderTable, type BenchResult } from './bench-report.ts';
 import { runDeauthOnce, type DeauthSample } from './deauth-detection.ts';
 import { Floors } from './floors.ts';
+import { RunAnomaly } from './run-anomaly.ts';
 import { ratio, summarize } from './sample-stats.ts';
 import { TraceRecorder } from './trace-recorder.ts';
 import { runUnlockOnce, type UnlockSample } from './unlock-path.ts';
@@ -72,8 +73,8 @@ async function settle(world: ScenarioWorld): Promise<void> {
 }
 
 /**
- * Runs `once` `n` times with a floor batch before each run; a failed run is recorded and the
- * world settled. Stops early on SIGINT or after {@link MAX_FAILURES_IN_A_ROW} failures.
+ * Runs `once` `n` times with a floor batch before each run; a failed run (or a
+ * {@link RunAnomaly}) is recorded and the world settled. Stops early on SIGINT or after {@link MAX_FAILURES_IN_A_ROW} failures.
  */
 async function repeat<T>(
   name: string,
@@ -82,9 +83,10 @@ async function repeat<T>(
   floors: Floors,
   once: () => Promise<T>,
   report: (i: number, sample: T) => void,
-): Promise<{ samples: T[]; failures: string[] }> {
+): Promise<{ samples: T[]; failures: string[]; anomalies: string[] }> {
   const samples: T[] = [];
   const failures: string[] = [];
+  const anomalies: string[] = [];
   let inARow = 0;
   for (let i = 0; i < n && !stopRequested && inARow < MAX_FAILURES_IN_A_ROW; i++) {
     await floors.batch();
@@ -95,12 +97,13 @@ async function repeat<T>(
       report(i, s);
     } catch (err) {
       inARow += 1;
-      failures.push(`run ${i + 1}: ${errorText(err)}`);
-      progress(`${name} run ${i + 1} failed: ${errorText(err)}`);
+      const anomaly = err instanceof RunAnomaly;
+      (anomaly ? anomalies : failures).push(`run ${i + 1}: ${errorText(err)}`);
+      progress(`${name} run ${i + 1} ${anomaly ? 'anomaly' : 'failed'}: ${errorText(err)}`);
       await settle(world);
     }
   }
-  return { samples, failures };
+  return { samples, failures, anomalies };
 }
 
 async function main(dataParent: string): Promise<BenchResult> {
@@ -131,6 +134,7 @@ async function main(dataParent: string): Promise<BenchResult> {
       f,
       () => runUnlockOnce(w, recorder),
       (i, s) => {
+        if (s.anomaly !== null) progress(`unlock run ${i + 1} anomaly: ${s.anomaly}`);
         if ((i + 1) % 20 === 0)
           progress(`unlock ${i + 1}/${counts.unlock} (share ${s.serverShareMs.toFixed(2)} ms)`);
       },
@@ -176,6 +180,7 @@ async function main(dataParent: string): Promise<BenchResult> {
       detection: {
         runs: counts.deauth,
         failures: deauth.failures,
+        anomalies: deauth.anomalies,
         heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
         silenceMs,
         goalP99Ms: DETECTION_GOAL_P99_MS,
@@ -199,6 +204,10 @@ async function main(dataParent: string): Promise<BenchResult> {
         runs: counts.unlock,
         warmupRuns: UNLOCK_WARMUP_RUNS,
         failures: unlock.failures,
+        anomalies: [
+          ...unlock.anomalies,
+          ...u.flatMap((x, i) => (x.anomaly === null ? [] : [`sample ${i + 1}: ${x.anomaly}`])),
+        ],
         goalServerShareP99Ms: SERVER_SHARE_GOAL_P99_MS,
         serverShareMs: share,
         httpToArmMs: summarize(u.map((s) => s.httpToArmMs)),

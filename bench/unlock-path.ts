@@ -19,6 +19,7 @@
  * camera to be disarmed.
  */
 import type { ScenarioWorld } from '../src/harness/scenario-world.ts';
+import { sessionStory } from './run-anomaly.ts';
 import type { TraceRecorder } from './trace-recorder.ts';
 
 /** One run's figures, ms. */
@@ -30,6 +31,11 @@ export interface UnlockSample {
   readonly wholeMs: number;
   /** Whole run: delivery created → camera disarmed after completion. */
   readonly runMs: number;
+  /**
+   * Set when the session did not go the normal way (not open when the access request was
+   * answered, or alarms). The measured part (request → unlock command) is unaffected and kept.
+   */
+  readonly anomaly: string | null;
 }
 
 const OPEN_STATES = ['requested', 'arming', 'unlocking', 'open', 'relocking', 'verifying'];
@@ -48,6 +54,11 @@ export async function runUnlockOnce(
   if (access.status !== 200 || !sessionId) {
     throw new Error(`access refused: HTTP ${access.status} ${JSON.stringify(access.body)}`);
   }
+  const opened = await world.session(sessionId);
+  const anomalies: string[] = [];
+  if (opened.state !== 'open') {
+    anomalies.push(`answered with the session ${opened.state}: ${sessionStory(opened)}`);
+  }
   const arm = recorder.command(sessionId, 'arm');
   const unlock = recorder.command(sessionId, 'unlock');
   const hb = arm
@@ -62,6 +73,9 @@ export async function runUnlockOnce(
   if (done?.state !== 'completed') {
     throw new Error(`session ${done?.state ?? 'missing'}: ${done?.outcome?.message ?? ''}`);
   }
+  if (done.alarms.length > 0 && anomalies.length === 0) {
+    anomalies.push(`completed with alarms: ${sessionStory(done)}`);
+  }
   await world.waitFor(() => !world.home.camera.isRecording(), 5_000, 'the camera is disarmed');
   if (!arm || !hb || !unlock) {
     throw new Error(`trace incomplete: arm ${!!arm}, heartbeat ${!!hb}, unlock ${!!unlock}`);
@@ -75,5 +89,6 @@ export async function runUnlockOnce(
     cameraMs: hb.at - arm.at,
     wholeMs: unlock.at - t0,
     runMs: performance.now() - started,
+    anomaly: anomalies[0] ?? null,
   };
 }
