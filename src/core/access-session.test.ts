@@ -427,6 +427,24 @@ describe('step: unlocking', () => {
     expect(commands(r2)).toEqual([{ type: 'command', device: 'lock', action: 'lock' }]);
   });
 
+  it('takes a repeated "locked" report while the bolt is still drawing back for what it is: no relock', () => {
+    const run = new Run().toUnlocking();
+    const r = run.send(
+      { type: 'lock-report', bolt: 'locked', changedAt: T0 - 60_000 },
+      ARMED + 100,
+    );
+    expect(transitions(r)).toEqual([]);
+    expect(commands(r)).toEqual([]);
+    expect(run.s.state).toBe('unlocking');
+    expect(run.s.lockConfirmedAt).toBeNull();
+    const opened = run.send(
+      { type: 'lock-report', bolt: 'unlocked', changedAt: ARMED + 300 },
+      ARMED + 400,
+    );
+    expect(transitions(opened)).toEqual(['unlocking→open']);
+    expect(alarmTypes(opened)).toEqual([]);
+  });
+
   it('never sends the unlock when observation failed before the camera confirmed recording', () => {
     const run = new Run();
     run.send({ type: 'observation', status: 'lost', sinceMs: T0 }, T0);

@@ -419,10 +419,12 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
         st.go('open', now + s.maxOpenMs, 'lock confirmed unlocked');
         break;
       }
-      if (
-        event.bolt === 'locked' &&
-        (s.state === 'relocking' || s.state === 'open' || s.state === 'unlocking')
-      ) {
+      if (event.bolt === 'locked' && s.state === 'unlocking') {
+        // The lock has not moved yet: its reports (it repeats its state periodically) say what
+        // was true before the unlock. Had it opened and closed again, "unlocked" came first.
+        break;
+      }
+      if (event.bolt === 'locked' && (s.state === 'relocking' || s.state === 'open')) {
         // Locked by our command, by the lock's own deadline, or by hand: each is the lock's own word.
         if (s.state !== 'relocking') st.set({ relockRequestedAt: s.relockRequestedAt ?? now });
         onLockedConfirmed(st, event.changedAt);

@@ -31,7 +31,8 @@ export interface WatchdogConfig {
 }
 
 export const DEFAULT_WATCHDOG_CONFIG: WatchdogConfig = {
-  silenceMs: 1_500,
+  // 2.5 heartbeat intervals of 500 ms: one lost heartbeat and some jitter pass, a cut does not.
+  silenceMs: 1_250,
   freezeMs: 3_000,
   maxClockSkewMs: 10 * 60_000,
   digestMemory: 4_096,

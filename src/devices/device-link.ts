@@ -250,8 +250,8 @@ export class DeviceLink implements DeviceConnection {
     const secure = this.url.protocol === 'mqtts:';
     const port = this.url.port === '' ? (secure ? 8883 : 1883) : Number(this.url.port);
     const socket = secure
-      ? tls.connect({ host, port, servername: host })
-      : net.connect({ host, port });
+      ? tls.connect({ host, port, servername: host }).setNoDelay(true)
+      : net.connect({ host, port, noDelay: true });
     this.stream = socket;
     return socket;
   }

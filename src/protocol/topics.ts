@@ -64,5 +64,13 @@ export function isUpChannel(channel: Channel): channel is UpChannel {
   return (UP_CHANNELS as readonly string[]).includes(channel);
 }
 
-/** The filter the server subscribes to for every device's up channels. */
+/** The filter that matches every device topic, up and down (for tools that watch all traffic). */
 export const SERVER_SUBSCRIPTION = `${TOPIC_ROOT}/+/+/+`;
+
+/**
+ * The filters the server subscribes to: each up channel of every device, so its own commands
+ * do not come back to it.
+ */
+export const SERVER_SUBSCRIPTIONS: readonly string[] = UP_CHANNELS.map(
+  (c) => `${TOPIC_ROOT}/+/+/${c}`,
+);
