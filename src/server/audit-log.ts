@@ -24,7 +24,7 @@ import {
 } from '../core/audit-chain.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Sha256Hex, SignatureVerifier, Signer } from '../core/crypto-ports.ts';
-import type { AuditRepository } from '../store/index.ts';
+import type { AlongsideWrite, AuditRepository } from '../store/index.ts';
 
 export interface AuditLogOptions {
   readonly checkpointEvery?: number;
@@ -33,6 +33,8 @@ export interface AuditLogOptions {
 
 interface Pending {
   readonly entry: AuditEntry;
+  /** Writes committed in the same transaction as this entry. */
+  readonly alongside?: AlongsideWrite;
   readonly resolve: (e: AuditEntry) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -107,12 +109,30 @@ export class AuditLog {
     };
   }
 
+  /**
+   * Chains facts and resolves once they are durably stored, together with `alongside` (e.g.
+   * the session state they record) in the same transaction.
+   */
+  async appendAll(facts: readonly AuditFact[], alongside?: AlongsideWrite): Promise<AuditEntry[]> {
+    if (facts.length === 0) throw new Error('appendAll needs at least one fact');
+    const all = facts.map((f, i) =>
+      this.appendOne(f, i === facts.length - 1 ? alongside : undefined),
+    );
+    return Promise.all(all);
+  }
+
   /** Chains a fact and resolves with its entry once it is durably stored. */
   append(fact: AuditFact): Promise<AuditEntry> {
+    return this.appendOne(fact, undefined);
+  }
+
+  private appendOne(fact: AuditFact, alongside: AlongsideWrite | undefined): Promise<AuditEntry> {
     const entry = chainEntry(this.sha256, this.head, fact, this.clock.now());
     this.head = { seq: entry.seq, hash: entry.hash };
     return new Promise<AuditEntry>((resolve, reject) => {
-      this.pending.push({ entry, resolve, reject });
+      this.pending.push(
+        alongside ? { entry, resolve, reject, alongside } : { entry, resolve, reject },
+      );
       if (entry.seq - this.lastCheckpointSeq >= this.checkpointEvery) this.wantCheckpoint = true;
       this.scheduleFlush();
       this.armCheckpointTimer();
@@ -178,7 +198,11 @@ export class AuditLog {
       this.wantCheckpoint = false;
     }
     try {
-      await this.repo.append(entries, cp);
+      await this.repo.append(
+        entries,
+        cp,
+        batch.flatMap((p) => (p.alongside ? [p.alongside] : [])),
+      );
     } catch (err) {
       // Nothing of this batch is stored; entries chained after it cannot be either. The
       // chain's head goes back to what is stored and every waiting append is rejected.

@@ -19,7 +19,7 @@ import {
   type SessionEvent,
   type SessionTiming,
 } from '../core/access-session.ts';
-import type { AuditActor } from '../core/audit-chain.ts';
+import type { AuditActor, AuditFact } from '../core/audit-chain.ts';
 import type { Clock } from '../core/clock.ts';
 import { problem, type Problem, type Result, ok, refuse } from '../core/errors.ts';
 import type { Position } from '../core/geo.ts';
@@ -36,7 +36,13 @@ import type {
   FrameMessage,
   HeartbeatMessage,
 } from '../protocol/device-messages.ts';
-import type { Store } from '../store/index.ts';
+import {
+  DeliveryRepository,
+  SessionRepository,
+  type AlongsideWrite,
+  type Store,
+  type StoredSession,
+} from '../store/index.ts';
 import type { AuditLog } from './audit-log.ts';
 import type { ClipStore } from './clip-store.ts';
 import type { DeviceGateway, DeviceGatewayListener, RegisteredDevice } from './device-gateway.ts';
@@ -309,12 +315,16 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       clipWrites: Promise.resolve(),
       queue: Promise.resolve(),
     };
+    // Checked and claimed in one synchronous stretch: two couriers at one door cannot both pass.
+    if ([...this.live.values()].some((x) => x.session.doorId === door.id)) {
+      return this.refusal(problem('session.active'), principal, deliveryId, null);
+    }
     this.live.set(session.id, l);
     for (const d of [session.lockDeviceId, session.cameraDeviceId, session.doorSensorDeviceId]) {
       if (d) this.byDevice.set(d, session.id);
     }
-    await this.persist(session);
-    await this.o.audit.append({
+    // The request and the first step (arm the camera) are recorded in one commit.
+    const requested: AuditFact = {
       kind: 'session.requested',
       actor,
       subject: `session:${session.id}`,
@@ -326,8 +336,8 @@ export class SessionOrchestrator implements DeviceGatewayListener {
           ? { lat: position.lat, lon: position.lon, accuracyM: position.accuracyM }
           : null,
       },
-    });
-    await this.apply(session.id, { type: 'start' }, actor);
+    };
+    await this.apply(session.id, { type: 'start' }, actor, [requested]);
     const v = await this.view(session.id);
     return v ? ok(v) : refuse(problem('session.not-found'));
   }
@@ -400,10 +410,12 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     sessionId: string,
     event: SessionEvent,
     actor: AuditActor = SYSTEM,
+    /** Facts recorded in the same commit, before the step's own. */
+    before: readonly AuditFact[] = [],
   ): Promise<{ refusal: Problem | null }> {
     const l = this.live.get(sessionId);
     if (!l) return Promise.resolve({ refusal: problem('session.finished') });
-    const run = l.queue.then(() => this.applyNow(l, event, actor));
+    const run = l.queue.then(() => this.applyNow(l, event, actor, before));
     l.queue = run.then(
       () => undefined,
       (err: unknown) => {
@@ -420,30 +432,36 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     l: LiveSession,
     event: SessionEvent,
     actor: AuditActor,
+    before: readonly AuditFact[],
   ): Promise<{ refusal: Problem | null }> {
     const now = this.o.clock.now();
-    const before = l.session;
-    if (isTerminal(before) && !this.live.has(before.id))
+    const prev = l.session;
+    if (isTerminal(prev) && !this.live.has(prev.id))
       return { refusal: problem('session.finished') };
-    const r = step(before, event, now);
+    const r = step(prev, event, now);
     l.session = r.session;
     const changed =
+      before.length > 0 ||
       r.effects.length > 0 ||
-      JSON.stringify(r.session) !== JSON.stringify({ ...before, updatedAt: now });
-    const ended = isTerminal(r.session) && !isTerminal(before);
-    const coverage = ended ? l.watchdog.coverage(now) : null;
-    // Audit first, then the state people see: when a session shows as ended, its closing
-    // record (coverage, clip, outcome) and its delivery's status are already written.
-    await this.record(l, r.effects, actor, event);
-    if (before.state !== 'open' && r.session.state === 'open' && before.unlockedAt === null) {
-      // The grant is used once the door has actually opened; a refused or failed arming
-      // leaves it for another try.
-      await this.o.store.deliveries.incrementGrantUses(r.session.grantId);
-      if (r.session.deliveryId)
-        await this.o.store.deliveries.updateStatus(r.session.deliveryId, 'in-progress');
+      JSON.stringify(r.session) !== JSON.stringify({ ...prev, updatedAt: now });
+    const ended = isTerminal(r.session) && !isTerminal(prev);
+    const facts = [...before, ...this.factsOf(l, r.effects, actor, event)];
+    const firstOpen =
+      prev.state !== 'open' && r.session.state === 'open' && prev.unlockedAt === null;
+    if (ended) {
+      // Audit first, then the state people see: when a session shows as ended, its closing
+      // record (coverage, clip, outcome) and its delivery's status are already written.
+      const coverage = l.watchdog.coverage(now);
+      if (facts.length > 0) await this.o.audit.appendAll(facts);
+      await this.finish(l, coverage);
+      await this.persist(r.session, coverage);
+    } else if (changed) {
+      // The step's record and its new state in one durable commit, before any command leaves.
+      const write = this.stateWrite(r.session, firstOpen);
+      if (facts.length > 0) await this.o.audit.appendAll(facts, write);
+      else await write(this.o.store.db);
     }
-    if (coverage !== null) await this.finish(l, coverage);
-    if (changed || ended) await this.persist(r.session, coverage);
+    this.announce(l, r.effects);
     this.perform(l, r.effects);
     this.armDeadline(l);
     if (changed || ended)
@@ -451,8 +469,26 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     return { refusal: r.refusal };
   }
 
+  /** The store writes of a step: the session, and when the door first opened, the grant's use. */
+  private stateWrite(s: AccessSession, firstOpen: boolean): AlongsideWrite {
+    return async (db) => {
+      await new SessionRepository(db).save(this.row(s, null));
+      if (firstOpen) {
+        // The grant is used once the door has actually opened; a refused or failed arming
+        // leaves it for another try.
+        const deliveries = new DeliveryRepository(db);
+        await deliveries.incrementGrantUses(s.grantId);
+        if (s.deliveryId) await deliveries.updateStatus(s.deliveryId, 'in-progress');
+      }
+    };
+  }
+
   private async persist(s: AccessSession, coverage: Coverage | null = null): Promise<void> {
-    await this.o.store.sessions.save({
+    await this.o.store.sessions.save(this.row(s, coverage));
+  }
+
+  private row(s: AccessSession, coverage: Coverage | null): StoredSession {
+    return {
       id: s.id,
       homeId: s.homeId,
       doorId: s.doorId,
@@ -463,52 +499,39 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       updatedAt: s.updatedAt,
       endedAt: s.endedAt,
       data: coverage ? { ...s, coverage } : s,
-    });
+    };
   }
 
-  /** Audits the step's transitions and alarms. */
-  private async record(
+  /** The audit facts of a step: its transitions, alarms and the commands it sends. */
+  private factsOf(
     l: LiveSession,
     effects: readonly SessionEffect[],
     actor: AuditActor,
     event: SessionEvent,
-  ): Promise<void> {
+  ): AuditFact[] {
     const subject = `session:${l.session.id}`;
-    const writes: Promise<unknown>[] = [];
-    for (const e of effects) {
-      if (e.type === 'transition') {
-        writes.push(
-          this.o.audit.append({
+    const byRequest =
+      event.type === 'relock-requested' ||
+      event.type === 'unlock-requested' ||
+      event.type === 'start';
+    return effects.map((e): AuditFact => {
+      switch (e.type) {
+        case 'transition':
+          return {
             kind: 'session.state',
-            actor:
-              event.type === 'relock-requested' ||
-              event.type === 'unlock-requested' ||
-              event.type === 'start'
-                ? actor
-                : SYSTEM,
+            actor: byRequest ? actor : SYSTEM,
             subject,
             data: { from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) },
-          }),
-        );
-      } else if (e.type === 'alarm') {
-        writes.push(
-          this.o.audit.append({
+          };
+        case 'alarm':
+          return {
             kind: 'alarm.raised',
             actor: SYSTEM,
             subject,
             data: { alarm: e.alarm.type, sinceMs: e.alarm.sinceMs, message: e.alarm.message },
-          }),
-        );
-        this.o.events.publish({
-          type: 'alarm',
-          homeId: l.session.homeId,
-          sessionId: l.session.id,
-          alarm: e.alarm,
-        });
-        this.o.logger?.warn({ sessionId: l.session.id, alarm: e.alarm.type }, e.alarm.message);
-      } else {
-        writes.push(
-          this.o.audit.append({
+          };
+        case 'command':
+          return {
             kind: 'command.sent',
             actor: SYSTEM,
             subject,
@@ -517,11 +540,23 @@ export class SessionOrchestrator implements DeviceGatewayListener {
               action: e.action,
               ...(e.relockAfterMs ? { relockAfterMs: e.relockAfterMs } : {}),
             },
-          }),
-        );
+          };
       }
+    });
+  }
+
+  /** Tells the owner's live views and the log about a step's alarms, once they are on record. */
+  private announce(l: LiveSession, effects: readonly SessionEffect[]): void {
+    for (const e of effects) {
+      if (e.type !== 'alarm') continue;
+      this.o.events.publish({
+        type: 'alarm',
+        homeId: l.session.homeId,
+        sessionId: l.session.id,
+        alarm: e.alarm,
+      });
+      this.o.logger?.warn({ sessionId: l.session.id, alarm: e.alarm.type }, e.alarm.message);
     }
-    await Promise.all(writes);
   }
 
   /** Sends the commands a step asked for; their replies are audited, never trusted as state. */

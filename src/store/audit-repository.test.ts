@@ -56,6 +56,24 @@ for (const dialect of DIALECTS) {
       await t.cleanup();
     });
 
+    it('commits writes of other repositories in the same transaction, or none of it', async () => {
+      const entries = chain(3);
+      const seen: number[] = [];
+      await t.store.audit.append(entries.slice(0, 2), undefined, [
+        async (db) => {
+          const n = await db.selectFrom('audit_entries').select('seq').execute();
+          seen.push(n.length);
+        },
+      ]);
+      expect(seen).toEqual([0]); // ran inside the transaction, before the entries
+      await expect(
+        t.store.audit.append(entries.slice(2), undefined, [
+          () => Promise.reject(new Error('the other write failed')),
+        ]),
+      ).rejects.toThrow('the other write failed');
+      expect(await t.store.audit.count()).toBe(2);
+    });
+
     it('is empty at first', async () => {
       const { audit } = t.store;
       expect(await audit.last()).toBeNull();

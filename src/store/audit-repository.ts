@@ -1,4 +1,10 @@
 /** The audit log's storage: chained entries and signed checkpoints. */
+/**
+ * A write of another repository made in the same transaction as audit entries, so a state
+ * change and the record of it are committed together (one durable commit, not two).
+ */
+export type AlongsideWrite = (db: Kysely<Database>) => Promise<void>;
+
 import type { Kysely, Selectable } from 'kysely';
 import type { AuditCheckpoint, AuditEntry } from '../core/audit-chain.ts';
 import { recordFromJson, toJsonText } from './row-codec.ts';
@@ -22,9 +28,14 @@ export class AuditRepository {
    * Appends entries and, optionally, a checkpoint, in one transaction: either all are stored
    * or none (e.g. a seq that exists already rejects the whole batch).
    */
-  async append(entries: readonly AuditEntry[], checkpoint?: AuditCheckpoint): Promise<void> {
-    if (entries.length === 0 && checkpoint === undefined) return;
+  async append(
+    entries: readonly AuditEntry[],
+    checkpoint?: AuditCheckpoint,
+    alongside: readonly AlongsideWrite[] = [],
+  ): Promise<void> {
+    if (entries.length === 0 && checkpoint === undefined && alongside.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
+      for (const write of alongside) await write(trx);
       for (let i = 0; i < entries.length; i += INSERT_CHUNK) {
         await trx
           .insertInto('audit_entries')

@@ -26,5 +26,5 @@ export {
   type StoredSession,
 } from './session-repository.ts';
 export { ClipRepository, type ClipFrame } from './clip-repository.ts';
-export { AuditRepository } from './audit-repository.ts';
+export { AuditRepository, type AlongsideWrite } from './audit-repository.ts';
 export { DeviceStatusRepository, type DeviceStatus } from './device-status-repository.ts';
