@@ -87,6 +87,8 @@ export interface SessionView extends AccessSession {
 }
 
 const MAX_PENDING_FRAMES = 16;
+/** Rejected heartbeats audited one by one per session; the rest are counted. */
+const MAX_AUDITED_REJECTIONS = 20;
 /** After a restart, how often to ask the lock of an interrupted session to lock, ms. */
 export const RECOVERY_RETRY_MS = 2_000;
 /** …and for how long, ms. */
@@ -695,13 +697,19 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         v.reason === 'bad-mac' ||
         v.reason === 'replayed-seq' ||
         (v.reason === 'wrong-session' && l.watchdog.observedSince !== null);
-      void this.audit(
-        l,
-        'heartbeat.rejected',
-        { reason: v.reason, seq: hb.seq, sessionId: hb.sessionId },
-        { type: 'device', id: device.id },
-      );
-      if (hostile) void this.apply(l.session.id, { type: 'heartbeat-rejected', reason: v.reason });
+      // The first rejections are each on record; after that only their count (in the
+      // session's coverage entry), so a flooding device cannot flood the audit log.
+      if (l.watchdog.rejected <= MAX_AUDITED_REJECTIONS) {
+        void this.audit(
+          l,
+          'heartbeat.rejected',
+          { reason: v.reason, seq: hb.seq, sessionId: hb.sessionId },
+          { type: 'device', id: device.id },
+        );
+      }
+      if (hostile && !l.session.alarms.some((a) => a.type === 'observation-forged')) {
+        void this.apply(l.session.id, { type: 'heartbeat-rejected', reason: v.reason });
+      }
       return;
     }
     if (v.fresh) {
