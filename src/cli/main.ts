@@ -4,6 +4,7 @@
  * Exit codes: 0 success; 1 the thing checked did not hold (a scenario missed, the audit log
  * does not verify); 2 bad usage; 3 could not start (port taken, unreadable data directory).
  */
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { auditVerifyCommand } from './audit-command.ts';
 import { demoCommand } from './demo-command.ts';
@@ -18,7 +19,12 @@ function port(value: string): number {
   return n;
 }
 
+const { version } = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+) as { version: string };
+
 const program = new Command('threshold')
+  .version(version)
   .description(
     'Threshold: let people into a home without handing them a key, and prove what happened at the door.',
   )
