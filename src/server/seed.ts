@@ -57,7 +57,24 @@ export async function seedDemo(
 ): Promise<DemoCredentials> {
   const file = opts.credentialsFile ?? join(dataDir, 'demo-credentials.json');
   if (existsSync(file) && (await sys.store.homes.getHome(DEMO_HOME.id))) {
-    return JSON.parse(readFileSync(file, 'utf8')) as DemoCredentials;
+    const known = JSON.parse(readFileSync(file, 'utf8')) as DemoCredentials;
+    // A demo started again later gets a delivery it can still use: a fresh one when the last
+    // one's window has passed (or is about to) or it was already delivered.
+    const now = sys.clock.now();
+    const last = await sys.store.deliveries.get(known.deliveryId);
+    if (last && last.status === 'scheduled' && last.windowEnd > now + 3_600_000) return known;
+    const fresh = await createDemoDelivery(
+      sys,
+      known.homeId,
+      known.doorId,
+      known.carrier.id,
+      known.courier.id,
+      now + (opts.windowStartOffsetMs ?? -3_600_000),
+      opts.windowMs ?? 9 * 3_600_000,
+    );
+    const updated: DemoCredentials = { ...known, deliveryId: fresh.id };
+    writeFileSync(file, `${JSON.stringify(updated, null, 2)}\n`, { mode: 0o600 });
+    return updated;
   }
   const { store, clock } = sys;
   const now = clock.now();
