@@ -19,6 +19,12 @@ function port(value: string): number {
   return n;
 }
 
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a positive number');
+  return n;
+}
+
 const { version } = JSON.parse(
   readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
 ) as { version: string };
@@ -41,7 +47,14 @@ program
   .option('--host <host>', 'HTTP interface to listen on', '127.0.0.1')
   .option('--mqtt-port <port>', 'embedded MQTT broker port', port, 1883)
   .option('--mqtt-host <host>', 'MQTT interface to listen on', '127.0.0.1')
-  .option('--clip-retention-days <days>', 'days to keep session clips', (v) => Number(v), 30)
+  .option('--clip-retention-days <days>', 'days to keep session clips', positive, 30)
+  .option('--silence-ms <ms>', 'camera silence that counts as observation lost', positive, 1250)
+  .option(
+    '--freeze-ms <ms>',
+    'time without a new frame that counts as a frozen picture',
+    positive,
+    3000,
+  )
   .action(serveCommand);
 
 program

@@ -9,6 +9,8 @@ export interface ServeOptions {
   readonly mqttPort: number;
   readonly mqttHost: string;
   readonly clipRetentionDays: number;
+  readonly silenceMs: number;
+  readonly freezeMs: number;
 }
 
 /** Closes the system on SIGINT/SIGTERM, once. */
@@ -47,6 +49,7 @@ export async function serveCommand(opts: ServeOptions): Promise<void> {
       mqttPort: opts.mqttPort,
       mqttHost: opts.mqttHost,
       clipRetentionDays: opts.clipRetentionDays,
+      watchdog: { silenceMs: opts.silenceMs, freezeMs: opts.freezeMs },
       logger,
     }),
   );
