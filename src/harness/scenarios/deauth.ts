@@ -9,6 +9,7 @@
  * the session ends aborted with the gap on record (coverage below 1), and the audit log verifies.
  */
 import type { Scenario } from '../scenario.ts';
+import { reopenIsRefused } from './common-steps.ts';
 
 export const deauth: Scenario = {
   name: 'deauth',
@@ -38,13 +39,7 @@ export const deauth: Scenario = {
     );
 
     // The courier comes back and asks to open again.
-    const again = await world.requestAccess(deliveryId);
-    const code = (again.body.error as { code?: string } | undefined)?.code ?? null;
-    expect.that(
-      again.status >= 400 && again.status < 500,
-      `the second "open" is refused (HTTP ${again.status} ${code})`,
-    );
-    expect.that(world.home.lock.bolt() === 'locked', 'the door stays locked');
+    const reunlock = await reopenIsRefused(world, expect, deliveryId);
 
     const done = await world.waitForState(sessionId, ['completed', 'aborted', 'refused'], 10_000);
     expect.that(
@@ -62,7 +57,7 @@ export const deauth: Scenario = {
       extra: {
         detectionMs,
         relockMs,
-        reunlock: { status: again.status, code },
+        reunlock,
       },
     };
   },

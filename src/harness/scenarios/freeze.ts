@@ -8,6 +8,7 @@
  * refused, the session ends aborted with a frozen gap, and the audit log verifies.
  */
 import type { Scenario } from '../scenario.ts';
+import { reopenIsRefused } from './common-steps.ts';
 
 export const freeze: Scenario = {
   name: 'freeze',
@@ -26,13 +27,8 @@ export const freeze: Scenario = {
     const relockMs =
       relocked?.lockConfirmedAt != null ? relocked.lockConfirmedAt - alarm.atMs : null;
 
-    const again = await world.requestAccess(deliveryId);
-    const code = (again.body.error as { code?: string } | undefined)?.code ?? null;
-    expect.that(
-      again.status >= 400 && again.status < 500,
-      `the second "open" is refused (HTTP ${again.status} ${code})`,
-    );
-    expect.that(world.home.lock.bolt() === 'locked', 'the door stays locked');
+    // The courier comes back and asks to open again.
+    const reunlock = await reopenIsRefused(world, expect, deliveryId);
 
     const done = await world.waitForState(sessionId, ['completed', 'aborted', 'refused'], 10_000);
     expect.that(done.state === 'aborted', `the session is aborted (was ${done.state})`);
@@ -43,7 +39,7 @@ export const freeze: Scenario = {
     );
     return {
       session: done,
-      extra: { detectionMs, relockMs, reunlock: { status: again.status, code } },
+      extra: { detectionMs, relockMs, reunlock },
     };
   },
 };
