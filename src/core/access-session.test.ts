@@ -445,6 +445,15 @@ describe('step: unlocking', () => {
     expect(alarmTypes(opened)).toEqual([]);
   });
 
+  it('answers a second "open" while the door is being opened with "wait", and sends nothing', () => {
+    const run = new Run();
+    run.send({ type: 'start' }, T0);
+    const r = run.send({ type: 'unlock-requested' }, T0 + 100);
+    expect(r.refusal?.code).toBe('session.active');
+    expect(r.effects).toEqual([]);
+    expect(run.s.state).toBe('arming');
+  });
+
   it('never sends the unlock when observation failed before the camera confirmed recording', () => {
     const run = new Run();
     run.send({ type: 'observation', status: 'lost', sinceMs: T0 }, T0);

@@ -485,6 +485,10 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
         st.refuse(s.unlockBlocked);
         break;
       }
+      if (s.state === 'requested' || s.state === 'arming' || s.state === 'unlocking') {
+        st.refuse('session.active', 'The door is being opened for you: wait for it.');
+        break;
+      }
       st.refuse('session.wrong-state', 'This session has already unlocked the door once.');
       break;
 
