@@ -64,7 +64,7 @@ export const homeRoutes =
         const p = await principalOf(deps, req, ['owner', 'member']);
         const { homeId, doorId } = req.params as { homeId: string; doorId: string };
         const { action, confirm } = req.body as { action: 'lock' | 'unlock'; confirm?: boolean };
-        await ownHome(deps, p, homeId);
+        const home = await ownHome(deps, p, homeId);
         const door = await deps.store.homes.getDoor(doorId);
         if (!door || door.homeId !== homeId) fail('door.not-found');
         if (action === 'unlock' && confirm !== true) {
@@ -101,7 +101,6 @@ export const homeRoutes =
           );
         // The reply says the command was taken; the state comes from the lock's own report.
         const doors = await deps.store.homes.listDoors(homeId);
-        const home = await ownHome(deps, p, homeId);
         return {
           command: { id: out.commandId, status: out.status },
           status: homeStatus(home, doors, deps.gateway, deps.clock.now()),
