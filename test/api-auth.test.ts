@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../src/core/audit-chain.ts';
 import { ScenarioWorld } from '../src/harness/scenario-world.ts';
 import { tokenHash } from '../src/server/auth.ts';
+import { DEFAULT_DELIVERY_PREFERENCES } from '../src/core/model.ts';
 
 let world: ScenarioWorld;
 
@@ -132,6 +133,7 @@ describe('authentication', () => {
       geofence: { lat: 52.52, lon: 13.4, radiusM: 50 },
       timeZone: 'Europe/Berlin',
       inHomeDelivery: true,
+      delivery: DEFAULT_DELIVERY_PREFERENCES,
     });
     const token = await signInToken('owner');
     const other = await call('GET', '/api/homes/home-oak-3', { bearer: token });

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DeviceLink, SimLock } from '../src/devices/index.ts';
 import { systemClock } from '../src/protocol/system-clock.ts';
 import { startSystem, type RunningSystem } from '../src/server/system.ts';
+import { DEFAULT_DELIVERY_PREFERENCES } from '../src/core/model.ts';
 
 let sys: RunningSystem | null = null;
 let link: DeviceLink | null = null;
@@ -31,6 +32,7 @@ describe('periodic state report', () => {
       geofence: { lat: 0, lon: 0, radiusM: 50 },
       timeZone: 'UTC',
       inHomeDelivery: true,
+      delivery: DEFAULT_DELIVERY_PREFERENCES,
     });
     const secret = await sys.provisionDevice({
       id: 'lock-a',

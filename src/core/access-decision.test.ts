@@ -6,7 +6,14 @@ import {
   type AccessRequest,
 } from './access-decision.ts';
 import { ERROR_CATALOGUE, type ErrorCode } from './errors.ts';
-import type { Delivery, Door, Grant, Home, Principal } from './model.ts';
+import {
+  DEFAULT_DELIVERY_PREFERENCES,
+  type Delivery,
+  type Door,
+  type Grant,
+  type Home,
+  type Principal,
+} from './model.ts';
 
 const NOW = 1_768_478_400_000;
 const HOUR = 3_600_000;
@@ -20,6 +27,7 @@ const home: Home = {
   geofence: { lat: 52.52, lon: 13.405, radiusM: 150 },
   timeZone: 'Europe/Berlin',
   inHomeDelivery: true,
+  delivery: DEFAULT_DELIVERY_PREFERENCES,
 };
 
 const door: Door = {

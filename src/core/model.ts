@@ -24,7 +24,34 @@ export interface Home {
   readonly timeZone: string;
   /** Whether the owner allows in-home delivery at all. */
   readonly inHomeDelivery: boolean;
+  /** When and how the owner lets couriers in. */
+  readonly delivery: DeliveryPreferences;
 }
+
+/** Days of the week, as used in settings and schedules (in the home's time zone). */
+export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+export function isWeekday(s: string): s is Weekday {
+  return (WEEKDAYS as readonly string[]).includes(s);
+}
+
+/** The owner's in-home delivery preferences beyond on / off. */
+export interface DeliveryPreferences {
+  /** Weekdays, in the home's time zone, without in-home delivery. */
+  readonly daysOff: readonly Weekday[];
+  /** "Ask me first": each courier waits for the owner's "let in" or "leave at door". */
+  readonly askFirst: boolean;
+  /** How long the courier waits for that answer before it is "leave at door", ms. */
+  readonly askTimeoutMs: number;
+}
+
+/** Preferences of a home whose owner has not changed them. */
+export const DEFAULT_DELIVERY_PREFERENCES: DeliveryPreferences = {
+  daysOff: [],
+  askFirst: false,
+  askTimeoutMs: 60_000,
+};
 
 export interface Door {
   readonly id: string;

@@ -33,6 +33,7 @@ import {
   parseDeviceTopic,
   SERVER_SUBSCRIPTIONS,
 } from '../protocol/topics.ts';
+import type { DeviceLiveStatus } from '../protocol/views.ts';
 
 /** A device the gateway knows. */
 export interface RegisteredDevice {
@@ -42,19 +43,7 @@ export interface RegisteredDevice {
 }
 
 /** What the server currently knows of a device. Stale is reported as stale, never hidden. */
-export interface DeviceLiveStatus {
-  readonly deviceId: string;
-  readonly homeId: string;
-  readonly kind: DeviceKind;
-  /** From the device's retained availability and its last will. */
-  readonly online: boolean;
-  /** Server time of the last valid message, or null. */
-  readonly lastSeenAt: number | null;
-  /** Server time the device went offline, or null while online. */
-  readonly offlineSince: number | null;
-  /** The last valid state report, or null. */
-  readonly state: DeviceStateMessage | null;
-}
+export type { DeviceLiveStatus };
 
 export type DropReason =
   | 'bad-topic'

@@ -2,18 +2,9 @@
  * In-process publish/subscribe of what the web app shows live: session changes, alarms and
  * device status. The SSE route forwards each event to the clients allowed to see its home.
  */
-import type { AccessSession, SessionAlarm } from '../core/access-session.ts';
-import type { DeviceLiveStatus } from './device-gateway.ts';
+import type { ServerEvent } from '../protocol/views.ts';
 
-export type ServerEvent =
-  | { readonly type: 'session'; readonly homeId: string; readonly session: AccessSession }
-  | {
-      readonly type: 'alarm';
-      readonly homeId: string;
-      readonly sessionId: string;
-      readonly alarm: SessionAlarm;
-    }
-  | { readonly type: 'device'; readonly homeId: string; readonly device: DeviceLiveStatus };
+export type { ServerEvent };
 
 export class EventBus {
   private subscribers = new Set<(e: ServerEvent) => void>();

@@ -5,37 +5,18 @@
  * beside it — never as the current value.
  */
 import type { Door, Home } from '../core/model.ts';
-import type { DeviceGateway, DeviceLiveStatus } from './device-gateway.ts';
+import type {
+  DeviceLiveStatus,
+  DoorStatusView,
+  FactView,
+  HomeStatusView,
+} from '../protocol/views.ts';
+import type { DeviceGateway } from './device-gateway.ts';
 
 /** A device silent for longer than this is stale, ms. */
 export const STALE_AFTER_MS = 60_000;
 
-export interface FactView<T extends string> {
-  /** The current value, or `unknown` when the device is offline, stale or never reported. */
-  readonly value: T | 'unknown';
-  /** The last value the device reported, if any. */
-  readonly lastKnown: T | null;
-  readonly online: boolean;
-  /** Server time of the last valid message. */
-  readonly lastSeenAt: number | null;
-  /** When the device went offline or stale, or null while live. */
-  readonly offlineSince: number | null;
-  readonly deviceId: string | null;
-}
-
-export interface DoorStatusView {
-  readonly doorId: string;
-  readonly name: string;
-  readonly lock: FactView<'locked' | 'unlocked' | 'jammed'>;
-  readonly door: FactView<'open' | 'closed'>;
-  readonly camera: FactView<'recording' | 'idle'>;
-}
-
-export interface HomeStatusView {
-  readonly home: Home;
-  readonly doors: readonly DoorStatusView[];
-  readonly at: number;
-}
+export type { DoorStatusView, FactView, HomeStatusView };
 
 function fact<T extends string>(
   deviceId: string | null,

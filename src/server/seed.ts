@@ -6,7 +6,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Delivery, Grant, Home } from '../core/model.ts';
+import {
+  DEFAULT_DELIVERY_PREFERENCES,
+  type Delivery,
+  type Grant,
+  type Home,
+} from '../core/model.ts';
 import { hashPassword } from './auth.ts';
 import { DELIVERY_MAX_OPEN_MS } from './routes/carrier-routes.ts';
 import type { RunningSystem } from './system.ts';
@@ -33,6 +38,7 @@ export const DEMO_HOME: Home = {
   geofence: { lat: 52.5321, lon: 13.3849, radiusM: 80 },
   timeZone: 'Europe/Berlin',
   inHomeDelivery: true,
+  delivery: DEFAULT_DELIVERY_PREFERENCES,
 };
 
 /** A phone position at the demo home's front door. */

@@ -1,6 +1,12 @@
 /** Homes, their doors and their devices. */
 import type { Kysely, Selectable } from 'kysely';
-import type { Device, Door, Home } from '../core/model.ts';
+import {
+  isWeekday,
+  type DeliveryPreferences,
+  type Device,
+  type Door,
+  type Home,
+} from '../core/model.ts';
 import { fromFlag, stringArrayFromJson, toFlag, toJsonText } from './row-codec.ts';
 import type { Database, DeviceRow, DoorRow, HomeRow } from './schema.ts';
 
@@ -21,8 +27,30 @@ export class HomeRepository {
         geofence_radius_m: home.geofence.radiusM,
         time_zone: home.timeZone,
         in_home_delivery: toFlag(home.inHomeDelivery),
+        delivery_days_off: toJsonText(home.delivery.daysOff),
+        delivery_ask_first: toFlag(home.delivery.askFirst),
+        delivery_ask_timeout_ms: home.delivery.askTimeoutMs,
       })
       .execute();
+  }
+
+  /** Replaces a home's in-home delivery settings; false when there is no such home. */
+  async updateDeliverySettings(
+    homeId: string,
+    inHomeDelivery: boolean,
+    delivery: DeliveryPreferences,
+  ): Promise<boolean> {
+    const r = await this.db
+      .updateTable('homes')
+      .set({
+        in_home_delivery: toFlag(inHomeDelivery),
+        delivery_days_off: toJsonText(delivery.daysOff),
+        delivery_ask_first: toFlag(delivery.askFirst),
+        delivery_ask_timeout_ms: delivery.askTimeoutMs,
+      })
+      .where('id', '=', homeId)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
   }
 
   /** The home with this id, or null. */
@@ -148,6 +176,14 @@ function toHome(row: Selectable<HomeRow>): Home {
     geofence: { lat: row.geofence_lat, lon: row.geofence_lon, radiusM: row.geofence_radius_m },
     timeZone: row.time_zone,
     inHomeDelivery: fromFlag(row.in_home_delivery),
+    delivery: {
+      daysOff: stringArrayFromJson(
+        row.delivery_days_off,
+        `homes.delivery_days_off of ${row.id}`,
+      ).filter(isWeekday),
+      askFirst: fromFlag(row.delivery_ask_first),
+      askTimeoutMs: Number(row.delivery_ask_timeout_ms),
+    },
   };
 }
 

@@ -26,6 +26,12 @@ export interface HomeRow {
   time_zone: string;
   /** 0 / 1. */
   in_home_delivery: number;
+  /** JSON text: the weekdays ('mon'…'sun') without in-home delivery. */
+  delivery_days_off: string;
+  /** 0 / 1: the owner is asked before each in-home delivery. */
+  delivery_ask_first: number;
+  /** How long a courier waits for the owner's answer before "leave at door", ms. */
+  delivery_ask_timeout_ms: number;
 }
 
 /** `devices`: locks, door sensors and cameras, each in one home. */
@@ -187,6 +193,46 @@ export interface HomeCarrierRow {
   allowed_at: number;
 }
 
+/** `passkeys`: WebAuthn credentials of principals. */
+export interface PasskeyRow {
+  /** Credential id, base64url. */
+  id: string;
+  principal_id: string;
+  name: string;
+  /** COSE public key, base64url. */
+  public_key: string;
+  counter: number;
+  /** JSON text: an array of transports. */
+  transports: string;
+  /** 'singleDevice' or 'multiDevice'. */
+  device_type: string;
+  /** 0 / 1. */
+  backed_up: number;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+/** `push_subscriptions`: Web Push endpoints of household members' browsers. */
+export interface PushSubscriptionRow {
+  id: string;
+  principal_id: string;
+  home_id: string;
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+  created_at: number;
+  last_success_at: number | null;
+  failures: number;
+}
+
+/** `alarm_acks`: who acknowledged which alarm of a session, and when. */
+export interface AlarmAckRow {
+  session_id: string;
+  alarm_type: string;
+  principal_id: string;
+  acknowledged_at: number;
+}
+
 export interface Database {
   homes: HomeRow;
   devices: DeviceRow;
@@ -203,4 +249,7 @@ export interface Database {
   audit_entries: AuditEntryRow;
   audit_checkpoints: AuditCheckpointRow;
   device_status: DeviceStatusRow;
+  passkeys: PasskeyRow;
+  push_subscriptions: PushSubscriptionRow;
+  alarm_acks: AlarmAckRow;
 }

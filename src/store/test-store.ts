@@ -8,7 +8,14 @@ import path from 'node:path';
 import type { Carrier } from './principal-repository.ts';
 import type { AvailableDialect } from './dialect.ts';
 import { openStore, type Store, type StoreOptions } from './store.ts';
-import type { Delivery, Device, Door, Home, Principal } from '../core/model.ts';
+import {
+  DEFAULT_DELIVERY_PREFERENCES,
+  type Delivery,
+  type Device,
+  type Door,
+  type Home,
+  type Principal,
+} from '../core/model.ts';
 
 /** A store on a fresh database, with the options to open the same database again. */
 export interface TestStore {
@@ -45,6 +52,7 @@ export const HOME: Home = {
   geofence: { lat: 52.520008, lon: 13.404954, radiusM: 35.5 },
   timeZone: 'Europe/Berlin',
   inHomeDelivery: true,
+  delivery: DEFAULT_DELIVERY_PREFERENCES,
 };
 /** Fixture: the lock of {@link DOOR}. */
 export const LOCK: Device = { id: 'lock-1', homeId: HOME.id, kind: 'lock', name: 'Front lock' };

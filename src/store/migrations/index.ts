@@ -5,8 +5,10 @@
  */
 import type { Migration } from 'kysely';
 import * as initial from './0001-initial.ts';
+import * as webApp from './0002-web-app.ts';
 
 /** Migrations by name; Kysely applies them in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-initial': initial,
+  '0002-web-app': webApp,
 };

@@ -1,0 +1,196 @@
+/**
+ * What the JSON API answers with, and the live events it streams: the read side of the
+ * contract between the server and its clients. The server builds these values; the web app
+ * imports these types and nothing else of the server (requests are in ./http.ts).
+ */
+import type { AccessSession, SessionAlarm } from '../core/access-session.ts';
+import type { AuditCheckpoint, ExportedAuditEntry } from '../core/audit-chain.ts';
+import type { Delivery, DeviceKind, Home, Role, Weekday } from '../core/model.ts';
+import type { Coverage } from '../core/observation-watchdog.ts';
+import type { DeviceStateMessage } from './device-messages.ts';
+
+export type {
+  AccessSession,
+  AlarmType,
+  SessionAlarm,
+  SessionState,
+} from '../core/access-session.ts';
+export type { Coverage } from '../core/observation-watchdog.ts';
+export type { Delivery, DeliveryStatus, Home, Role, Weekday } from '../core/model.ts';
+export type { ExportedAuditEntry, AuditCheckpoint } from '../core/audit-chain.ts';
+
+/** Who is signed in. */
+export interface PrincipalSummary {
+  readonly id: string;
+  readonly role: Role;
+  readonly displayName: string;
+  readonly homeId: string | null;
+  readonly carrierId: string | null;
+}
+
+/** What the server knows of one device right now. */
+export interface DeviceLiveStatus {
+  readonly deviceId: string;
+  readonly homeId: string;
+  readonly kind: DeviceKind;
+  /** From the device's retained availability and its last will. */
+  readonly online: boolean;
+  /** Server time of the last valid message, or null. */
+  readonly lastSeenAt: number | null;
+  /** Server time the device went offline, or null while online. */
+  readonly offlineSince: number | null;
+  /** The last valid state report, or null. */
+  readonly state: DeviceStateMessage | null;
+}
+
+/** One fact of a door (lock, door, camera) with unknown and stale shown as such. */
+export interface FactView<T extends string> {
+  /** The current value, or `unknown` when the device is offline, stale or never reported. */
+  readonly value: T | 'unknown';
+  /** The last value the device reported, if any (never to be shown as current). */
+  readonly lastKnown: T | null;
+  readonly online: boolean;
+  /** Server time of the last valid message. */
+  readonly lastSeenAt: number | null;
+  /** When the device went offline or stale, or null while live. */
+  readonly offlineSince: number | null;
+  readonly deviceId: string | null;
+}
+
+export interface DoorStatusView {
+  readonly doorId: string;
+  readonly name: string;
+  readonly lock: FactView<'locked' | 'unlocked' | 'jammed'>;
+  readonly door: FactView<'open' | 'closed'>;
+  readonly camera: FactView<'recording' | 'idle'>;
+}
+
+/** `GET /api/homes/:homeId`: the home at a glance. */
+export interface HomeStatusView {
+  readonly home: Home;
+  readonly doors: readonly DoorStatusView[];
+  readonly at: number;
+}
+
+/** An alarm of a session, with its acknowledgement. */
+export interface AlarmView extends SessionAlarm {
+  readonly sessionId: string;
+  readonly homeId: string;
+  readonly doorId: string;
+  readonly acknowledged: {
+    readonly by: string;
+    readonly byName: string;
+    readonly at: number;
+  } | null;
+}
+
+/** The owner's answer to an "ask me first" delivery. */
+export type OwnerDecision = 'let-in' | 'leave-at-door';
+
+/** An access session as the API shows it: its state machine snapshot plus its coverage. */
+export interface SessionView extends AccessSession {
+  readonly coverage: Coverage;
+  /** Who the session is for (display name and role), when known. */
+  readonly who: { readonly id: string; readonly displayName: string; readonly role: Role } | null;
+  /** The session's alarms with their acknowledgements. */
+  readonly alarmViews: readonly AlarmView[];
+}
+
+/** `GET /api/sessions/:id/clip`: the recorded frames, in order. */
+export interface ClipFrameView {
+  readonly seq: number;
+  /** When the camera says it captured the frame, ms. */
+  readonly capturedAt: number;
+  /** When the server received it, ms. */
+  readonly receivedAt: number;
+  /** SHA-256 of the JPEG, hex. */
+  readonly digest: string;
+  readonly bytes: number;
+  /** Where the JPEG is (same origin, needs the sign-in cookie). */
+  readonly url: string;
+}
+
+/** `GET /api/homes/:homeId/audit`: a verifiable piece of the audit chain. */
+export interface AuditExport {
+  readonly format: 'threshold-audit-export/v1';
+  readonly homeId: string;
+  readonly sessionId?: string;
+  readonly publicKey: string;
+  readonly fromSeq: number | null;
+  readonly toSeq: number | null;
+  readonly serverVerification: {
+    readonly ok: boolean;
+    readonly entries: number;
+    readonly lastSeq: number | null;
+    readonly firstBreak: unknown;
+  };
+  readonly entries: readonly ExportedAuditEntry[];
+  readonly checkpoints: readonly AuditCheckpoint[];
+}
+
+/**
+ * The owner's live view of one camera. `live` only while fresh, authenticated frames arrive;
+ * otherwise `offline` or `frozen` since the last fresh frame. `starting` while the camera is
+ * being asked to send.
+ */
+export interface LiveViewStatus {
+  readonly homeId: string;
+  readonly cameraId: string;
+  readonly status: 'starting' | 'live' | 'offline' | 'frozen';
+  /** Since when the status holds (for offline / frozen: the last fresh frame), ms. */
+  readonly since: number | null;
+  /** The newest fresh frame, or null. Never replaced by a stale one. */
+  readonly frame: {
+    readonly digest: string;
+    readonly capturedAt: number;
+    readonly receivedAt: number;
+    readonly url: string;
+  } | null;
+  /** The access session the camera is recording for, if any. */
+  readonly sessionId: string | null;
+  /** Server time of this status. */
+  readonly at: number;
+}
+
+/** `GET/PUT /api/homes/:homeId/settings`: in-home delivery settings. */
+export interface DeliverySettingsView {
+  readonly inHomeDelivery: boolean;
+  readonly daysOff: readonly Weekday[];
+  readonly askFirst: boolean;
+  /** How long a courier waits for the owner's answer before "leave at door", seconds. */
+  readonly askTimeoutS: number;
+}
+
+/** `GET /api/courier/deliveries`: one delivery with its home, as the courier sees it. */
+export interface CourierDeliveryView extends Delivery {
+  readonly home: {
+    readonly name: string;
+    readonly address: string;
+    readonly timeZone: string;
+  } | null;
+}
+
+/** A passkey of the signed-in principal (`GET /api/auth/passkeys`). */
+export interface PasskeyView {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAt: number;
+  readonly lastUsedAt: number | null;
+  readonly backedUp: boolean;
+}
+
+/**
+ * Events on `GET /api/events` (text/event-stream): the SSE event name is `type`, the data is
+ * the JSON of the whole event.
+ */
+export type ServerEvent =
+  | { readonly type: 'session'; readonly homeId: string; readonly session: AccessSession }
+  | {
+      readonly type: 'alarm';
+      readonly homeId: string;
+      readonly sessionId: string;
+      readonly alarm: SessionAlarm;
+    }
+  | { readonly type: 'alarm-ack'; readonly homeId: string; readonly alarm: AlarmView }
+  | { readonly type: 'device'; readonly homeId: string; readonly device: DeviceLiveStatus }
+  | { readonly type: 'live'; readonly homeId: string; readonly view: LiveViewStatus };
