@@ -126,6 +126,31 @@ const PRECEDENCE: readonly { name: string; code: ErrorCode; message?: string; ch
     code: 'delivery.in-home-disabled',
     change: (r) => ({ ...r, home: { ...r.home, inHomeDelivery: false } }),
   },
+  {
+    // NOW is Thursday 15 Jan 2026, 12:00 UTC.
+    name: 'today is one of the owner’s days off (in the home’s time zone)',
+    code: 'delivery.day-off',
+    change: (r) => ({
+      ...r,
+      home: {
+        ...r.home,
+        delivery: { ...r.home.delivery, daysOff: [...r.home.delivery.daysOff, 'sat', 'thu'] },
+      },
+    }),
+  },
+  {
+    name: 'a day off that has begun in the home’s zone although not yet in UTC',
+    code: 'delivery.day-off',
+    change: (r) => ({
+      ...r,
+      now: Date.UTC(2026, 0, 15, 23, 30),
+      home: {
+        ...r.home,
+        timeZone: 'Europe/Berlin',
+        delivery: { ...r.home.delivery, daysOff: [...r.home.delivery.daysOff, 'fri'] },
+      },
+    }),
+  },
   { name: 'no grant', code: 'grant.not-found', change: (r) => ({ ...r, grant: null }) },
   {
     name: 'grant for another principal',

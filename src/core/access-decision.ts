@@ -7,6 +7,7 @@
  * is the most fundamental one.
  */
 import { problem, type Problem } from './errors.ts';
+import { weekdayIn } from './calendar.ts';
 import { insideGeofence, type Position } from './geo.ts';
 import type { Delivery, Door, Grant, Home, Principal } from './model.ts';
 
@@ -85,6 +86,9 @@ export function decideAccess(
   if (delivery.courierId !== principal.id) return deny('grant.wrong-principal');
   if (delivery.homeId !== home.id || door.homeId !== home.id) return deny('grant.wrong-door');
   if (!home.inHomeDelivery) return deny('delivery.in-home-disabled');
+  if (home.delivery.daysOff.includes(weekdayIn(home.timeZone, now))) {
+    return deny('delivery.day-off', undefined, { day: weekdayIn(home.timeZone, now) });
+  }
   if (grant === null) return deny('grant.not-found');
   if (grant.principalId !== principal.id) return deny('grant.wrong-principal');
   if (grant.doorId !== door.id || grant.deliveryId !== delivery.id) return deny('grant.wrong-door');

@@ -1005,3 +1005,93 @@ describe('step: alarms and deadlines', () => {
     expect(run.s.state).toBe('requested');
   });
 });
+
+describe('"ask me first": the owner answers before anything opens', () => {
+  const ASK_MS = 60_000;
+
+  it('waits for the owner without arming the camera or touching the lock', () => {
+    const run = new Run({ askOwnerTimeoutMs: ASK_MS });
+    const r = run.send({ type: 'start' }, T0);
+    expect(run.s.state).toBe('awaiting-owner');
+    expect(run.s.deadlineAt).toBe(T0 + ASK_MS);
+    expect(r.effects.filter((e) => e.type === 'command')).toEqual([]);
+  });
+
+  it('"let in" arms the camera, and the session goes on as usual, with the answer on record', () => {
+    const run = new Run({ askOwnerTimeoutMs: ASK_MS });
+    run.send({ type: 'start' }, T0);
+    const r = run.send({ type: 'owner-decision', decision: 'let-in', by: 'owner-1' }, T0 + 5_000);
+    expect(run.s.state).toBe('arming');
+    expect(run.s.deadlineAt).toBe(T0 + 5_000 + armingTimeoutMs);
+    expect(r.effects).toContainEqual({ type: 'command', device: 'camera', action: 'arm' });
+    expect(run.s.approval).toEqual({
+      timeoutMs: ASK_MS,
+      decision: 'let-in',
+      decidedBy: 'owner-1',
+      decidedAt: T0 + 5_000,
+    });
+    run.send({ type: 'camera-recording' }, T0 + 6_000);
+    expect(run.s.state).toBe('unlocking');
+  });
+
+  it('"leave at door" refuses the session: nothing armed, nothing unlocked', () => {
+    const run = new Run({ askOwnerTimeoutMs: ASK_MS });
+    run.send({ type: 'start' }, T0);
+    const r = run.send(
+      { type: 'owner-decision', decision: 'leave-at-door', by: 'owner-1' },
+      T0 + 5_000,
+    );
+    expect(run.s.state).toBe('refused');
+    expect(run.s.outcome?.code).toBe('delivery.owner-declined');
+    expect(r.effects.filter((e) => e.type === 'command')).toEqual([]);
+  });
+
+  it('no answer by the deadline means "leave at door"', () => {
+    const run = new Run({ askOwnerTimeoutMs: ASK_MS });
+    run.send({ type: 'start' }, T0);
+    run.send({ type: 'deadline' }, T0 + ASK_MS - 1);
+    expect(run.s.state).toBe('awaiting-owner');
+    const r = run.send({ type: 'deadline' }, T0 + ASK_MS);
+    expect(run.s.state).toBe('refused');
+    expect(run.s.outcome?.code).toBe('delivery.owner-no-answer');
+    expect(r.effects.filter((e) => e.type === 'command')).toEqual([]);
+  });
+
+  it('a late answer, a second answer, or an answer to a session that did not ask is refused', () => {
+    const late = new Run({ askOwnerTimeoutMs: ASK_MS });
+    late.send({ type: 'start' }, T0);
+    late.send({ type: 'deadline' }, T0 + ASK_MS);
+    expect(
+      late.send({ type: 'owner-decision', decision: 'let-in', by: 'owner-1' }, T0 + ASK_MS + 1)
+        .refusal?.code,
+    ).toBe('session.finished');
+    expect(late.s.state).toBe('refused');
+
+    const twice = new Run({ askOwnerTimeoutMs: ASK_MS });
+    twice.send({ type: 'start' }, T0);
+    twice.send({ type: 'owner-decision', decision: 'let-in', by: 'owner-1' }, T0 + 1_000);
+    const again = twice.send(
+      { type: 'owner-decision', decision: 'leave-at-door', by: 'owner-2' },
+      T0 + 2_000,
+    );
+    expect(again.refusal?.code).toBe('session.not-awaiting-owner');
+    expect(twice.s.state).toBe('arming');
+    expect(twice.s.approval?.decidedBy).toBe('owner-1');
+
+    const notAsked = new Run();
+    notAsked.send({ type: 'start' }, T0);
+    expect(
+      notAsked.send({ type: 'owner-decision', decision: 'let-in', by: 'owner-1' }, T0 + 1).refusal
+        ?.code,
+    ).toBe('session.not-awaiting-owner');
+    expect(notAsked.s.approval).toBeNull();
+  });
+
+  it('a courier pressing "open" again while the owner is asked is told to wait', () => {
+    const run = new Run({ askOwnerTimeoutMs: ASK_MS });
+    run.send({ type: 'start' }, T0);
+    const r = run.send({ type: 'unlock-requested' }, T0 + 1_000);
+    expect(r.refusal?.code).toBe('session.active');
+    expect(run.s.state).toBe('awaiting-owner');
+  });
+});

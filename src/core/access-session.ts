@@ -1,9 +1,12 @@
 /**
  * The access-session state machine: one use of a grant at a door, e.g. one in-home delivery.
  *
- *   requested → arming → unlocking → open → relocking → verifying → completed
- *                  ↘ refused      ↘ (unconfirmed) → relocking        ↘ aborted
+ *   requested → (awaiting-owner) → arming → unlocking → open → relocking → verifying → completed
+ *                      ↘ refused          ↘ refused   ↘ (unconfirmed) → relocking        ↘ aborted
  *
+ * - awaiting-owner: only when the owner asked to be asked first. Nothing is armed or opened
+ *   until the owner answers "let in"; "leave at door", or no answer before the deadline, ends
+ *   the session refused (the courier leaves the parcel at the door).
  * - arming: the camera must start recording *this* session and prove it with a fresh,
  *   authenticated heartbeat before the lock is asked to open (principle 1).
  * - unlocking: the lock must report its bolt unlocked.
@@ -23,6 +26,7 @@ import { problem, type ErrorCode, type Problem } from './errors.ts';
 
 export type SessionState =
   | 'requested'
+  | 'awaiting-owner'
   | 'arming'
   | 'unlocking'
   | 'open'
@@ -73,6 +77,15 @@ export interface SessionTiming {
   readonly verifyTimeoutMs: number;
 }
 
+/** The owner's answer to a session that asks first, and who gave it. */
+export interface OwnerApproval {
+  /** How long the courier waits for the answer, ms. */
+  readonly timeoutMs: number;
+  readonly decision: 'let-in' | 'leave-at-door' | null;
+  readonly decidedBy: string | null;
+  readonly decidedAt: number | null;
+}
+
 export const DEFAULT_SESSION_TIMING: SessionTiming = {
   armingTimeoutMs: 5_000,
   unlockTimeoutMs: 5_000,
@@ -101,6 +114,8 @@ export interface AccessSession {
   readonly maxOpenMs: number;
   readonly timing: SessionTiming;
   readonly observation: 'pending' | 'live' | 'lost' | 'frozen';
+  /** Set when the owner is asked before the door opens ("ask me first"); null otherwise. */
+  readonly approval: OwnerApproval | null;
   /** Once set, no further unlock is allowed in this session. */
   readonly unlockBlocked: ErrorCode | null;
   readonly bolt: Bolt;
@@ -139,6 +154,11 @@ export type SessionEvent =
   | { readonly type: 'heartbeat-rejected'; readonly reason: string }
   | { readonly type: 'relock-requested' }
   | { readonly type: 'unlock-requested' }
+  | {
+      readonly type: 'owner-decision';
+      readonly decision: 'let-in' | 'leave-at-door';
+      readonly by: string;
+    }
   | { readonly type: 'cancel'; readonly reason: ErrorCode }
   | { readonly type: 'deadline' };
 
@@ -179,13 +199,22 @@ export type NewSessionInput = Pick<
   | 'maxOpenMs'
   | 'bolt'
   | 'door'
-> & { readonly timing?: SessionTiming };
+> & {
+  readonly timing?: SessionTiming;
+  /** Ask the owner first, waiting this long for the answer, ms. */
+  readonly askOwnerTimeoutMs?: number;
+};
 
 /** A new session in state `requested`; feed it `start`. */
 export function createSession(input: NewSessionInput, now: number): AccessSession {
+  const { askOwnerTimeoutMs, ...rest } = input;
   return {
-    ...input,
+    ...rest,
     timing: input.timing ?? DEFAULT_SESSION_TIMING,
+    approval:
+      askOwnerTimeoutMs === undefined
+        ? null
+        : { timeoutMs: askOwnerTimeoutMs, decision: null, decidedBy: null, decidedAt: null },
     state: 'requested',
     createdAt: now,
     updatedAt: now,
@@ -349,7 +378,11 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
   const st = new Step(session, now);
   const s = session;
   if (isTerminal(s)) {
-    if (event.type === 'unlock-requested' || event.type === 'relock-requested')
+    if (
+      event.type === 'unlock-requested' ||
+      event.type === 'relock-requested' ||
+      event.type === 'owner-decision'
+    )
       st.refuse('session.finished');
     // A terminal session still learns the lock's and door's last word (for the record).
     if (event.type === 'lock-report') st.set({ bolt: event.bolt, boltChangedAt: event.changedAt });
@@ -360,8 +393,29 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
   switch (event.type) {
     case 'start':
       if (s.state !== 'requested') break;
+      if (s.approval !== null && s.approval.decision === null) {
+        st.go('awaiting-owner', now + s.approval.timeoutMs, 'asking the owner first');
+        break;
+      }
       st.command('camera', 'arm');
       st.go('arming', now + s.timing.armingTimeoutMs);
+      break;
+
+    case 'owner-decision':
+      if (s.state !== 'awaiting-owner' || s.approval === null) {
+        st.refuse('session.not-awaiting-owner');
+        break;
+      }
+      st.set({
+        approval: { ...s.approval, decision: event.decision, decidedBy: event.by, decidedAt: now },
+      });
+      if (event.decision === 'leave-at-door') {
+        st.set({ outcome: problem('delivery.owner-declined') });
+        st.go('refused', null, 'delivery.owner-declined');
+        break;
+      }
+      st.command('camera', 'arm');
+      st.go('arming', now + s.timing.armingTimeoutMs, 'owner let in');
       break;
 
     case 'camera-recording':
@@ -485,6 +539,10 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
         st.refuse(s.unlockBlocked);
         break;
       }
+      if (s.state === 'awaiting-owner') {
+        st.refuse('session.active', 'The owner is being asked: wait for the answer.');
+        break;
+      }
       if (s.state === 'requested' || s.state === 'arming' || s.state === 'unlocking') {
         st.refuse('session.active', 'The door is being opened for you: wait for it.');
         break;
@@ -493,7 +551,10 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
       break;
 
     case 'cancel':
-      if (s.state === 'requested' || s.state === 'arming') {
+      if (s.state === 'awaiting-owner') {
+        st.set({ outcome: problem(event.reason) });
+        st.go('refused', null, event.reason);
+      } else if (s.state === 'requested' || s.state === 'arming') {
         st.end('refused', problem(event.reason));
       } else if (s.state === 'unlocking' || s.state === 'open') {
         startRelock(st, `cancelled: ${event.reason}`);
@@ -511,6 +572,11 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
 function onDeadline(st: Step): void {
   const s = st.s;
   switch (s.state) {
+    case 'awaiting-owner':
+      // Nothing was armed: no disarm to send.
+      st.set({ outcome: problem('delivery.owner-no-answer') });
+      st.go('refused', null, 'delivery.owner-no-answer');
+      return;
     case 'requested':
     case 'arming':
       st.end('refused', problem('camera.not-recording'));
@@ -580,6 +646,8 @@ export function describeOutcome(s: AccessSession): string {
     case 'refused':
     case 'aborted':
       return s.outcome?.message ?? s.state;
+    case 'awaiting-owner':
+      return 'Waiting for the owner to answer.';
     case 'requested':
     case 'arming':
     case 'unlocking':

@@ -24,9 +24,30 @@ export const ERROR_CATALOGUE = {
   'device.not-found': { status: 404, message: 'No such device.' },
   'delivery.not-found': { status: 404, message: 'No such delivery.' },
   'session.not-found': { status: 404, message: 'No such access session.' },
+  'frame.not-found': {
+    status: 404,
+    message: 'No such frame: live frames are kept only for a few seconds.',
+  },
+  'alarm.not-found': { status: 404, message: 'This session has no such alarm.' },
   'delivery.window-invalid': { status: 422, message: 'The delivery window is invalid.' },
   'delivery.not-assigned': { status: 422, message: 'The delivery has no courier assigned.' },
   'delivery.in-home-disabled': { status: 422, message: 'In-home delivery is off for this home.' },
+  'delivery.day-off': {
+    status: 403,
+    message: 'The owner does not take in-home deliveries today; leave the parcel at the door.',
+  },
+  'delivery.owner-declined': {
+    status: 403,
+    message: 'The owner asked you to leave the parcel at the door.',
+  },
+  'delivery.owner-no-answer': {
+    status: 403,
+    message: 'The owner did not answer in time; leave the parcel at the door.',
+  },
+  'session.not-awaiting-owner': {
+    status: 409,
+    message: 'This access session is not waiting for the owner’s answer.',
+  },
   // Access decision refusals (returned as values, shown to the courier in plain words)
   'grant.not-found': { status: 403, message: 'There is no access grant for this delivery.' },
   'grant.wrong-principal': { status: 403, message: 'This delivery is assigned to someone else.' },

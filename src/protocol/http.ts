@@ -99,6 +99,58 @@ export const RemoteLockRequest = Type.Object(
 
 export const EmptyBody = Type.Object({}, strict);
 
+/** The owner's answer to an "ask me first" delivery. */
+export const OwnerDecisionRequest = Type.Object(
+  { decision: Type.Union([Type.Literal('let-in'), Type.Literal('leave-at-door')]) },
+  strict,
+);
+
+export const WeekdaySchema = Type.Union([
+  Type.Literal('mon'),
+  Type.Literal('tue'),
+  Type.Literal('wed'),
+  Type.Literal('thu'),
+  Type.Literal('fri'),
+  Type.Literal('sat'),
+  Type.Literal('sun'),
+]);
+
+/** In-home delivery settings of a home (the whole set; PUT replaces it). */
+export const DeliverySettingsBody = Type.Object(
+  {
+    inHomeDelivery: Type.Boolean(),
+    daysOff: Type.Array(WeekdaySchema, { maxItems: 7, uniqueItems: true }),
+    askFirst: Type.Boolean(),
+    /** How long a courier waits for the owner's answer before "leave at door", seconds. */
+    askTimeoutS: Type.Integer({ minimum: 15, maximum: 600 }),
+  },
+  strict,
+);
+
+export const AlarmParams = Type.Object(
+  {
+    sessionId: Id,
+    alarmType: Type.Union([
+      Type.Literal('observation-lost'),
+      Type.Literal('observation-frozen'),
+      Type.Literal('observation-forged'),
+      Type.Literal('door-left-open'),
+      Type.Literal('lock-jammed'),
+      Type.Literal('lock-unconfirmed'),
+      Type.Literal('lock-state-mismatch'),
+      Type.Literal('session-overrun'),
+      Type.Literal('unexpected-entry'),
+    ]),
+  },
+  strict,
+);
+
+export const CameraParams = Type.Object({ homeId: Id, cameraId: Id }, strict);
+export const LiveFrameParams = Type.Object(
+  { homeId: Id, cameraId: Id, digest: Type.String({ pattern: '^[0-9a-f]{64}$' }) },
+  strict,
+);
+
 export const DeliveryParams = Type.Object({ deliveryId: Id }, strict);
 export const SessionParams = Type.Object({ sessionId: Id }, strict);
 export const HomeParams = Type.Object({ homeId: Id }, strict);
@@ -119,5 +171,7 @@ export const AuditQuery = Type.Object(
 );
 
 export type SignInRequestBody = Static<typeof SignInRequest>;
+export type DeliverySettingsRequestBody = Static<typeof DeliverySettingsBody>;
+export type OwnerDecisionRequestBody = Static<typeof OwnerDecisionRequest>;
 export type CreateDeliveryRequestBody = Static<typeof CreateDeliveryRequest>;
 export type AccessRequestBodyType = Static<typeof AccessRequestBody>;

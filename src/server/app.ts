@@ -21,13 +21,15 @@ import type { Authenticator } from './auth.ts';
 import type { ClipStore } from './clip-store.ts';
 import type { DeviceGateway } from './device-gateway.ts';
 import type { EventBus } from './event-bus.ts';
+import type { LiveViewService } from './live-view.ts';
 import { authRoutes } from './routes/auth-routes.ts';
 import { carrierRoutes } from './routes/carrier-routes.ts';
 import { courierRoutes } from './routes/courier-routes.ts';
 import { eventRoutes } from './routes/event-routes.ts';
 import { homeRoutes } from './routes/home-routes.ts';
-import { landingRoute } from './routes/landing-route.ts';
+import { liveRoutes } from './routes/live-routes.ts';
 import { sessionRoutes } from './routes/session-routes.ts';
+import { webAppRoute } from './routes/web-app-route.ts';
 import type { SessionOrchestrator } from './session-orchestrator.ts';
 
 /** Everything the HTTP app needs; no container, just arguments. */
@@ -39,6 +41,7 @@ export interface AppDeps {
   readonly audit: AuditLog;
   readonly clips: ClipStore;
   readonly events: EventBus;
+  readonly liveView: LiveViewService;
   readonly clock: Clock;
   /** Set the Secure flag on cookies (behind HTTPS). */
   readonly secureCookies?: boolean;
@@ -171,9 +174,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
   await app.register(authRoutes(deps));
   await app.register(homeRoutes(deps));
   await app.register(sessionRoutes(deps));
+  await app.register(liveRoutes(deps));
   await app.register(courierRoutes(deps));
   await app.register(carrierRoutes(deps));
   await app.register(eventRoutes(deps));
-  await app.register(landingRoute(deps));
+  await app.register(webAppRoute(deps));
   return app;
 }

@@ -23,7 +23,7 @@ import type { AuditActor, AuditFact } from '../core/audit-chain.ts';
 import type { Clock } from '../core/clock.ts';
 import { problem, type Problem, type Result, ok, refuse } from '../core/errors.ts';
 import type { Position } from '../core/geo.ts';
-import type { Principal } from '../core/model.ts';
+import type { Principal, Role } from '../core/model.ts';
 import {
   DEFAULT_WATCHDOG_CONFIG,
   ObservationWatchdog,
@@ -43,6 +43,7 @@ import {
   type Store,
   type StoredSession,
 } from '../store/index.ts';
+import type { AlarmView, SessionView } from '../protocol/views.ts';
 import type { AuditLog } from './audit-log.ts';
 import type { ClipStore } from './clip-store.ts';
 import type { DeviceGateway, DeviceGatewayListener, RegisteredDevice } from './device-gateway.ts';
@@ -81,10 +82,7 @@ interface LiveSession {
   queue: Promise<void>;
 }
 
-/** The view of a session that the API returns. */
-export interface SessionView extends AccessSession {
-  readonly coverage: Coverage;
-}
+export type { SessionView };
 
 const MAX_PENDING_FRAMES = 16;
 /** Rejected heartbeats audited one by one per session; the rest are counted. */
@@ -109,11 +107,25 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   private orphanFrames = 0;
   /** Retry timers of doors being secured after a restart, by session id. */
   private readonly recoveryTimers = new Map<string, () => void>();
+  /** Display names and roles of principals, for session views (names rarely change). */
+  private readonly people = new Map<
+    string,
+    { id: string; displayName: string; role: Role } | null
+  >();
 
   constructor(private readonly o: OrchestratorOptions) {
     this.watchdogConfig = { ...DEFAULT_WATCHDOG_CONFIG, ...o.watchdog };
     this.timing = { ...DEFAULT_SESSION_TIMING, ...o.timing };
     this.policy = { ...DEFAULT_ACCESS_POLICY, ...o.policy };
+  }
+
+  /** The access session recording with this camera (armed or arming), or null. */
+  sessionUsingCamera(cameraId: string): string | null {
+    const l = this.liveFor(cameraId);
+    if (!l || l.session.cameraDeviceId !== cameraId) return null;
+    return l.session.state === 'requested' || l.session.state === 'awaiting-owner'
+      ? null
+      : l.session.id;
   }
 
   /** Counters for the stats route. */
@@ -201,7 +213,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     attempt();
   }
 
-  /** The session, live or stored, with its coverage. */
+  /** The session, live or stored, with its coverage, who it is for and its alarms. */
   async view(sessionId: string): Promise<SessionView | null> {
     const l = this.live.get(sessionId);
     if (l) return this.toView(l.session, l.watchdog.coverage(this.o.clock.now()));
@@ -213,9 +225,124 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     return this.toView(s, cov);
   }
 
-  private toView(s: AccessSession, coverage: Coverage): SessionView {
+  private async toView(s: AccessSession, coverage: Coverage): Promise<SessionView> {
     const { coverage: _c, ...rest } = s as AccessSession & { coverage?: Coverage };
-    return { ...rest, coverage };
+    const acks = s.alarms.length === 0 ? [] : await this.o.store.alarmAcks.listForSession(s.id);
+    const alarmViews: AlarmView[] = [];
+    for (const a of s.alarms) {
+      const ack = acks.find((k) => k.alarmType === a.type);
+      alarmViews.push({
+        ...a,
+        sessionId: s.id,
+        homeId: s.homeId,
+        doorId: s.doorId,
+        acknowledged: ack
+          ? {
+              by: ack.principalId,
+              byName: (await this.person(ack.principalId))?.displayName ?? ack.principalId,
+              at: ack.acknowledgedAt,
+            }
+          : null,
+      });
+    }
+    return { ...rest, coverage, who: await this.person(s.principalId), alarmViews };
+  }
+
+  private async person(
+    id: string,
+  ): Promise<{ id: string; displayName: string; role: Role } | null> {
+    if (!this.people.has(id)) {
+      const p = await this.o.store.principals.get(id);
+      this.people.set(id, p ? { id: p.id, displayName: p.displayName, role: p.role } : null);
+    }
+    return this.people.get(id) ?? null;
+  }
+
+  /**
+   * The owner's answer to a session waiting for it ("ask me first"). Only the household of
+   * the session's home may answer; the answer is audited in the same commit as its step.
+   */
+  async decide(
+    principal: Principal,
+    sessionId: string,
+    decision: 'let-in' | 'leave-at-door',
+  ): Promise<Result<SessionView>> {
+    const v = await this.view(sessionId);
+    const household =
+      (principal.role === 'owner' || principal.role === 'member') &&
+      v !== null &&
+      principal.homeId === v.homeId;
+    if (!v || !household) return refuse(problem('session.not-found'));
+    if (!this.live.has(sessionId)) return refuse(problem('session.finished'));
+    const actor: AuditActor = { type: 'principal', id: principal.id };
+    const r = await this.apply(
+      sessionId,
+      { type: 'owner-decision', decision, by: principal.id },
+      actor,
+      [
+        {
+          kind: 'session.owner-decision',
+          actor,
+          subject: `session:${sessionId}`,
+          data: { decision },
+        },
+      ],
+    );
+    if (r.refusal) return refuse(r.refusal);
+    const after = await this.view(sessionId);
+    return after ? ok(after) : refuse(problem('session.not-found'));
+  }
+
+  /**
+   * Acknowledges an alarm of a session of the principal's home; audited once (the first
+   * acknowledgement is the one kept). Returns the alarm with its acknowledgement.
+   */
+  async acknowledgeAlarm(
+    principal: Principal,
+    sessionId: string,
+    alarmType: string,
+  ): Promise<Result<AlarmView>> {
+    const v = await this.view(sessionId);
+    if (
+      !v ||
+      (principal.role !== 'owner' && principal.role !== 'member') ||
+      principal.homeId !== v.homeId
+    )
+      return refuse(problem('session.not-found'));
+    if (!v.alarms.some((a) => a.type === alarmType)) return refuse(problem('alarm.not-found'));
+    const now = this.o.clock.now();
+    const { created } = await this.o.store.alarmAcks.acknowledge({
+      sessionId,
+      alarmType,
+      principalId: principal.id,
+      acknowledgedAt: now,
+    });
+    if (created) {
+      await this.o.audit.append({
+        kind: 'alarm.acknowledged',
+        actor: { type: 'principal', id: principal.id },
+        subject: `session:${sessionId}`,
+        data: { alarm: alarmType },
+      });
+    }
+    const after = await this.view(sessionId);
+    const alarm = after?.alarmViews.find((a) => a.type === alarmType);
+    if (!alarm) return refuse(problem('alarm.not-found'));
+    if (created) this.o.events.publish({ type: 'alarm-ack', homeId: alarm.homeId, alarm });
+    return ok(alarm);
+  }
+
+  /** The alarms of a home's recent sessions, newest first, with their acknowledgements. */
+  async listAlarms(homeId: string, limit = 100): Promise<AlarmView[]> {
+    const rows = await this.o.store.sessions.listForHome(homeId, { limit });
+    const out: AlarmView[] = [];
+    for (const row of rows) {
+      const data = (this.live.get(row.id)?.session ?? row.data) as AccessSession;
+      if (!data.alarms || data.alarms.length === 0) continue;
+      const v = await this.view(row.id);
+      if (v) out.push(...v.alarmViews);
+    }
+    return out.sort((a, b) => b.atMs - a.atMs);
   }
 
   /**
@@ -291,6 +418,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
 
     const session = createSession(
       {
+        ...(home.delivery.askFirst ? { askOwnerTimeoutMs: home.delivery.askTimeoutMs } : {}),
         id: randomUUID(),
         homeId: home.id,
         doorId: door.id,
@@ -683,7 +811,12 @@ export class SessionOrchestrator implements DeviceGatewayListener {
 
   onHeartbeat(device: RegisteredDevice, hb: HeartbeatMessage, macValid: boolean): void {
     const l = this.liveFor(device.id);
-    if (!l || l.session.state === 'requested' || l.session.cameraDeviceId !== device.id) {
+    if (
+      !l ||
+      l.session.state === 'requested' ||
+      l.session.state === 'awaiting-owner' ||
+      l.session.cameraDeviceId !== device.id
+    ) {
       this.orphanHeartbeats++;
       return;
     }

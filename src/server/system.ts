@@ -19,6 +19,8 @@ import {
 } from '../broker/index.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { createApp, type App } from './app.ts';
+import { LiveViewService } from './live-view.ts';
+import { isTerminal } from '../core/access-session.ts';
 import { AuditLog } from './audit-log.ts';
 import { Authenticator } from './auth.ts';
 import { ClipStore } from './clip-store.ts';
@@ -119,6 +121,26 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       ...(opts.timing ? { timing: opts.timing } : {}),
     });
     gateway.addListener(orchestrator);
+    const liveView = new LiveViewService({
+      gateway,
+      sessions: orchestrator,
+      clock,
+      events,
+      audit,
+      ...(opts.watchdog ? { watchdog: opts.watchdog } : {}),
+      ...(log ? { logger: log } : {}),
+    });
+    gateway.addListener(liveView);
+    // An access session disarms its camera when it ends; a live view still open takes it back.
+    const offSessions = events.subscribe((e) => {
+      if (e.type === 'session' && isTerminal(e.session))
+        liveView.sessionEnded(e.session.cameraDeviceId);
+    });
+    closers.push(() => {
+      offSessions();
+      liveView.stop();
+      return Promise.resolve();
+    });
     await gateway.start(broker.url);
     closers.push(() => gateway.stop());
     closers.push(() => orchestrator.stop());
@@ -133,6 +155,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       audit,
       clips,
       events,
+      liveView,
       clock,
       ...(log ? { logger: log } : {}),
       extraStats: () => ({ broker: broker.stats() }),

@@ -1,7 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Door, Home } from '../core/model.ts';
+import { DEFAULT_DELIVERY_PREFERENCES, type Door, type Home } from '../core/model.ts';
 import { DIALECTS, isUniqueViolation } from './dialect.ts';
-import { CAMERA, DOOR, HOME, LOCK, SENSOR, openTestStore, type TestStore } from './test-store.ts';
+import {
+  CAMERA,
+  DOOR,
+  HOME,
+  LOCK,
+  SENSOR,
+  openTestStore,
+  seedHome,
+  type TestStore,
+} from './test-store.ts';
 
 for (const dialect of DIALECTS) {
   describe(`HomeRepository (${dialect})`, () => {
@@ -75,6 +84,31 @@ for (const dialect of DIALECTS) {
         /FOREIGN KEY|foreign key/,
       );
       expect(await homes.listDevices()).toEqual([]);
+    });
+  });
+}
+
+for (const dialect of DIALECTS) {
+  describe(`HomeRepository delivery settings (${dialect})`, () => {
+    let t: TestStore;
+    beforeEach(async () => {
+      t = await openTestStore(dialect);
+      await seedHome(t.store);
+    });
+    afterEach(async () => {
+      await t.cleanup();
+    });
+
+    it('stores and reads back in-home delivery settings, and says when there is no such home', async () => {
+      expect((await t.store.homes.getHome(HOME.id))?.delivery).toEqual(
+        DEFAULT_DELIVERY_PREFERENCES,
+      );
+      const prefs = { daysOff: ['sat', 'sun'] as const, askFirst: true, askTimeoutMs: 90_000 };
+      expect(await t.store.homes.updateDeliverySettings(HOME.id, false, prefs)).toBe(true);
+      const h = await t.store.homes.getHome(HOME.id);
+      expect(h?.inHomeDelivery).toBe(false);
+      expect(h?.delivery).toEqual(prefs);
+      expect(await t.store.homes.updateDeliverySettings('home-none', true, prefs)).toBe(false);
     });
   });
 }

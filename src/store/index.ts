@@ -28,3 +28,4 @@ export {
 export { ClipRepository, type ClipFrame } from './clip-repository.ts';
 export { AuditRepository, type AlongsideWrite } from './audit-repository.ts';
 export { DeviceStatusRepository, type DeviceStatus } from './device-status-repository.ts';
+export { AlarmAckRepository, type AlarmAck } from './alarm-ack-repository.ts';

@@ -86,7 +86,7 @@ for (const dialect of DIALECTS) {
     it('fails loudly, naming the migration that failed', async () => {
       const broken = {
         ...MIGRATIONS,
-        '0002-broken': {
+        '9999-broken': {
           up: () => Promise.reject(new Error('disk on fire')),
         },
       };
@@ -96,9 +96,9 @@ for (const dialect of DIALECTS) {
       );
       expect(error).toBeInstanceOf(ThresholdError);
       expect((error as ThresholdError).message).toBe(
-        'database migration "0002-broken" failed: disk on fire',
+        'database migration "9999-broken" failed: disk on fire',
       );
-      expect((error as ThresholdError).detail).toEqual({ migration: '0002-broken' });
+      expect((error as ThresholdError).detail).toEqual({ migration: '9999-broken' });
     });
   });
 }

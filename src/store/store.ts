@@ -1,5 +1,6 @@
 /** Opening the store: a database, migrated, with one repository per aggregate. */
 import type { Kysely } from 'kysely';
+import { AlarmAckRepository } from './alarm-ack-repository.ts';
 import { AuditRepository } from './audit-repository.ts';
 import { ClipRepository } from './clip-repository.ts';
 import { DeliveryRepository } from './delivery-repository.ts';
@@ -22,6 +23,7 @@ export interface Store {
   readonly clips: ClipRepository;
   readonly audit: AuditRepository;
   readonly deviceStatus: DeviceStatusRepository;
+  readonly alarmAcks: AlarmAckRepository;
   /** Closes the database; idempotent. The store must not be used afterwards. */
   close(): Promise<void>;
 }
@@ -54,6 +56,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     clips: new ClipRepository(db),
     audit: new AuditRepository(db),
     deviceStatus: new DeviceStatusRepository(db),
+    alarmAcks: new AlarmAckRepository(db),
     close: () => db.destroy(),
   };
 }

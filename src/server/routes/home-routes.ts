@@ -1,7 +1,14 @@
 /** The owner's home: status at a glance, and remote lock / unlock. */
 import type { FastifyPluginAsync } from 'fastify';
-import { HomeParams, DoorParams, RemoteLockRequest } from '../../protocol/http.ts';
-import type { Principal } from '../../core/model.ts';
+import {
+  DeliverySettingsBody,
+  DoorParams,
+  HomeParams,
+  RemoteLockRequest,
+  type DeliverySettingsRequestBody,
+} from '../../protocol/http.ts';
+import type { DeliverySettingsView } from '../../protocol/views.ts';
+import { WEEKDAYS, type Home, type Principal } from '../../core/model.ts';
 import type { AppDeps } from '../app.ts';
 import { homeStatus } from '../home-status.ts';
 import { errorResponses, fail, principalOf } from './route-helpers.ts';
@@ -15,6 +22,16 @@ export async function ownHome(deps: AppDeps, p: Principal, homeId: string) {
   const home = await deps.store.homes.getHome(homeId);
   if (!home) fail('home.not-found');
   return home;
+}
+
+/** The in-home delivery settings of a home, as the API shows them. */
+export function settingsOf(home: Home): DeliverySettingsView {
+  return {
+    inHomeDelivery: home.inHomeDelivery,
+    daysOff: [...home.delivery.daysOff],
+    askFirst: home.delivery.askFirst,
+    askTimeoutS: Math.round(home.delivery.askTimeoutMs / 1000),
+  };
 }
 
 export const homeRoutes =
@@ -46,6 +63,56 @@ export const homeRoutes =
         const home = await ownHome(deps, p, homeId);
         const doors = await deps.store.homes.listDoors(home.id);
         return homeStatus(home, doors, deps.gateway, deps.clock.now());
+      },
+    );
+
+    app.get(
+      '/api/homes/:homeId/settings',
+      {
+        schema: {
+          tags: ['homes'],
+          summary: 'In-home delivery settings: on / off, days off, "ask me first"',
+          params: HomeParams,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['owner', 'member']);
+        const { homeId } = req.params as { homeId: string };
+        return { settings: settingsOf(await ownHome(deps, p, homeId)) };
+      },
+    );
+
+    app.put(
+      '/api/homes/:homeId/settings',
+      {
+        schema: {
+          tags: ['homes'],
+          summary: 'Replace the in-home delivery settings (audited)',
+          params: HomeParams,
+          body: DeliverySettingsBody,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['owner', 'member']);
+        const { homeId } = req.params as { homeId: string };
+        const body = req.body as DeliverySettingsRequestBody;
+        const before = settingsOf(await ownHome(deps, p, homeId));
+        const daysOff = WEEKDAYS.filter((d) => body.daysOff.includes(d));
+        await deps.store.homes.updateDeliverySettings(homeId, body.inHomeDelivery, {
+          daysOff,
+          askFirst: body.askFirst,
+          askTimeoutMs: body.askTimeoutS * 1000,
+        });
+        const after = settingsOf(await ownHome(deps, p, homeId));
+        await deps.audit.append({
+          kind: 'home.delivery-settings',
+          actor: { type: 'principal', id: p.id },
+          subject: `home:${homeId}`,
+          data: { before, after },
+        });
+        return { settings: after };
       },
     );
 

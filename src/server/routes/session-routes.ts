@@ -7,11 +7,19 @@ import {
   redact,
   type ExportedAuditEntry,
 } from '../../core/audit-chain.ts';
-import { AuditQuery, FrameParams, HomeParams, SessionParams } from '../../protocol/http.ts';
+import {
+  AlarmParams,
+  AuditQuery,
+  EmptyBody,
+  FrameParams,
+  HomeParams,
+  OwnerDecisionRequest,
+  SessionParams,
+} from '../../protocol/http.ts';
 import type { AppDeps } from '../app.ts';
 import { verifyEd25519 } from '../keys.ts';
 import type { SessionView } from '../session-orchestrator.ts';
-import { errorResponses, fail, principalOf } from './route-helpers.ts';
+import { errorResponses, fail, principalOf, unwrap } from './route-helpers.ts';
 import { ownHome } from './home-routes.ts';
 import type { Principal } from '../../core/model.ts';
 
@@ -197,6 +205,62 @@ export const sessionRoutes =
           entries: piece,
           checkpoints,
         };
+      },
+    );
+
+    app.post(
+      '/api/sessions/:sessionId/decision',
+      {
+        schema: {
+          tags: ['sessions'],
+          summary:
+            '"Ask me first": the owner lets the waiting courier in, or has the parcel left at the door',
+          params: SessionParams,
+          body: OwnerDecisionRequest,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['owner', 'member']);
+        const { sessionId } = req.params as { sessionId: string };
+        const { decision } = req.body as { decision: 'let-in' | 'leave-at-door' };
+        return { session: unwrap(await deps.orchestrator.decide(p, sessionId, decision)) };
+      },
+    );
+
+    app.get(
+      '/api/homes/:homeId/alarms',
+      {
+        schema: {
+          tags: ['alarms'],
+          summary: 'Alarms of the home’s recent sessions, newest first, with acknowledgements',
+          params: HomeParams,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['owner', 'member']);
+        const { homeId } = req.params as { homeId: string };
+        await ownHome(deps, p, homeId);
+        return { alarms: await deps.orchestrator.listAlarms(homeId) };
+      },
+    );
+
+    app.post(
+      '/api/sessions/:sessionId/alarms/:alarmType/ack',
+      {
+        schema: {
+          tags: ['alarms'],
+          summary: 'Acknowledge an alarm (audited; the first acknowledgement is kept)',
+          params: AlarmParams,
+          body: EmptyBody,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['owner', 'member']);
+        const { sessionId, alarmType } = req.params as { sessionId: string; alarmType: string };
+        return { alarm: unwrap(await deps.orchestrator.acknowledgeAlarm(p, sessionId, alarmType)) };
       },
     );
 
