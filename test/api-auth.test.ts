@@ -228,6 +228,25 @@ describe('authentication', () => {
   });
 });
 
+describe('GET /api/auth/session (the page asks on load)', () => {
+  it('answers 200 with null for no cookie, an unknown token and an API key, and with the principal for a valid cookie', async () => {
+    const none = await call('GET', '/api/auth/session');
+    expect(none.status).toBe(200);
+    expect(none.body).toEqual({ principal: null });
+    const unknown = await call('GET', '/api/auth/session', { cookie: 'threshold_session=nope' });
+    expect(unknown.status).toBe(200);
+    expect(unknown.body).toEqual({ principal: null });
+    const key = await call('GET', '/api/auth/session', { bearer: world.creds.carrier.apiKey });
+    expect(key.body).toEqual({ principal: null });
+    const { owner } = world.creds;
+    const a = await signIn(owner.username, owner.password);
+    const pair = (a.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+    const me = await call('GET', '/api/auth/session', { cookie: pair });
+    expect(me.status).toBe(200);
+    expect(me.body.principal).toMatchObject({ id: 'owner-alex', role: 'owner' });
+  });
+});
+
 describe("the owner's home status", () => {
   it('given the simulated home, when the owner reads GET /api/homes/:homeId, then each door shows its lock, door and camera as reported', async () => {
     const token = await signInToken('owner');

@@ -28,6 +28,7 @@ import { courierRoutes } from './routes/courier-routes.ts';
 import { eventRoutes } from './routes/event-routes.ts';
 import { homeRoutes } from './routes/home-routes.ts';
 import { liveRoutes } from './routes/live-routes.ts';
+import { pushRoutes, type PushRouteDeps } from './routes/push-routes.ts';
 import { sessionRoutes } from './routes/session-routes.ts';
 import { webAppRoute } from './routes/web-app-route.ts';
 import type { SessionOrchestrator } from './session-orchestrator.ts';
@@ -42,6 +43,8 @@ export interface AppDeps {
   readonly clips: ClipStore;
   readonly events: EventBus;
   readonly liveView: LiveViewService;
+  /** Web Push (VAPID key, subscriptions, notifier); without it the /api/push routes are absent. */
+  readonly push?: PushRouteDeps;
   readonly clock: Clock;
   /** Set the Secure flag on cookies (behind HTTPS). */
   readonly secureCookies?: boolean;
@@ -175,6 +178,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   await app.register(homeRoutes(deps));
   await app.register(sessionRoutes(deps));
   await app.register(liveRoutes(deps));
+  if (deps.push) await app.register(pushRoutes(deps, deps.push));
   await app.register(courierRoutes(deps));
   await app.register(carrierRoutes(deps));
   await app.register(eventRoutes(deps));

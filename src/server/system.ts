@@ -20,6 +20,13 @@ import {
 import { openStore, type Store } from '../store/index.ts';
 import { createApp, type App } from './app.ts';
 import { LiveViewService } from './live-view.ts';
+import { PushNotifier } from './push-notifier.ts';
+import {
+  defaultVapidSubject,
+  loadOrCreateVapidKeys,
+  vapidSubjectWarning,
+  type VapidKeys,
+} from './vapid-keys.ts';
 import { isTerminal } from '../core/access-session.ts';
 import { AuditLog } from './audit-log.ts';
 import { Authenticator } from './auth.ts';
@@ -49,6 +56,16 @@ export interface SystemOptions {
   readonly checkpointEvery?: number;
   /** Benchmark trace points of the device gateway. */
   readonly trace?: DeviceGatewayOptions['trace'];
+  /**
+   * The address people open in their browser, e.g. `https://door.example.com`. Passkeys are
+   * bound to its host name, cookies get the Secure flag when it is https, and push services
+   * are given it as the contact. Default: `http://localhost:<port>`.
+   */
+  readonly publicUrl?: string;
+  /** Contact for push services: mailto: address or https: URL. Default from publicUrl. */
+  readonly vapidSubject?: string;
+  /** Accept http: and private-address push endpoints (tests, local development only). */
+  readonly allowInsecurePushEndpoints?: boolean;
 }
 
 export interface RunningSystem {
@@ -65,6 +82,8 @@ export interface RunningSystem {
   readonly auth: Authenticator;
   readonly events: EventBus;
   readonly clock: Clock;
+  readonly push: PushNotifier;
+  readonly vapid: VapidKeys;
   /** Registers a device with the gateway and broker; returns its secret (base64url device key). */
   provisionDevice(device: Device): Promise<string>;
   /** The secret of a stored device (derived from the master key). */
@@ -84,11 +103,18 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   };
   try {
     const keys = loadOrCreateKeys(opts.dataDir);
+    const publicOrigin = opts.publicUrl ? new URL(opts.publicUrl).origin : undefined;
+    const vapid = loadOrCreateVapidKeys(
+      join(opts.dataDir, 'keys'),
+      opts.vapidSubject ?? defaultVapidSubject(publicOrigin),
+    );
     const audit = await AuditLog.open(store.audit, clock, keys.auditSigner, sha256Hex, {
       ...(opts.checkpointEvery === undefined ? {} : { checkpointEvery: opts.checkpointEvery }),
     });
     closers.push(() => audit.close());
     const log = opts.logger;
+    const subjectWarning = vapidSubjectWarning(vapid.subject);
+    if (subjectWarning) log?.warn({}, subjectWarning);
     const credentials = serverMqttCredentials(keys.masterKey);
     const gateway = new DeviceGateway({
       credentials,
@@ -131,6 +157,19 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       ...(log ? { logger: log } : {}),
     });
     gateway.addListener(liveView);
+    const push = new PushNotifier({
+      events,
+      subscriptions: store.pushSubscriptions,
+      homes: store.homes,
+      sessions: store.sessions,
+      vapid,
+      clock,
+      audit,
+      ...(log ? { logger: log } : {}),
+      ...(opts.allowInsecurePushEndpoints ? { allowInsecureEndpoints: true } : {}),
+    });
+    push.start();
+    closers.push(() => push.stop());
     // An access session disarms its camera when it ends; a live view still open takes it back.
     const offSessions = events.subscribe((e) => {
       if (e.type === 'session' && isTerminal(e.session))
@@ -157,8 +196,10 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       events,
       liveView,
       clock,
+      push: { publicKey: vapid.publicKey, repo: store.pushSubscriptions, notifier: push },
+      ...(publicOrigin?.startsWith('https:') ? { secureCookies: true } : {}),
       ...(log ? { logger: log } : {}),
-      extraStats: () => ({ broker: broker.stats() }),
+      extraStats: () => ({ broker: broker.stats(), push: push.stats() }),
     });
     closers.push(() => app.close());
 
@@ -204,6 +245,8 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       auth,
       events,
       clock,
+      push,
+      vapid,
       async provisionDevice(device: Device): Promise<string> {
         if (!(await store.homes.getDevice(device.id))) await store.homes.createDevice(device);
         gateway.register(device);

@@ -29,3 +29,9 @@ export { ClipRepository, type ClipFrame } from './clip-repository.ts';
 export { AuditRepository, type AlongsideWrite } from './audit-repository.ts';
 export { DeviceStatusRepository, type DeviceStatus } from './device-status-repository.ts';
 export { AlarmAckRepository, type AlarmAck } from './alarm-ack-repository.ts';
+export {
+  PushSubscriptionRepository,
+  type NewPushSubscription,
+  type PushUpsertResult,
+  type StoredPushSubscription,
+} from './push-subscription-repository.ts';

@@ -1,6 +1,7 @@
 /** Opening the store: a database, migrated, with one repository per aggregate. */
 import type { Kysely } from 'kysely';
 import { AlarmAckRepository } from './alarm-ack-repository.ts';
+import { PushSubscriptionRepository } from './push-subscription-repository.ts';
 import { AuditRepository } from './audit-repository.ts';
 import { ClipRepository } from './clip-repository.ts';
 import { DeliveryRepository } from './delivery-repository.ts';
@@ -24,6 +25,7 @@ export interface Store {
   readonly audit: AuditRepository;
   readonly deviceStatus: DeviceStatusRepository;
   readonly alarmAcks: AlarmAckRepository;
+  readonly pushSubscriptions: PushSubscriptionRepository;
   /** Closes the database; idempotent. The store must not be used afterwards. */
   close(): Promise<void>;
 }
@@ -57,6 +59,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     audit: new AuditRepository(db),
     deviceStatus: new DeviceStatusRepository(db),
     alarmAcks: new AlarmAckRepository(db),
+    pushSubscriptions: new PushSubscriptionRepository(db),
     close: () => db.destroy(),
   };
 }

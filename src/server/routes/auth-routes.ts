@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
 import { PrincipalView, SignInRequest, SignInResponse } from '../../protocol/http.ts';
 import type { AppDeps } from '../app.ts';
+import { API_KEY_PREFIX } from '../auth.ts';
 import {
   credentialOf,
   errorResponses,
@@ -55,6 +56,31 @@ export const authRoutes =
         if (token) await deps.auth.signOut(token);
         void reply.clearCookie(SESSION_COOKIE, { path: '/' });
         return { ok: true };
+      },
+    );
+
+    app.get(
+      '/api/auth/session',
+      {
+        schema: {
+          tags: ['auth'],
+          summary:
+            'Who is signed in on this browser, or null: never 401, so a page can ask on load without an error',
+          response: {
+            200: Type.Object({ principal: Type.Union([PrincipalView, Type.Null()]) }),
+          },
+        },
+      },
+      async (req, reply) => {
+        const token = credentialOf(req);
+        if (token === null || token.startsWith(API_KEY_PREFIX)) return { principal: null };
+        const r = await deps.auth.principalForToken(token);
+        if (!r.ok) {
+          // An expired or unknown cookie is of no further use: drop it.
+          void reply.clearCookie(SESSION_COOKIE, { path: '/' });
+          return { principal: null };
+        }
+        return { principal: r.value };
       },
     );
 
