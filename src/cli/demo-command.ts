@@ -13,22 +13,32 @@ export interface DemoOptions {
   readonly data: string;
   readonly port: number;
   readonly mqttPort: number;
+  readonly publicUrl?: string;
 }
 
 export async function demoCommand(opts: DemoOptions): Promise<void> {
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
   const sys = await startOrExit(() =>
-    startSystem({ dataDir: opts.data, port: opts.port, mqttPort: opts.mqttPort, logger }),
+    startSystem({
+      dataDir: opts.data,
+      port: opts.port,
+      mqttPort: opts.mqttPort,
+      logger,
+      demo: true,
+      ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+    }),
   );
   const creds = await seedDemo(sys, opts.data);
   const home = simHomeFor(creds, sys.brokerUrl, systemClock);
   await home.start();
-  const url = `http://localhost:${sys.port}`;
+  const url = opts.publicUrl ?? `http://localhost:${sys.port}`;
   const pos = JSON.stringify({ position: DEMO_DOORSTEP });
   console.log(`
 Threshold demo is running.
 
-  Server        ${url}        (API description: ${url}/docs)
+  Owner page    ${url}/
+  Courier page  ${url}/courier   (a phone-sized page; the demo lets it pretend to be at the door)
+  API           ${url}/docs
   MQTT broker   ${sys.brokerUrl}
   Data          ${opts.data}  (credentials in ${opts.data}/demo-credentials.json)
 

@@ -25,6 +25,20 @@ function positive(value: string): number {
   return n;
 }
 
+function publicUrl(value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('a URL such as https://door.example.com');
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    throw new InvalidArgumentError('an http: or https: URL');
+  if (u.pathname !== '/' || u.search || u.hash)
+    throw new InvalidArgumentError('the site’s origin only, without a path');
+  return u.origin;
+}
+
 const { version } = JSON.parse(
   readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
 ) as { version: string };
@@ -55,6 +69,11 @@ program
     positive,
     3000,
   )
+  .option(
+    '--public-url <url>',
+    'the address people open, e.g. https://door.example.com (passkeys are bound to its host name; https also makes cookies Secure)',
+    publicUrl,
+  )
   .action(serveCommand);
 
 program
@@ -65,6 +84,11 @@ program
   .option('--data <dir>', 'data directory', './data')
   .option('--port <port>', 'HTTP port', port, 8080)
   .option('--mqtt-port <port>', 'embedded MQTT broker port (0 picks a free one)', port, 0)
+  .option(
+    '--public-url <url>',
+    'the address people open (default http://localhost:<port>)',
+    publicUrl,
+  )
   .action(demoCommand);
 
 program

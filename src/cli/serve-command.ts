@@ -11,6 +11,7 @@ export interface ServeOptions {
   readonly clipRetentionDays: number;
   readonly silenceMs: number;
   readonly freezeMs: number;
+  readonly publicUrl?: string;
 }
 
 /** Closes the system on SIGINT/SIGTERM, once. */
@@ -50,6 +51,7 @@ export async function serveCommand(opts: ServeOptions): Promise<void> {
       mqttHost: opts.mqttHost,
       clipRetentionDays: opts.clipRetentionDays,
       watchdog: { silenceMs: opts.silenceMs, freezeMs: opts.freezeMs },
+      ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
       logger,
     }),
   );

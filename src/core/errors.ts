@@ -18,6 +18,24 @@ export const ERROR_CATALOGUE = {
   'auth.invalid-credentials': { status: 401, message: 'Wrong user name or password.' },
   'auth.session-expired': { status: 401, message: 'The session has expired; sign in again.' },
   'auth.forbidden': { status: 403, message: 'This principal may not do that.' },
+  // Passkeys (WebAuthn)
+  'passkey.challenge-invalid': {
+    status: 400,
+    message: 'This passkey request is unknown, used or expired; start again.',
+  },
+  'passkey.registration-invalid': { status: 400, message: 'The passkey could not be verified.' },
+  'passkey.already-registered': { status: 409, message: 'This passkey is already registered.' },
+  'passkey.limit-reached': {
+    status: 409,
+    message: 'Too many passkeys on this account; remove one first.',
+  },
+  'passkey.not-found': { status: 404, message: 'No such passkey.' },
+  'passkey.unknown-credential': { status: 401, message: 'This passkey is not registered here.' },
+  'passkey.sign-in-failed': { status: 401, message: 'The passkey could not be verified.' },
+  'passkey.counter-regressed': {
+    status: 401,
+    message: 'This passkey’s counter went backwards; it may have been copied.',
+  },
   // Objects
   'home.not-found': { status: 404, message: 'No such home.' },
   'door.not-found': { status: 404, message: 'No such door.' },

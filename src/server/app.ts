@@ -22,6 +22,8 @@ import type { ClipStore } from './clip-store.ts';
 import type { DeviceGateway } from './device-gateway.ts';
 import type { EventBus } from './event-bus.ts';
 import type { LiveViewService } from './live-view.ts';
+import type { Passkeys } from './passkeys.ts';
+import { passkeyRoutes } from './routes/passkey-routes.ts';
 import { authRoutes } from './routes/auth-routes.ts';
 import { carrierRoutes } from './routes/carrier-routes.ts';
 import { courierRoutes } from './routes/courier-routes.ts';
@@ -43,6 +45,10 @@ export interface AppDeps {
   readonly clips: ClipStore;
   readonly events: EventBus;
   readonly liveView: LiveViewService;
+  /** Passkey registration and sign-in; without it the passkey routes are absent. */
+  readonly passkeys?: Passkeys;
+  /** Set by `threshold demo` only: the position the courier page may offer as "at the door". */
+  readonly demo?: { readonly doorstep: { lat: number; lon: number; accuracyM: number } };
   /** Web Push (VAPID key, subscriptions, notifier); without it the /api/push routes are absent. */
   readonly push?: PushRouteDeps;
   readonly clock: Clock;
@@ -173,8 +179,19 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.get('/api/health', { schema: { tags: ['system'], summary: 'Liveness' } }, () => ({
     ok: true,
   }));
+  app.get(
+    '/api/config',
+    {
+      schema: {
+        tags: ['system'],
+        summary: 'What the web app needs to know before sign-in (demo mode and its doorstep)',
+      },
+    },
+    () => ({ demo: deps.demo ?? null }),
+  );
 
   await app.register(authRoutes(deps));
+  if (deps.passkeys) await app.register(passkeyRoutes(deps, deps.passkeys));
   await app.register(homeRoutes(deps));
   await app.register(sessionRoutes(deps));
   await app.register(liveRoutes(deps));

@@ -53,16 +53,26 @@ export class Authenticator {
     const stored = found?.passwordHash ?? (await dummyHash);
     const good = await verify(stored, password).catch(() => false);
     if (!found || !good) return refuse(problem('auth.invalid-credentials'));
+    return ok(await this.openSession(found.principal));
+  }
+
+  /**
+   * Opens a sign-in session for a principal who has proven who they are (a password, a
+   * passkey): a 256-bit random token, stored only as its SHA-256, valid for SESSION_TTL_MS.
+   */
+  async openSession(
+    principal: Principal,
+  ): Promise<{ principal: Principal; token: string; expiresAt: number }> {
     const token = randomBytes(32).toString('base64url');
     const now = this.clock.now();
     const expiresAt = now + SESSION_TTL_MS;
     await this.store.principals.createAuthSession({
       tokenHash: tokenHash(token),
-      principalId: found.principal.id,
+      principalId: principal.id,
       createdAt: now,
       expiresAt,
     });
-    return ok({ principal: found.principal, token, expiresAt });
+    return { principal, token, expiresAt };
   }
 
   /** The principal a sign-in token belongs to, or why not. */

@@ -20,6 +20,8 @@ import {
 import { openStore, type Store } from '../store/index.ts';
 import { createApp, type App } from './app.ts';
 import { LiveViewService } from './live-view.ts';
+import { Passkeys, localRelyingParty, relyingPartyFromUrl } from './passkeys.ts';
+import { DEMO_DOORSTEP } from './seed.ts';
 import { PushNotifier } from './push-notifier.ts';
 import {
   defaultVapidSubject,
@@ -66,6 +68,11 @@ export interface SystemOptions {
   readonly vapidSubject?: string;
   /** Accept http: and private-address push endpoints (tests, local development only). */
   readonly allowInsecurePushEndpoints?: boolean;
+  /**
+   * The demo: the courier page may offer the demo home's doorstep as its position (a browser
+   * on a desk is not at the demo door). Never set in production.
+   */
+  readonly demo?: boolean;
 }
 
 export interface RunningSystem {
@@ -186,6 +193,16 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     await orchestrator.recoverOpenSessions();
 
     const auth = new Authenticator(store, clock);
+    // Passkeys are bound to the host name people use; a bad --public-url stops the start.
+    const publicRp = opts.publicUrl === undefined ? null : relyingPartyFromUrl(opts.publicUrl);
+    let listeningPort = opts.port;
+    const passkeys = new Passkeys({
+      store,
+      clock,
+      rpName: 'Threshold',
+      rpId: publicRp?.rpId ?? 'localhost',
+      origins: () => publicRp?.origins ?? localRelyingParty(listeningPort).origins,
+    });
     const app = await createApp({
       store,
       orchestrator,
@@ -195,7 +212,9 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       clips,
       events,
       liveView,
+      passkeys,
       clock,
+      ...(opts.demo ? { demo: { doorstep: DEMO_DOORSTEP } } : {}),
       push: { publicKey: vapid.publicKey, repo: store.pushSubscriptions, notifier: push },
       ...(publicOrigin?.startsWith('https:') ? { secureCookies: true } : {}),
       ...(log ? { logger: log } : {}),
@@ -230,6 +249,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     await app.listen({ port: opts.port, host: opts.host ?? '127.0.0.1' });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : opts.port;
+    listeningPort = port;
     const host = opts.host ?? '127.0.0.1';
     return {
       url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,

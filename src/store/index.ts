@@ -35,3 +35,4 @@ export {
   type PushUpsertResult,
   type StoredPushSubscription,
 } from './push-subscription-repository.ts';
+export { PasskeyRepository, type Passkey } from './passkey-repository.ts';

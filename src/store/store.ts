@@ -1,6 +1,7 @@
 /** Opening the store: a database, migrated, with one repository per aggregate. */
 import type { Kysely } from 'kysely';
 import { AlarmAckRepository } from './alarm-ack-repository.ts';
+import { PasskeyRepository } from './passkey-repository.ts';
 import { PushSubscriptionRepository } from './push-subscription-repository.ts';
 import { AuditRepository } from './audit-repository.ts';
 import { ClipRepository } from './clip-repository.ts';
@@ -25,6 +26,7 @@ export interface Store {
   readonly audit: AuditRepository;
   readonly deviceStatus: DeviceStatusRepository;
   readonly alarmAcks: AlarmAckRepository;
+  readonly passkeys: PasskeyRepository;
   readonly pushSubscriptions: PushSubscriptionRepository;
   /** Closes the database; idempotent. The store must not be used afterwards. */
   close(): Promise<void>;
@@ -59,6 +61,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     audit: new AuditRepository(db),
     deviceStatus: new DeviceStatusRepository(db),
     alarmAcks: new AlarmAckRepository(db),
+    passkeys: new PasskeyRepository(db),
     pushSubscriptions: new PushSubscriptionRepository(db),
     close: () => db.destroy(),
   };
