@@ -235,6 +235,32 @@ describe('live view', () => {
     expect((await asOwner('GET', `/api/homes/${homeId}/cameras/front-lock/live`)).status).toBe(404);
   });
 
+  it('hands the camera to a delivery and takes it back afterwards, with nothing rejected on record', async () => {
+    await asOwner('POST', `/api/homes/${homeId}/cameras/${cam()}/live`, {});
+    await waitForLive((v) => v.status === 'live', 5_000, 'live');
+    const { sessionId } = await world.deliverInside();
+    expect(sessionId).not.toBeNull();
+    // While the session runs, the live view shows the session's own frames.
+    liveEvents.length = 0;
+    await waitForLive(
+      (v) => v.status === 'live' && v.sessionId === sessionId,
+      5_000,
+      'session frames',
+    );
+    await world.requestRelock(sessionId!);
+    const done = await world.waitForState(sessionId!, ['completed', 'aborted', 'refused'], 15_000);
+    expect(done.state).toBe('completed');
+    const audit = await world.sys.store.audit.entriesForSubject(`session:${sessionId}`);
+    expect(audit.filter((e) => e.kind === 'heartbeat.rejected')).toEqual([]);
+    // The owner is still watching: the view re-arms the camera for itself.
+    liveEvents.length = 0;
+    await waitForLive(
+      (v) => v.status === 'live' && v.sessionId !== null && v.sessionId.startsWith('view-'),
+      8_000,
+      'the live view has the camera again',
+    );
+  });
+
   it('turns "offline since <last fresh frame>" within 2 s when the camera link is cut', async () => {
     await asOwner('POST', `/api/homes/${homeId}/cameras/${cam()}/live`, {});
     await waitForLive((v) => v.status === 'live', 5_000, 'live');

@@ -821,6 +821,12 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       return;
     }
     const now = this.o.clock.now();
+    if (macValid && hb.sessionId !== l.session.id && l.watchdog.observedSince === null) {
+      // Until the camera has switched to this session, an authentic heartbeat of its previous
+      // session (another access session's, or an owner's live view) is expected: not a fault.
+      this.orphanHeartbeats++;
+      return;
+    }
     const wasStatus = l.watchdog.status;
     const v = l.watchdog.onHeartbeat({ ...hb, macValid }, now);
     if (!v.accepted) {
