@@ -1,5 +1,7 @@
 // @ts-check
 import js from '@eslint/js';
+import globals from 'globals';
+import reactHooks from 'eslint-plugin-react-hooks';
 import tseslint from 'typescript-eslint';
 
 /**
@@ -30,7 +32,7 @@ const nodeBuiltins = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'dist/**', 'coverage/**'] },
+  { ignores: ['node_modules/**', 'data/**', 'dist/**', 'coverage/**', 'web/dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -56,6 +58,45 @@ export default tseslint.config(
       ...tseslint.configs.disableTypeChecked.languageOptions,
       globals: { console: 'readonly', process: 'readonly' },
     },
+  },
+  // The web app: browser globals, the rules of hooks, and only type imports from src/protocol.
+  {
+    files: ['web/**/*.{ts,tsx}'],
+    ...reactHooks.configs.flat.recommended,
+    languageOptions: {
+      globals: globals.browser,
+      parserOptions: {
+        projectService: false,
+        project: ['./web/tsconfig.json'],
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    rules: {
+      ...reactHooks.configs.flat.recommended.rules,
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['core', 'store', 'broker', 'devices', 'server', 'hub', 'harness', 'cli'].map(
+                (f) => `**/src/${f}/**`,
+              ),
+              message: 'The web app talks to the server only through src/protocol types.',
+            },
+            {
+              group: ['**/src/protocol/**'],
+              allowTypeImports: true,
+              message: 'Import src/protocol into the web app with `import type` only.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  // The service worker: plain JavaScript with service-worker globals (self, clients).
+  {
+    files: ['web/public/sw.js'],
+    languageOptions: { globals: globals.serviceworker },
   },
   layer(
     'core',

@@ -107,9 +107,9 @@ describe('web app', () => {
 
     // The door opens: the lock is unlocked for real, and the owner's page says so live.
     await expect.poll(() => world.home.lock.bolt(), { timeout: 12_000 }).toBe('unlocked');
-    await expect(
-      owner.page.getByTestId('lock-state').first().innerText({ timeout: 5_000 }),
-    ).resolves.toMatch(/unlocked/i);
+    await expect
+      .poll(() => owner.page.getByTestId('lock-state').first().innerText(), { timeout: 5_000 })
+      .toMatch(/unlocked/i);
     await courier.page.getByTestId('relock').waitFor({ timeout: 5_000 });
     await screenshot(courier.page, 'courier-door-open');
     await screenshot(owner.page, 'owner-home-during-delivery');
@@ -191,6 +191,30 @@ describe('web app', () => {
       world.home.links.camera.restoreLink();
     }
     await world.waitForState(sessionId!, ['completed', 'aborted', 'refused'], 20_000);
+
+    // The timeline shows the gap in the session's coverage, in red.
+    await owner.page.goto(`${base}/sessions`);
+    const row = owner.page.getByTestId('session-row').first();
+    await row.waitFor({ timeout: 10_000 });
+    await expect
+      .poll(() => row.getByTestId('coverage-gap').count(), { timeout: 5_000 })
+      .toBeGreaterThan(0);
+    const gapColour = await row
+      .getByTestId('coverage-gap')
+      .first()
+      .evaluate(
+        (el) =>
+          (
+            globalThis as unknown as {
+              getComputedStyle(e: unknown): { backgroundColor: string };
+            }
+          ).getComputedStyle(el).backgroundColor,
+      );
+    const [r = 0, g = 0, b = 0] = (gapColour.match(/\d+/g) ?? []).map(Number);
+    expect(r, `the gap is drawn red (${gapColour})`).toBeGreaterThan(150);
+    expect(g).toBeLessThan(100);
+    expect(b).toBeLessThan(100);
+    await screenshot(owner.page, 'owner-timeline-with-gap');
     await owner.ctx.close();
     expect(problems).toEqual([]);
   }, 90_000);

@@ -1,0 +1,139 @@
+/**
+ * What the app says, in plain words: session states, alarms, outcomes and refusals. One place,
+ * so the owner and the courier read the same thing for the same fact.
+ */
+import type { AlarmType, Role } from '../../src/protocol/views.ts';
+
+/**
+ * Session states as the API sends them. `awaiting-owner` ("ask me first") is included even
+ * where the shared type does not list it yet, so the app can match on it.
+ */
+export type AnySessionState =
+  | 'requested'
+  | 'awaiting-owner'
+  | 'arming'
+  | 'unlocking'
+  | 'open'
+  | 'relocking'
+  | 'verifying'
+  | 'completed'
+  | 'refused'
+  | 'aborted';
+
+/** The state of a session, widened to the states the API may send. */
+export function stateOf(s: { readonly state: string }): AnySessionState {
+  return s.state as AnySessionState;
+}
+
+const STATE_LABELS: Record<AnySessionState, string> = {
+  requested: 'Requested',
+  'awaiting-owner': 'Waiting for your answer',
+  arming: 'Starting the camera',
+  unlocking: 'Opening the lock',
+  open: 'Door unlocked',
+  relocking: 'Locking',
+  verifying: 'Checking the door',
+  completed: 'Completed',
+  refused: 'Refused',
+  aborted: 'Aborted',
+};
+
+/** A session state for people: "Opening the lock". */
+export function stateLabel(state: string): string {
+  return STATE_LABELS[state as AnySessionState] ?? state;
+}
+
+/** Whether a session has ended. */
+export function isFinished(state: string): boolean {
+  return state === 'completed' || state === 'refused' || state === 'aborted';
+}
+
+const ALARM_LABELS: Record<AlarmType, string> = {
+  'observation-lost': 'Camera lost',
+  'observation-frozen': 'Picture frozen',
+  'observation-forged': 'Forged camera signal',
+  'door-left-open': 'Door left open',
+  'lock-jammed': 'Lock jammed',
+  'lock-unconfirmed': 'Lock not confirmed',
+  'lock-state-mismatch': 'Lock disagrees with itself',
+  'session-overrun': 'Visit ran over time',
+  'unexpected-entry': 'Unexpected entry',
+};
+
+/** An alarm type as a short title: "Camera lost". */
+export function alarmLabel(type: string): string {
+  return ALARM_LABELS[type as AlarmType] ?? type;
+}
+
+const ROLE_LABELS: Record<Role, string> = {
+  owner: 'Owner',
+  member: 'Household',
+  guest: 'Guest',
+  courier: 'Courier',
+  carrier: 'Carrier',
+};
+
+/** A role as a label: "Courier". */
+export function roleLabel(role: string): string {
+  return ROLE_LABELS[role as Role] ?? role;
+}
+
+/**
+ * Refusals and errors as the courier should read them: what happened and what to do. Unknown
+ * codes fall back to the server's own message.
+ */
+const COURIER_SENTENCES: Record<string, string> = {
+  'camera.offline': 'The camera is offline — leave the parcel at the door.',
+  'camera.frozen': 'The camera picture is frozen — leave the parcel at the door.',
+  'camera.not-recording':
+    'The camera could not start recording, so the door stays locked — leave the parcel at the door.',
+  'lock.offline': 'The lock is not answering — leave the parcel at the door.',
+  'lock.jammed': 'The lock is jammed — leave the parcel at the door. The owner has been told.',
+  'lock.unconfirmed':
+    'The lock did not confirm it opened — leave the parcel at the door. The owner has been told.',
+  'door.open': 'The door is already open. Do not go in; leave the parcel at the door.',
+  'door.unknown':
+    'The door sensor is not answering, so the door stays locked — leave the parcel at the door.',
+  'presence.missing':
+    'Your location is needed to open the door. Allow location for this page and try again, or leave the parcel at the door.',
+  'presence.inaccurate':
+    'Your location is not precise enough. Step outside, wait a moment and try again.',
+  'presence.off-site': 'You seem to be away from this address. Go to the door and try again.',
+  'grant.not-yet-valid':
+    'It is too early: the delivery window has not started. Come back in the window or leave the parcel at the door.',
+  'grant.expired': 'The delivery window has passed — leave the parcel at the door.',
+  'grant.used': 'This delivery has already been let in once — leave the parcel at the door.',
+  'grant.revoked': 'The owner withdrew in-home delivery for this parcel — leave it at the door.',
+  'grant.wrong-principal': 'This delivery is assigned to another courier.',
+  'delivery.in-home-disabled':
+    'The owner has turned off in-home delivery — leave the parcel at the door.',
+  'delivery.day-off':
+    'The owner does not take in-home deliveries today — leave the parcel at the door.',
+  'delivery.owner-declined': 'The owner asked you to leave it at the door.',
+  'delivery.owner-no-answer': 'The owner did not answer in time — leave the parcel at the door.',
+  'session.active': 'The door is already being opened for this delivery. Wait a moment.',
+  'session.observation-lost':
+    'The camera stopped watching, so the door will not open again. Leave the parcel at the door.',
+  'session.finished': 'This visit is already finished.',
+  'delivery.not-found': 'This delivery is not on your list any more.',
+  'network.unreachable': 'No connection to Threshold. Check your signal and try again.',
+};
+
+/** The courier's sentence for a refusal code, or the server's message for an unknown one. */
+export function courierSentence(code: string, serverMessage: string): string {
+  return COURIER_SENTENCES[code] ?? serverMessage;
+}
+
+/** Remote lock errors as the owner should read them. */
+export function lockErrorSentence(code: string, serverMessage: string): string {
+  switch (code) {
+    case 'lock.offline':
+      return 'The lock did not answer. It may be offline; the door has not changed.';
+    case 'lock.jammed':
+      return 'The lock is jammed. Check the door.';
+    case 'lock.unconfirmed':
+      return 'The lock did not confirm. Check the door before you rely on it.';
+    default:
+      return serverMessage;
+  }
+}
