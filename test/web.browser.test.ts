@@ -40,6 +40,15 @@ afterAll(async () => {
   await world?.close();
 });
 
+async function ownerToken(): Promise<string> {
+  const r = await fetch(`${world.sys.url}/api/auth/sign-in`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(world.creds.owner),
+  });
+  return ((await r.json()) as { token: string }).token;
+}
+
 async function ownerPage(): Promise<{ ctx: BrowserContext; page: Page }> {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   const page = await ctx.newPage();
@@ -218,4 +227,100 @@ describe('web app', () => {
     await owner.ctx.close();
     expect(problems).toEqual([]);
   }, 90_000);
+
+  it('"ask me first": the courier waits, told why; the owner taps "let in" on the prompt; the courier swipes by keyboard alone', async () => {
+    const put = await fetch(`${world.sys.url}/api/homes/${world.creds.homeId}/settings`, {
+      method: 'PUT',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${await ownerToken()}`,
+      },
+      body: JSON.stringify({ inHomeDelivery: true, daysOff: [], askFirst: true, askTimeoutS: 60 }),
+    });
+    expect(put.status).toBe(200);
+    try {
+      const deliveryId = await world.newDelivery();
+      const delivery = await world.sys.store.deliveries.get(deliveryId);
+      const owner = await ownerPage();
+      const courier = await courierPage();
+      const card = courier.page
+        .getByTestId('courier-delivery')
+        .filter({ hasText: delivery!.packageRef });
+      await card.getByTestId('at-door').click();
+      const slider = courier.page.getByTestId('swipe-unlock');
+      await slider.waitFor({ timeout: 10_000 });
+      await slider.focus();
+      await courier.page.keyboard.press('End');
+
+      await expect
+        .poll(() => courier.page.getByTestId('courier-status').innerText(), { timeout: 10_000 })
+        .toMatch(/waiting for the owner/i);
+      await screenshot(courier.page, 'courier-waiting-for-owner');
+      const letIn = owner.page.getByTestId('decision-let-in');
+      await letIn.waitFor({ timeout: 5_000 });
+      await screenshot(owner.page, 'owner-ask-first-prompt');
+      expect(world.home.lock.bolt()).toBe('locked');
+      await letIn.click();
+
+      await expect.poll(() => world.home.lock.bolt(), { timeout: 12_000 }).toBe('unlocked');
+      await courier.page.getByTestId('relock').waitFor({ timeout: 5_000 });
+      await courier.page.getByTestId('relock').click();
+      await courier.page.getByTestId('next-stop').waitFor({ timeout: 15_000 });
+      expect(world.home.lock.bolt()).toBe('locked');
+      await owner.ctx.close();
+      await courier.ctx.close();
+      expect(problems).toEqual([]);
+    } finally {
+      await fetch(`${world.sys.url}/api/homes/${world.creds.homeId}/settings`, {
+        method: 'PUT',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${await ownerToken()}`,
+        },
+        body: JSON.stringify({
+          inHomeDelivery: true,
+          daysOff: [],
+          askFirst: false,
+          askTimeoutS: 60,
+        }),
+      });
+    }
+  }, 90_000);
+
+  it('a refused courier reads what to do in plain words (camera offline: leave it at the door)', async () => {
+    const deliveryId = await world.newDelivery();
+    const delivery = await world.sys.store.deliveries.get(deliveryId);
+    world.home.links.camera.cutLink();
+    try {
+      // The server counts the camera offline once its link is gone (its last will).
+      await expect
+        .poll(() => world.sys.gateway.liveStatus(world.creds.devices.camera.id)?.online, {
+          timeout: 10_000,
+        })
+        .toBe(false);
+      const courier = await courierPage();
+      const card = courier.page
+        .getByTestId('courier-delivery')
+        .filter({ hasText: delivery!.packageRef });
+      await card.getByTestId('at-door').click();
+      const slider = courier.page.getByTestId('swipe-unlock');
+      await slider.waitFor({ timeout: 10_000 });
+      await slider.focus();
+      await courier.page.keyboard.press('End');
+      await expect
+        .poll(() => courier.page.getByTestId('courier-status').innerText(), { timeout: 10_000 })
+        .toMatch(/camera is offline.*leave the parcel at the door/i);
+      await screenshot(courier.page, 'courier-refused-camera-offline');
+      expect(world.home.lock.bolt()).toBe('locked');
+      await courier.ctx.close();
+    } finally {
+      world.home.links.camera.restoreLink();
+    }
+    // A refusal is a 4xx answer by contract, which Chromium logs as a failed resource; nothing else.
+    const others = problems.filter(
+      (p) => !/Failed to load resource: the server responded with a status of 409/.test(p),
+    );
+    expect(others).toEqual([]);
+    problems.length = 0;
+  }, 60_000);
 });
