@@ -121,7 +121,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     closers.push(() => audit.close());
     const log = opts.logger;
     const subjectWarning = vapidSubjectWarning(vapid.subject);
-    if (subjectWarning) log?.warn({}, subjectWarning);
+    if (subjectWarning && !opts.demo) log?.warn({}, subjectWarning);
     const credentials = serverMqttCredentials(keys.masterKey);
     const gateway = new DeviceGateway({
       credentials,
