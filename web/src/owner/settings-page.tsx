@@ -184,11 +184,12 @@ function DeliverySettings() {
                 type="button"
                 className="chip-toggle"
                 aria-pressed={isOff}
-                aria-label={`${d.long}${isOff ? ': no in-home delivery' : ''}`}
                 onClick={() => toggleDay(d.id)}
                 data-testid={`day-off-${d.id}`}
               >
                 {d.short}
+                {/* The visible short name stays part of the accessible name (WCAG 2.5.3). */}
+                <span className="visually-hidden"> ({d.long})</span>
               </button>
             );
           })}
