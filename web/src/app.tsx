@@ -11,6 +11,7 @@ import { OwnerApp } from './owner/owner-app.tsx';
 import { navigate, usePath } from './router.ts';
 import { SignInPage } from './sign-in.tsx';
 import { Mark } from './components/icons.tsx';
+import { unsubscribeThisBrowser } from './owner/push-settings.tsx';
 
 type Auth =
   | { readonly status: 'loading' }
@@ -110,6 +111,7 @@ export function App() {
 
   const signOut = useCallback(async () => {
     stopEvents();
+    await unsubscribeThisBrowser();
     try {
       await api('/api/auth/sign-out', { method: 'POST', redirectOn401: false });
     } catch {

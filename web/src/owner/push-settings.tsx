@@ -41,6 +41,26 @@ async function currentSubscription(): Promise<PushSubscription | null> {
   return reg ? reg.pushManager.getSubscription() : null;
 }
 
+/**
+ * Stops this browser's push messages (at sign-out: a shared browser must not keep receiving
+ * the home's alarms). Best effort; never throws.
+ */
+export async function unsubscribeThisBrowser(): Promise<void> {
+  try {
+    if (!('serviceWorker' in navigator)) return;
+    const sub = await currentSubscription();
+    if (!sub) return;
+    await api('/api/push/subscriptions', {
+      method: 'DELETE',
+      body: { endpoint: sub.endpoint },
+      redirectOn401: false,
+    }).catch(() => undefined);
+    await sub.unsubscribe();
+  } catch {
+    // Nothing to undo, or the browser refused: the server drops dead subscriptions anyway.
+  }
+}
+
 /** The notifications section of the settings page. */
 export function PushSettings() {
   const [state, setState] = useState<PushState>({ kind: 'checking' });
