@@ -166,6 +166,15 @@ describe('"ask me first"', () => {
     const late = await asOwner('POST', `/api/sessions/${s.id}/decision`, { decision: 'let-in' });
     expect(late.status).toBe(409);
     expect(world.home.lock.bolt()).toBe('locked');
+    // The delivery is settled as left at the door: the courier cannot ask again.
+    await world.waitFor(
+      async () => (await world.sys.store.deliveries.get(s.deliveryId!))?.status === 'left-at-door',
+      5_000,
+      'the delivery is marked left at the door',
+    );
+    const again = await world.requestAccess(s.deliveryId!);
+    expect(again.status).toBe(403);
+    expect(again.body.error).toMatchObject({ code: 'grant.used' });
   });
 
   it('falls back to "leave at door" when the owner does not answer in time', async () => {

@@ -386,7 +386,7 @@ describe('passkey registration and sign-in', () => {
     expect(options.authenticatorSelection).toMatchObject({
       residentKey: 'required',
       requireResidentKey: true,
-      userVerification: 'preferred',
+      userVerification: 'required',
     });
     expect(options.attestation).toBe('none');
 

@@ -304,6 +304,14 @@ describe('decideAccess', () => {
       );
       expect(decideAccess(withGrant({ maxUses: 2, uses: 1 })(base)).allow).toBe(true);
     });
+
+    it('refuses a delivery the owner had left at the door, although its grant was never used', () => {
+      const r = refusalOf(
+        decideAccess({ ...base, delivery: { ...base.delivery, status: 'left-at-door' } }),
+      );
+      expect(r.code).toBe('grant.used');
+      expect(r.message).toMatch(/left at the door/);
+    });
   });
 
   describe('when: the window is [validFrom, validUntil)', () => {

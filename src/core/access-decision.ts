@@ -94,6 +94,9 @@ export function decideAccess(
   if (grant.doorId !== door.id || grant.deliveryId !== delivery.id) return deny('grant.wrong-door');
   if (grant.revokedAt !== null && grant.revokedAt <= now) return deny('grant.revoked');
   if (delivery.status === 'cancelled') return deny('grant.revoked', 'The delivery was cancelled.');
+  if (delivery.status === 'left-at-door') {
+    return deny('grant.used', 'The owner asked for this parcel to be left at the door.');
+  }
   if (grant.uses >= grant.maxUses) return deny('grant.used');
 
   // When.

@@ -26,6 +26,7 @@ import type { LiveViewStatus } from '../protocol/views.ts';
 import type { AuditLog } from './audit-log.ts';
 import type { DeviceGateway, DeviceGatewayListener, RegisteredDevice } from './device-gateway.ts';
 import type { EventBus } from './event-bus.ts';
+import { VIEW_SESSION_PREFIX } from './session-orchestrator.ts';
 
 /** How long one "watch" keeps the camera sending, ms; the page renews it. */
 export const LIVE_VIEW_LEASE_MS = 30_000;
@@ -109,7 +110,8 @@ export class LiveViewService implements DeviceGatewayListener {
         subject: `device:${cameraId}`,
         data: { homeId },
       });
-      if (v.status !== 'live') this.setStatus(v, 'starting', null);
+      // A new watch proves nothing yet: live again only with the next fresh frame.
+      this.setStatus(v, 'starting', null);
     }
     this.ensureArmed(v);
     return this.status(homeId, cameraId);
@@ -168,7 +170,8 @@ export class LiveViewService implements DeviceGatewayListener {
 
   onHeartbeat(device: RegisteredDevice, hb: HeartbeatMessage, macValid: boolean): void {
     const v = this.cameras.get(device.id);
-    if (!v || !macValid) return;
+    // Nobody watching: nothing is tracked, so nothing can look live later from old tracking.
+    if (!v || !macValid || v.leaseUntil <= this.o.clock.now()) return;
     const expected = this.o.sessions.sessionUsingCamera(device.id) ?? v.viewSessionId;
     if (expected === null || hb.sessionId !== expected) return;
     if (v.watchdog?.sessionId !== expected)
@@ -196,7 +199,7 @@ export class LiveViewService implements DeviceGatewayListener {
 
   onFrame(device: RegisteredDevice, frame: FrameMessage, jpeg: Buffer): void {
     const v = this.cameras.get(device.id);
-    if (!v) return;
+    if (!v || v.leaseUntil <= this.o.clock.now()) return;
     v.pending.set(frame.digest, { frame, jpeg });
     if (v.pending.size > MAX_PENDING) {
       const oldest = v.pending.keys().next().value;
@@ -246,7 +249,7 @@ export class LiveViewService implements DeviceGatewayListener {
   private ensureArmed(v: CameraView): void {
     if (this.o.sessions.sessionUsingCamera(v.cameraId) !== null) return;
     if (v.viewSessionId !== null) return;
-    v.viewSessionId = `view-${randomUUID()}`;
+    v.viewSessionId = `${VIEW_SESSION_PREFIX}${randomUUID()}`;
     const sessionId = v.viewSessionId;
     this.armCheck(v);
     void this.o.gateway.command(v.cameraId, 'arm', { sessionId }).then(
@@ -273,12 +276,15 @@ export class LiveViewService implements DeviceGatewayListener {
     v.cancelLease = this.o.clock.schedule(v.leaseUntil, () => {
       v.cancelLease = null;
       if (v.leaseUntil > this.o.clock.now()) return;
-      // Nobody is watching any more.
+      // Nobody is watching any more: what is kept is the last fresh frame, labelled as old.
       v.cancelCheck?.();
       v.cancelCheck = null;
       this.disarm(v);
       v.watchdog = null;
       v.pending.clear();
+      if (v.status !== 'offline') {
+        this.setStatus(v, 'offline', v.recent.at(-1)?.receivedAt ?? null);
+      }
     });
   }
 

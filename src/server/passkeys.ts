@@ -332,7 +332,12 @@ export class Passkeys {
       timeout: CEREMONY_TIMEOUT_MS,
       attestationType: 'none',
       excludeCredentials: existing.map((p) => ({ id: p.id, transports: [...p.transports] })),
-      authenticatorSelection: { residentKey: 'required', userVerification: 'preferred' },
+      authenticatorSelection: {
+        residentKey: 'required',
+        // Asked for exactly as it is checked: a passkey replaces the password of someone who
+        // can unlock the front door.
+        userVerification: this.requireUserVerification ? 'required' : 'preferred',
+      },
       supportedAlgorithmIDs: ALGORITHMS,
     });
     this.registrations.put(principal.id, options.challenge);
@@ -421,7 +426,7 @@ export class Passkeys {
       allowCredentials: [],
       challenge: randomBytes(32),
       timeout: CEREMONY_TIMEOUT_MS,
-      userVerification: 'preferred',
+      userVerification: this.requireUserVerification ? 'required' : 'preferred',
     });
     const challengeId = randomBytes(16).toString('base64url');
     this.signIns.put(challengeId, options.challenge);

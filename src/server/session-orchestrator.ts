@@ -85,6 +85,8 @@ interface LiveSession {
 export type { SessionView };
 
 const MAX_PENDING_FRAMES = 16;
+/** Session ids of the owner's live view (see live-view.ts) start with this. */
+export const VIEW_SESSION_PREFIX = 'view-';
 /** Rejected heartbeats audited one by one per session; the rest are counted. */
 const MAX_AUDITED_REJECTIONS = 20;
 /** After a restart, how often to ask the lock of an interrupted session to lock, ms. */
@@ -795,8 +797,17 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       lockedAtByLock: s.lockedAtByLock,
     });
     if (s.deliveryId) {
+      const leftAtDoor =
+        s.outcome?.code === 'delivery.owner-declined' ||
+        s.outcome?.code === 'delivery.owner-no-answer';
       const status =
-        s.state === 'completed' ? 'delivered' : s.unlockedAt !== null ? 'needs-review' : null;
+        s.state === 'completed'
+          ? 'delivered'
+          : s.unlockedAt !== null
+            ? 'needs-review'
+            : leftAtDoor
+              ? 'left-at-door'
+              : null;
       if (status) await this.o.store.deliveries.updateStatus(s.deliveryId, status);
     }
     await this.o.audit.checkpoint();
@@ -817,7 +828,8 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       l.session.state === 'awaiting-owner' ||
       l.session.cameraDeviceId !== device.id
     ) {
-      this.orphanHeartbeats++;
+      // The owner's live view runs view sessions of its own; those heartbeats are expected.
+      if (!hb.sessionId.startsWith(VIEW_SESSION_PREFIX)) this.orphanHeartbeats++;
       return;
     }
     const now = this.o.clock.now();
@@ -879,8 +891,9 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   onFrame(device: RegisteredDevice, frame: FrameMessage, jpeg: Buffer): void {
     const l = this.liveFor(device.id);
     if (!l || frame.sessionId !== l.session.id) {
-      // Not for a running session: nothing to vouch for it, so it is not kept.
-      this.orphanFrames++;
+      // Not for a running session: nothing to vouch for it, so it is not kept (frames of the
+      // owner's live view are the live view's business, not counted).
+      if (!frame.sessionId.startsWith(VIEW_SESSION_PREFIX)) this.orphanFrames++;
       return;
     }
     l.pendingFrames.set(frame.digest, { frame, jpeg });

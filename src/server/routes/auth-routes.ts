@@ -12,6 +12,16 @@ import {
   unwrap,
 } from './route-helpers.ts';
 
+/** The sign-in cookie's attributes, the same when it is set and when it is cleared. */
+export function sessionCookieOptions(deps: AppDeps) {
+  return {
+    httpOnly: true,
+    sameSite: 'strict',
+    path: '/',
+    secure: deps.secureCookies ?? false,
+  } as const;
+}
+
 export const authRoutes =
   (deps: AppDeps): FastifyPluginAsync =>
   async (app) => {
@@ -38,10 +48,7 @@ export const authRoutes =
         }
         const v = unwrap(r);
         void reply.setCookie(SESSION_COOKIE, v.token, {
-          httpOnly: true,
-          sameSite: 'strict',
-          path: '/',
-          secure: deps.secureCookies ?? false,
+          ...sessionCookieOptions(deps),
           expires: new Date(v.expiresAt),
         });
         return { principal: v.principal, token: v.token, expiresAt: v.expiresAt };
@@ -54,7 +61,7 @@ export const authRoutes =
       async (req, reply) => {
         const token = credentialOf(req);
         if (token) await deps.auth.signOut(token);
-        void reply.clearCookie(SESSION_COOKIE, { path: '/' });
+        void reply.clearCookie(SESSION_COOKIE, sessionCookieOptions(deps));
         return { ok: true };
       },
     );
@@ -77,7 +84,7 @@ export const authRoutes =
         const r = await deps.auth.principalForToken(token);
         if (!r.ok) {
           // An expired or unknown cookie is of no further use: drop it.
-          void reply.clearCookie(SESSION_COOKIE, { path: '/' });
+          void reply.clearCookie(SESSION_COOKIE, sessionCookieOptions(deps));
           return { principal: null };
         }
         return { principal: r.value };

@@ -12,6 +12,7 @@ import { EmptyBody, SignInResponse } from '../../protocol/http.ts';
 import type { AppDeps } from '../app.ts';
 import { passkeyView, refusalOf, type Passkeys } from '../passkeys.ts';
 import { errorResponses, fail, principalOf, SESSION_COOKIE, unwrap } from './route-helpers.ts';
+import { sessionCookieOptions } from './auth-routes.ts';
 
 const strict = { additionalProperties: false } as const;
 // WebAuthn answers grow new fields (extensions, hints) faster than this server; unknown fields
@@ -300,10 +301,7 @@ export const passkeyRoutes =
           data: { ip: req.ip },
         });
         void reply.setCookie(SESSION_COOKIE, session.token, {
-          httpOnly: true,
-          sameSite: 'strict',
-          path: '/',
-          secure: deps.secureCookies ?? false,
+          ...sessionCookieOptions(deps),
           expires: new Date(session.expiresAt),
         });
         return session;

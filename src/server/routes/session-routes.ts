@@ -119,7 +119,7 @@ export const sessionRoutes =
         const { sessionId, seq } = req.params as { sessionId: string; seq: string };
         await visibleSession(deps, p, sessionId);
         const frame = (await deps.clips.list(sessionId)).find((f) => f.seq === Number(seq));
-        if (!frame) fail('session.not-found', 'No such frame (it may have passed its retention).');
+        if (!frame) fail('frame.not-found', 'No such frame (it may have passed its retention).');
         void reply
           .header('content-type', 'image/jpeg')
           .header('x-frame-digest', frame.digest)
@@ -156,6 +156,7 @@ export const sessionRoutes =
         ]);
         const from = q.from ? Number(q.from) : 0;
         const to = q.to ? Number(q.to) : Number.MAX_SAFE_INTEGER;
+        if (from > to) fail('request.invalid', '"from" is after "to".');
         const ofThisHome = (subject: string): boolean => {
           if (subject.startsWith('session:')) {
             const sid = subject.slice('session:'.length);

@@ -56,6 +56,8 @@ export const webAppRoute =
         prefix: '/',
         wildcard: false,
         index: false,
+        // The build writes .br and .gz copies beside each text file (vite.config.ts).
+        preCompressed: true,
         setHeaders: (res, path) => {
           res.header('content-security-policy', CONTENT_SECURITY_POLICY);
           res.header('x-content-type-options', 'nosniff');
