@@ -10,7 +10,9 @@
  *
  * Screenshots go to test-output/screenshots. Neither page may log a console error or warning.
  */
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +20,7 @@ import { ScenarioWorld } from '../src/harness/scenario-world.ts';
 import { DEMO_DOORSTEP } from '../src/server/seed.ts';
 import { collectConsoleProblems, launchChromium, screenshot } from './browser.ts';
 
+const BIN = join(import.meta.dirname, '..', 'bin', 'threshold.js');
 const WEB_BUILT = existsSync(join(import.meta.dirname, '..', 'web', 'dist', 'index.html'));
 
 let world: ScenarioWorld;
@@ -154,6 +157,25 @@ describe('web app', () => {
     await owner.page.getByTestId('audit-entries').waitFor({ timeout: 10_000 });
     expect(await owner.page.getByTestId('audit-entries').innerText()).toMatch(/session/);
     await screenshot(owner.page, 'owner-session');
+
+    // The downloaded audit log is what `threshold audit verify --file` accepts.
+    const [download] = await Promise.all([
+      owner.page.waitForEvent('download'),
+      owner.page.getByTestId('audit-download').click(),
+    ]);
+    const file = join(mkdtempSync(join(tmpdir(), 'threshold-export-')), 'audit.json');
+    await download.saveAs(file);
+    const verify = spawnSync(
+      process.execPath,
+      [BIN, 'audit', 'verify', '--file', file, '--public-key', world.sys.audit.publicKey, '--json'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(verify.status, verify.stderr).toBe(0);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
+    const sessionId = /threshold-audit-session-(.+)\.json$/.exec(download.suggestedFilename())?.[1];
+    expect(sessionId).toBeDefined();
+    const exported = JSON.parse(readFileSync(file, 'utf8')) as { entries: { subject?: string }[] };
+    expect(exported.entries.some((e) => e.subject === `session:${sessionId}`)).toBe(true);
 
     await owner.ctx.close();
     await courier.ctx.close();
@@ -322,5 +344,32 @@ describe('web app', () => {
     );
     expect(others).toEqual([]);
     problems.length = 0;
+  }, 60_000);
+
+  it('a lock that drops off is shown as unknown with its last report beside it, never as locked', async () => {
+    const owner = await ownerPage();
+    const lockState = owner.page.getByTestId('lock-state').first();
+    await expect
+      .poll(() => lockState.getAttribute('data-state'), { timeout: 5_000 })
+      .toBe('locked');
+    world.home.links.lock.cutLink();
+    try {
+      await expect
+        .poll(() => lockState.getAttribute('data-state'), { timeout: 5_000 })
+        .toBe('unknown');
+      // The fact and its detail line ("Offline since …").
+      const text = await lockState.locator('xpath=..').innerText();
+      expect(text).toMatch(/unknown/i);
+      expect(text).toMatch(/last reported locked/i);
+      expect(text).toMatch(/offline since \d{1,2}:\d{2}:\d{2}/i);
+      await screenshot(owner.page, 'owner-lock-offline');
+    } finally {
+      world.home.links.lock.restoreLink();
+    }
+    await expect
+      .poll(() => lockState.getAttribute('data-state'), { timeout: 10_000 })
+      .toBe('locked');
+    await owner.ctx.close();
+    expect(problems).toEqual([]);
   }, 60_000);
 });
