@@ -6,13 +6,13 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { Type } from 'typebox';
-import type { Clock } from '../../core/clock.ts';
 import type { Role } from '../../core/model.ts';
 import { EmptyBody, SignInResponse } from '../../protocol/http.ts';
 import type { AppDeps } from '../app.ts';
 import { passkeyView, refusalOf, type Passkeys } from '../passkeys.ts';
 import { errorResponses, fail, principalOf, SESSION_COOKIE, unwrap } from './route-helpers.ts';
 import { sessionCookieOptions } from './auth-routes.ts';
+import { FixedWindowLimiter } from '../rate-limiter.ts';
 
 const strict = { additionalProperties: false } as const;
 // WebAuthn answers grow new fields (extensions, hints) faster than this server; unknown fields
@@ -102,57 +102,20 @@ const PASSWORD_ROLES: readonly Role[] = ['owner', 'member', 'guest', 'courier'];
 /** Sign-in attempts per client address and minute, for options and for answers, each. */
 export const PASSKEY_SIGN_IN_LIMIT_PER_MINUTE = 30;
 
-/** Addresses tracked at once by a limiter; beyond it the oldest window is forgotten. */
-const LIMITER_MAX_KEYS = 10_000;
-
-const MINUTE_MS = 60_000;
-
-/**
- * Counts requests per key in fixed one-minute windows, in memory. The table is bounded: when
- * full, finished windows are dropped, then the oldest, so a flood from many addresses costs a
- * fixed amount of memory.
- */
-class FixedWindowLimiter {
-  private readonly windows = new Map<string, { startMs: number; count: number }>();
-
-  constructor(
-    private readonly clock: Clock,
-    private readonly limit: number,
-  ) {}
-
-  /** Counts one request; false if the key is over its limit in this window. */
-  allow(key: string): boolean {
-    const now = this.clock.now();
-    const w = this.windows.get(key);
-    if (w !== undefined && now - w.startMs < MINUTE_MS) {
-      w.count += 1;
-      return w.count <= this.limit;
-    }
-    this.windows.delete(key);
-    if (this.windows.size >= LIMITER_MAX_KEYS) this.prune(now);
-    this.windows.set(key, { startMs: now, count: 1 });
-    return true;
-  }
-
-  private prune(now: number): void {
-    for (const [key, w] of this.windows) {
-      if (now - w.startMs >= MINUTE_MS) this.windows.delete(key);
-    }
-    // Map order is window start order, so the first key is the oldest.
-    while (this.windows.size >= LIMITER_MAX_KEYS) {
-      const oldest = this.windows.keys().next();
-      if (oldest.done === true) break;
-      this.windows.delete(oldest.value);
-    }
-  }
-}
-
 /** The passkey routes; `passkeys` holds the outstanding challenges, so make one per server. */
 export const passkeyRoutes =
   (deps: AppDeps, passkeys: Passkeys): FastifyPluginAsync =>
   async (app) => {
-    const optionLimiter = new FixedWindowLimiter(deps.clock, PASSKEY_SIGN_IN_LIMIT_PER_MINUTE);
-    const answerLimiter = new FixedWindowLimiter(deps.clock, PASSKEY_SIGN_IN_LIMIT_PER_MINUTE);
+    const optionLimiter = new FixedWindowLimiter(
+      deps.clock,
+      PASSKEY_SIGN_IN_LIMIT_PER_MINUTE,
+      60_000,
+    );
+    const answerLimiter = new FixedWindowLimiter(
+      deps.clock,
+      PASSKEY_SIGN_IN_LIMIT_PER_MINUTE,
+      60_000,
+    );
     // Counted before the body is parsed, so malformed attempts count too.
     const limitBy =
       (limiter: FixedWindowLimiter) =>
