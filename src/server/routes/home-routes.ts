@@ -11,7 +11,7 @@ import type { DeliverySettingsView } from '../../protocol/views.ts';
 import { WEEKDAYS, type Home, type Principal } from '../../core/model.ts';
 import type { AppDeps } from '../app.ts';
 import { homeStatus } from '../home-status.ts';
-import { errorResponses, fail, principalOf } from './route-helpers.ts';
+import { errorResponses, fail, householdWith } from './route-helpers.ts';
 
 /** Remote unlock keeps the door open at most this long before the lock relocks itself, ms. */
 export const REMOTE_UNLOCK_RELOCK_MS = 5 * 60_000;
@@ -41,7 +41,7 @@ export const homeRoutes =
       '/api/homes',
       { schema: { tags: ['homes'], summary: 'The homes of the signed-in owner' } },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-live');
         const home = p.homeId ? await deps.store.homes.getHome(p.homeId) : null;
         return { homes: home ? [home] : [] };
       },
@@ -58,7 +58,7 @@ export const homeRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-live');
         const { homeId } = req.params as { homeId: string };
         const home = await ownHome(deps, p, homeId);
         const doors = await deps.store.homes.listDoors(home.id);
@@ -77,7 +77,7 @@ export const homeRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'manage-delivery-settings');
         const { homeId } = req.params as { homeId: string };
         return { settings: settingsOf(await ownHome(deps, p, homeId)) };
       },
@@ -95,7 +95,7 @@ export const homeRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'manage-delivery-settings');
         const { homeId } = req.params as { homeId: string };
         const body = req.body as DeliverySettingsRequestBody;
         const before = settingsOf(await ownHome(deps, p, homeId));
@@ -128,7 +128,7 @@ export const homeRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'unlock');
         const { homeId, doorId } = req.params as { homeId: string; doorId: string };
         const { action, confirm } = req.body as { action: 'lock' | 'unlock'; confirm?: boolean };
         const home = await ownHome(deps, p, homeId);

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { CameraParams, EmptyBody, LiveFrameParams } from '../../protocol/http.ts';
 import type { Principal } from '../../core/model.ts';
 import type { AppDeps } from '../app.ts';
-import { errorResponses, fail, principalOf } from './route-helpers.ts';
+import { errorResponses, fail, householdWith } from './route-helpers.ts';
 import { ownHome } from './home-routes.ts';
 
 /** The camera if it is a camera of the principal's home; otherwise 404 (no leak). */
@@ -30,7 +30,7 @@ export const liveRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-live');
         const { homeId, cameraId } = req.params as { homeId: string; cameraId: string };
         await ownCamera(deps, p, homeId, cameraId);
         return { view: await deps.liveView.watch(p, homeId, cameraId) };
@@ -48,7 +48,7 @@ export const liveRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-live');
         const { homeId, cameraId } = req.params as { homeId: string; cameraId: string };
         await ownCamera(deps, p, homeId, cameraId);
         return { view: deps.liveView.status(homeId, cameraId) };
@@ -65,7 +65,7 @@ export const liveRoutes =
         },
       },
       async (req, reply) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-live');
         const { homeId, cameraId, digest } = req.params as {
           homeId: string;
           cameraId: string;

@@ -16,7 +16,7 @@ import type {
 } from '../../store/push-subscription-repository.ts';
 import type { AppDeps } from '../app.ts';
 import { originOf, type PushNotifier } from '../push-notifier.ts';
-import { errorResponses, fail, principalOf } from './route-helpers.ts';
+import { errorResponses, fail, householdWith } from './route-helpers.ts';
 
 const strict = { additionalProperties: false } as const;
 
@@ -111,7 +111,7 @@ export const pushRoutes =
         },
       },
       async (req) => {
-        await principalOf(deps, req, ['owner', 'member']);
+        await householdWith(deps, req, 'view-live');
         return { publicKey: push.publicKey };
       },
     );
@@ -127,7 +127,7 @@ export const pushRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-live');
         if (p.homeId === null) fail('auth.forbidden', 'Only members of a home get its alarms.');
         const body = req.body as Static<typeof PushSubscribeRequest>;
         const endpointProblem = push.notifier.endpointProblem(body.endpoint);
@@ -189,7 +189,7 @@ export const pushRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-live');
         const { endpoint } = req.body as Static<typeof PushUnsubscribeRequest>;
         const sub = await push.repo.getByEndpoint(endpoint);
         // Someone else's subscription is left alone, and the answer does not say it exists.

@@ -1,6 +1,7 @@
 /** What every route file shares: who is asking, and turning refusals into HTTP answers. */
 import type { FastifyRequest } from 'fastify';
 import { problem, ThresholdError, type Problem, type Result } from '../../core/errors.ts';
+import { can, type Capability } from '../../core/capabilities.ts';
 import type { Principal, Role } from '../../core/model.ts';
 import { API_KEY_PREFIX } from '../auth.ts';
 import type { AppDeps } from '../app.ts';
@@ -38,6 +39,29 @@ export async function principalOf(
     throw new ThresholdError('auth.forbidden');
   }
   return r.value;
+}
+
+/**
+ * A member of a household (owner or member) whose role grants `capability`; otherwise 401 /
+ * 403, and a denial for a signed-in principal is audited. The route must still check that the
+ * object it touches belongs to this principal's home.
+ */
+export async function householdWith(
+  deps: AppDeps,
+  req: FastifyRequest,
+  capability: Capability,
+): Promise<Principal> {
+  const p = await principalOf(deps, req, ['owner', 'member']);
+  if (!can(p, capability)) {
+    await deps.audit.append({
+      kind: 'auth.denied',
+      actor: { type: 'principal', id: p.id },
+      subject: `route:${req.routeOptions.url ?? req.url}`,
+      data: { method: req.method, role: p.role, capability },
+    });
+    throw new ThresholdError('auth.forbidden');
+  }
+  return p;
 }
 
 /** The value of a result, or the refusal thrown as a {@link ThresholdError}. */

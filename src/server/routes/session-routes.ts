@@ -19,7 +19,7 @@ import {
 import type { AppDeps } from '../app.ts';
 import { verifyEd25519 } from '../keys.ts';
 import type { SessionView } from '../session-orchestrator.ts';
-import { errorResponses, fail, principalOf, unwrap } from './route-helpers.ts';
+import { errorResponses, fail, principalOf, unwrap, householdWith } from './route-helpers.ts';
 import { ownHome } from './home-routes.ts';
 import type { Principal } from '../../core/model.ts';
 
@@ -51,7 +51,7 @@ export const sessionRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-history');
         const { homeId } = req.params as { homeId: string };
         await ownHome(deps, p, homeId);
         const rows = await deps.store.sessions.listForHome(homeId, { limit: 100 });
@@ -88,7 +88,7 @@ export const sessionRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-history');
         const { sessionId } = req.params as { sessionId: string };
         await visibleSession(deps, p, sessionId);
         const frames = await deps.clips.list(sessionId);
@@ -115,7 +115,7 @@ export const sessionRoutes =
         },
       },
       async (req, reply) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-history');
         const { sessionId, seq } = req.params as { sessionId: string; seq: string };
         await visibleSession(deps, p, sessionId);
         const frame = (await deps.clips.list(sessionId)).find((f) => f.seq === Number(seq));
@@ -141,7 +141,7 @@ export const sessionRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-history');
         const { homeId } = req.params as { homeId: string };
         const q = req.query as { sessionId?: string; from?: string; to?: string };
         await ownHome(deps, p, homeId);
@@ -222,7 +222,7 @@ export const sessionRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'unlock');
         const { sessionId } = req.params as { sessionId: string };
         const { decision } = req.body as { decision: 'let-in' | 'leave-at-door' };
         return { session: unwrap(await deps.orchestrator.decide(p, sessionId, decision)) };
@@ -240,7 +240,7 @@ export const sessionRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-history');
         const { homeId } = req.params as { homeId: string };
         await ownHome(deps, p, homeId);
         return { alarms: await deps.orchestrator.listAlarms(homeId) };
@@ -259,7 +259,7 @@ export const sessionRoutes =
         },
       },
       async (req) => {
-        const p = await principalOf(deps, req, ['owner', 'member']);
+        const p = await householdWith(deps, req, 'view-live');
         const { sessionId, alarmType } = req.params as { sessionId: string; alarmType: string };
         return { alarm: unwrap(await deps.orchestrator.acknowledgeAlarm(p, sessionId, alarmType)) };
       },
@@ -269,7 +269,7 @@ export const sessionRoutes =
       '/api/stats',
       { schema: { tags: ['system'], summary: 'Counters: dropped device messages, live sessions' } },
       async (req) => {
-        await principalOf(deps, req, ['owner']);
+        await householdWith(deps, req, 'manage-devices');
         return {
           gateway: { drops: deps.gateway.drops() },
           orchestrator: deps.orchestrator.stats(),
