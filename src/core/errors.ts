@@ -72,6 +72,11 @@ export const ERROR_CATALOGUE = {
   'grant.wrong-door': { status: 403, message: 'The grant is for another door.' },
   'grant.not-yet-valid': { status: 403, message: 'The delivery window has not started.' },
   'grant.expired': { status: 403, message: 'The delivery window has passed.' },
+  'grant.outside-schedule': { status: 403, message: 'Your access is not valid at this time.' },
+  'grant.schedule-invalid': {
+    status: 422,
+    message: 'The grant’s schedule or limits are invalid.',
+  },
   'grant.used': { status: 403, message: 'This delivery already had its access session.' },
   'grant.revoked': { status: 403, message: 'Access for this delivery was revoked.' },
   'presence.missing': { status: 403, message: 'Your location is needed to open the door.' },

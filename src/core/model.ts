@@ -4,6 +4,7 @@
  * These are plain, immutable data. Ids are opaque strings (they come in through the id port);
  * times are milliseconds since the Unix epoch.
  */
+import type { GrantLimits, GrantSchedule } from './grant-schedule.ts';
 
 /** A circle around the home inside which a courier counts as "at the door". */
 export interface Geofence {
@@ -121,4 +122,24 @@ export interface Grant {
   readonly requiresRecording: boolean;
   readonly requiresPresence: boolean;
   readonly revokedAt: number | null;
+}
+
+/**
+ * A guest's permission to open one door of a home: when (a {@link GrantSchedule} in the home's
+ * time zone), how often and how long, and whether the camera must record. Shared by an owner
+ * or a member (`grantedBy`); revoking that person's access revokes it too.
+ */
+export interface GuestGrant {
+  readonly id: string;
+  readonly homeId: string;
+  readonly doorId: string;
+  readonly principalId: string;
+  readonly grantedBy: string;
+  readonly schedule: GrantSchedule;
+  readonly limits: GrantLimits;
+  readonly uses: number;
+  readonly createdAt: number;
+  readonly revokedAt: number | null;
+  readonly revokedBy: string | null;
+  readonly revokeReason: string | null;
 }

@@ -36,3 +36,8 @@ export {
   type StoredPushSubscription,
 } from './push-subscription-repository.ts';
 export { PasskeyRepository, type Passkey } from './passkey-repository.ts';
+export {
+  GuestGrantRepository,
+  type Invite,
+  type InviteGrantSpec,
+} from './guest-grant-repository.ts';

@@ -233,6 +233,44 @@ export interface AlarmAckRow {
   acknowledged_at: number;
 }
 
+/** `guest_grants`: a guest's permission to open a door of a home under a schedule. */
+export interface GuestGrantRow {
+  id: string;
+  home_id: string;
+  door_id: string;
+  principal_id: string;
+  /** Who shared it (an owner or member); revoking them revokes this too. */
+  granted_by: string;
+  /** JSON text: a GrantSchedule. */
+  schedule: string;
+  max_uses: number | null;
+  uses: number;
+  max_minutes_per_entry: number | null;
+  /** 0 / 1. */
+  requires_recording: number;
+  created_at: number;
+  revoked_at: number | null;
+  revoked_by: string | null;
+  revoke_reason: string | null;
+}
+
+/** `invites`: links an owner sends to a guest; only the token's hash is stored. */
+export interface InviteRow {
+  id: string;
+  token_hash: string;
+  home_id: string;
+  door_id: string;
+  created_by: string;
+  display_name: string;
+  /** JSON text: schedule and limits of the grant the guest gets. */
+  grant_spec: string;
+  created_at: number;
+  expires_at: number;
+  accepted_at: number | null;
+  accepted_by: string | null;
+  revoked_at: number | null;
+}
+
 export interface Database {
   homes: HomeRow;
   devices: DeviceRow;
@@ -252,4 +290,6 @@ export interface Database {
   passkeys: PasskeyRow;
   push_subscriptions: PushSubscriptionRow;
   alarm_acks: AlarmAckRow;
+  guest_grants: GuestGrantRow;
+  invites: InviteRow;
 }

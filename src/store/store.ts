@@ -2,6 +2,7 @@
 import type { Kysely } from 'kysely';
 import { AlarmAckRepository } from './alarm-ack-repository.ts';
 import { PasskeyRepository } from './passkey-repository.ts';
+import { GuestGrantRepository } from './guest-grant-repository.ts';
 import { PushSubscriptionRepository } from './push-subscription-repository.ts';
 import { AuditRepository } from './audit-repository.ts';
 import { ClipRepository } from './clip-repository.ts';
@@ -27,6 +28,7 @@ export interface Store {
   readonly deviceStatus: DeviceStatusRepository;
   readonly alarmAcks: AlarmAckRepository;
   readonly passkeys: PasskeyRepository;
+  readonly guestGrants: GuestGrantRepository;
   readonly pushSubscriptions: PushSubscriptionRepository;
   /** Closes the database; idempotent. The store must not be used afterwards. */
   close(): Promise<void>;
@@ -62,6 +64,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     deviceStatus: new DeviceStatusRepository(db),
     alarmAcks: new AlarmAckRepository(db),
     passkeys: new PasskeyRepository(db),
+    guestGrants: new GuestGrantRepository(db),
     pushSubscriptions: new PushSubscriptionRepository(db),
     close: () => db.destroy(),
   };
