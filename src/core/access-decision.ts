@@ -73,6 +73,46 @@ function isLive(d: DeviceLiveness, now: number, policy: AccessPolicy): boolean {
   return d.online && d.lastSeenAt !== null && now - d.lastSeenAt <= policy.deviceStaleMs;
 }
 
+/** What the door's devices must show before any unlock. */
+export type DoorDevices = Pick<AccessRequest, 'now' | 'camera' | 'lock' | 'doorSensor'>;
+
+/**
+ * The device checks every unlock shares (couriers and guests alike): the camera live when
+ * recording is required, the lock live and not jammed, the door sensor (if fitted) live and
+ * reporting closed. Returns the refusal, or null when the devices can prove what happens.
+ */
+export function checkDoorDevices(
+  req: DoorDevices,
+  requiresRecording: boolean,
+  policy: AccessPolicy = DEFAULT_ACCESS_POLICY,
+): Problem | null {
+  const { now } = req;
+  if (requiresRecording) {
+    if (req.camera === null || !isLive(req.camera, now, policy)) {
+      return problem(
+        'camera.offline',
+        undefined,
+        req.camera?.lastSeenAt ? { since: req.camera.lastSeenAt } : {},
+      );
+    }
+  }
+  if (!isLive(req.lock, now, policy)) {
+    return problem(
+      'lock.offline',
+      undefined,
+      req.lock.lastSeenAt ? { since: req.lock.lastSeenAt } : {},
+    );
+  }
+  if (req.lock.bolt === 'jammed') return problem('lock.jammed');
+  if (req.doorSensor !== null) {
+    if (!isLive(req.doorSensor, now, policy) || req.doorSensor.position === 'unknown') {
+      return problem('door.unknown');
+    }
+    if (req.doorSensor.position === 'open') return problem('door.open');
+  }
+  return null;
+}
+
 /** Decides a courier's request to open the door for a delivery. */
 export function decideAccess(
   req: AccessRequest,
@@ -120,28 +160,7 @@ export function decideAccess(
 
   // The door's devices must be able to prove what happens (principle 1). The camera's
   // recording of *this* session is confirmed later, in the session's arming step.
-  if (grant.requiresRecording) {
-    if (req.camera === null || !isLive(req.camera, now, policy)) {
-      return deny(
-        'camera.offline',
-        undefined,
-        req.camera?.lastSeenAt ? { since: req.camera.lastSeenAt } : {},
-      );
-    }
-  }
-  if (!isLive(req.lock, now, policy)) {
-    return deny(
-      'lock.offline',
-      undefined,
-      req.lock.lastSeenAt ? { since: req.lock.lastSeenAt } : {},
-    );
-  }
-  if (req.lock.bolt === 'jammed') return deny('lock.jammed');
-  if (req.doorSensor !== null) {
-    if (!isLive(req.doorSensor, now, policy) || req.doorSensor.position === 'unknown') {
-      return deny('door.unknown');
-    }
-    if (req.doorSensor.position === 'open') return deny('door.open');
-  }
+  const devices = checkDoorDevices(req, grant.requiresRecording, policy);
+  if (devices) return { allow: false, refusal: devices };
   return { allow: true, grant };
 }
