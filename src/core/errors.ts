@@ -46,6 +46,13 @@ export const ERROR_CATALOGUE = {
     status: 404,
     message: 'No such frame: live frames are kept only for a few seconds.',
   },
+  'invite.not-found': { status: 404, message: 'No such invitation.' },
+  'grant.unknown': { status: 404, message: 'No such grant.' },
+  'invite.used': {
+    status: 410,
+    message: 'This invitation has been used, withdrawn or has expired; ask for a new one.',
+  },
+  'auth.username-taken': { status: 409, message: 'That user name is taken; choose another.' },
   'alarm.not-found': { status: 404, message: 'This session has no such alarm.' },
   'delivery.window-invalid': { status: 422, message: 'The delivery window is invalid.' },
   'delivery.not-assigned': { status: 422, message: 'The delivery has no courier assigned.' },

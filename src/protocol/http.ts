@@ -175,3 +175,75 @@ export type DeliverySettingsRequestBody = Static<typeof DeliverySettingsBody>;
 export type OwnerDecisionRequestBody = Static<typeof OwnerDecisionRequest>;
 export type CreateDeliveryRequestBody = Static<typeof CreateDeliveryRequest>;
 export type AccessRequestBodyType = Static<typeof AccessRequestBody>;
+
+const LocalDateTimeSchema = Type.String({
+  pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$',
+  description: 'Wall-clock time at the home, YYYY-MM-DDTHH:MM',
+});
+const TimeOfDaySchema = Type.String({
+  pattern: '^[0-9]{2}:[0-9]{2}$',
+  description: 'Wall-clock time of day at the home, HH:MM (an end may be 24:00)',
+});
+
+/** When a guest may come in, in the home's time zone (see docs/access.md). */
+export const GrantScheduleBody = Type.Union([
+  Type.Object({ kind: Type.Literal('always') }, strict),
+  Type.Object(
+    { kind: Type.Literal('date-range'), from: LocalDateTimeSchema, until: LocalDateTimeSchema },
+    strict,
+  ),
+  Type.Object(
+    {
+      kind: Type.Literal('weekly'),
+      slots: Type.Array(
+        Type.Object(
+          {
+            days: Type.Array(WeekdaySchema, { minItems: 1, maxItems: 7 }),
+            start: TimeOfDaySchema,
+            end: TimeOfDaySchema,
+          },
+          strict,
+        ),
+        { minItems: 1, maxItems: 20 },
+      ),
+    },
+    strict,
+  ),
+  Type.Object(
+    { kind: Type.Literal('one-time'), from: LocalDateTimeSchema, until: LocalDateTimeSchema },
+    strict,
+  ),
+]);
+
+/** An owner invites a guest: who, which door, when, and the limits. */
+export const CreateInviteRequest = Type.Object(
+  {
+    displayName: Type.String({ minLength: 1, maxLength: 64 }),
+    doorId: Id,
+    schedule: GrantScheduleBody,
+    maxUses: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 10_000 }), Type.Null()]),
+    ),
+    maxMinutesPerEntry: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 1_440 }), Type.Null()]),
+    ),
+  },
+  strict,
+);
+
+/** The guest accepts an invite by choosing a user name and a password. */
+export const AcceptInviteRequest = Type.Object(
+  {
+    username: Type.String({ minLength: 3, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' }),
+    password: Type.String({ minLength: 10, maxLength: 256 }),
+  },
+  strict,
+);
+
+export const InviteTokenParams = Type.Object(
+  { token: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) },
+  strict,
+);
+export const GrantParams = Type.Object({ homeId: Id, grantId: Id }, strict);
+export const InviteParams = Type.Object({ homeId: Id, inviteId: Id }, strict);
+export const GuestGrantParams = Type.Object({ grantId: Id }, strict);

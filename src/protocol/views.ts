@@ -6,6 +6,7 @@
 import type { AccessSession, SessionAlarm } from '../core/access-session.ts';
 import type { AuditCheckpoint, ExportedAuditEntry } from '../core/audit-chain.ts';
 import type { Delivery, DeviceKind, Home, Role, Weekday } from '../core/model.ts';
+import type { GrantLimits, GrantSchedule } from '../core/grant-schedule.ts';
 import type { Coverage } from '../core/observation-watchdog.ts';
 import type { DeviceStateMessage } from './device-messages.ts';
 
@@ -177,6 +178,41 @@ export interface PasskeyView {
   readonly createdAt: number;
   readonly lastUsedAt: number | null;
   readonly backedUp: boolean;
+}
+
+/** A guest's grant as the owner and the guest see it. */
+export interface GuestGrantView {
+  readonly id: string;
+  readonly homeId: string;
+  readonly doorId: string;
+  readonly doorName: string;
+  readonly guest: { readonly id: string; readonly displayName: string };
+  readonly grantedBy: { readonly id: string; readonly displayName: string };
+  readonly schedule: GrantSchedule;
+  /** The schedule in plain words, in the home's time zone. */
+  readonly description: string;
+  readonly limits: GrantLimits;
+  readonly uses: number;
+  readonly createdAt: number;
+  readonly revokedAt: number | null;
+  readonly revokeReason: string | null;
+  /** Whether the grant lets its guest in right now, and until / from when. */
+  readonly now:
+    | { readonly allowed: true; readonly until: number | null }
+    | { readonly allowed: false; readonly nextStartsAt: number | null; readonly reason: string };
+}
+
+/** An invitation link, without its secret token. */
+export interface InviteView {
+  readonly id: string;
+  readonly homeId: string;
+  readonly doorId: string;
+  readonly displayName: string;
+  readonly description: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly status: 'pending' | 'accepted' | 'expired' | 'revoked';
+  readonly acceptedBy: string | null;
 }
 
 /**

@@ -28,6 +28,7 @@ import { authRoutes } from './routes/auth-routes.ts';
 import { carrierRoutes } from './routes/carrier-routes.ts';
 import { courierRoutes } from './routes/courier-routes.ts';
 import { eventRoutes } from './routes/event-routes.ts';
+import { guestRoutes } from './routes/guest-routes.ts';
 import { homeRoutes } from './routes/home-routes.ts';
 import { liveRoutes } from './routes/live-routes.ts';
 import { pushRoutes, type PushRouteDeps } from './routes/push-routes.ts';
@@ -195,6 +196,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   await app.register(homeRoutes(deps));
   await app.register(sessionRoutes(deps));
   await app.register(liveRoutes(deps));
+  await app.register(guestRoutes(deps));
   if (deps.push) await app.register(pushRoutes(deps, deps.push));
   await app.register(courierRoutes(deps));
   await app.register(carrierRoutes(deps));

@@ -8,7 +8,13 @@
  * audited and persisted before its commands go out: what the server acts on is on record.
  */
 import { randomUUID } from 'node:crypto';
-import { decideAccess, type AccessPolicy, DEFAULT_ACCESS_POLICY } from '../core/access-decision.ts';
+import {
+  decideAccess,
+  type AccessPolicy,
+  DEFAULT_ACCESS_POLICY,
+  type DoorDevices,
+} from '../core/access-decision.ts';
+import { decideGuestEntry } from '../core/guest-access.ts';
 import {
   createSession,
   isTerminal,
@@ -23,7 +29,7 @@ import type { AuditActor, AuditFact } from '../core/audit-chain.ts';
 import type { Clock } from '../core/clock.ts';
 import { problem, type Problem, type Result, ok, refuse } from '../core/errors.ts';
 import type { Position } from '../core/geo.ts';
-import type { Principal, Role } from '../core/model.ts';
+import type { Door, Principal, Role } from '../core/model.ts';
 import {
   DEFAULT_WATCHDOG_CONFIG,
   ObservationWatchdog,
@@ -38,6 +44,7 @@ import type {
 } from '../protocol/device-messages.ts';
 import {
   DeliveryRepository,
+  GuestGrantRepository,
   SessionRepository,
   type AlongsideWrite,
   type Store,
@@ -85,6 +92,8 @@ interface LiveSession {
 export type { SessionView };
 
 const MAX_PENDING_FRAMES = 16;
+/** The longest a guest's door stays unlocked in one entry, ms (less if the grant ends sooner). */
+export const GUEST_MAX_OPEN_MS = 5 * 60_000;
 /** Session ids of the owner's live view (see live-view.ts) start with this. */
 export const VIEW_SESSION_PREFIX = 'view-';
 /** Rejected heartbeats audited one by one per session; the rest are counted. */
@@ -356,7 +365,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     deliveryId: string,
     position: Position | null,
   ): Promise<Result<SessionView>> {
-    const { store, gateway, clock } = this.o;
+    const { store, clock } = this.o;
     const actor: AuditActor = { type: 'principal', id: principal.id };
     const delivery = await store.deliveries.get(deliveryId);
     // Another courier's delivery is "not found", so its existence does not leak.
@@ -380,14 +389,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     ]);
     if (!home || !door) return refuse(problem('delivery.not-found'));
     const now = clock.now();
-    const camId = door.cameraDeviceIds[0] ?? null;
-    const cam = camId ? gateway.liveStatus(camId) : undefined;
-    const lock = gateway.liveStatus(door.lockDeviceId);
-    const sensor = door.doorSensorDeviceId
-      ? gateway.liveStatus(door.doorSensorDeviceId)
-      : undefined;
-    const lockState = lock?.state?.kind === 'lock' ? lock.state : null;
-    const sensorState = sensor?.state?.kind === 'door-sensor' ? sensor.state : null;
+    const devices = this.devicesAt(door, now);
     const activeAtDoor = (await store.sessions.findActiveForDoor(door.id)) !== null;
     const decision = decideAccess(
       {
@@ -397,25 +399,13 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         delivery,
         grant,
         position,
-        now,
-        camera: cam ? { online: cam.online, lastSeenAt: cam.lastSeenAt } : null,
-        lock: {
-          online: lock?.online ?? false,
-          lastSeenAt: lock?.lastSeenAt ?? null,
-          bolt: lockState?.bolt ?? 'unknown',
-        },
-        doorSensor: door.doorSensorDeviceId
-          ? {
-              online: sensor?.online ?? false,
-              lastSeenAt: sensor?.lastSeenAt ?? null,
-              position: sensorState?.position ?? 'unknown',
-            }
-          : null,
+        ...devices.facts,
         activeSessionAtDoor: activeAtDoor,
       },
       this.policy,
     );
     if (!decision.allow) return this.refusal(decision.refusal, principal, deliveryId, null);
+    const camId = devices.cameraId;
     if (!camId) return this.refusal(problem('camera.offline'), principal, deliveryId, null);
 
     const session = createSession(
@@ -431,29 +421,14 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         doorSensorDeviceId: door.doorSensorDeviceId,
         cameraDeviceId: camId,
         maxOpenMs: decision.grant.maxOpenMs,
-        bolt: lockState?.bolt ?? 'unknown',
-        door: sensorState?.position ?? 'unknown',
+        bolt: devices.facts.lock.bolt,
+        door: devices.facts.doorSensor?.position ?? 'unknown',
         timing: this.timing,
       },
       now,
     );
-    const l: LiveSession = {
-      session,
-      watchdog: new ObservationWatchdog(session.id, this.watchdogConfig),
-      cancelDeadline: null,
-      cancelWatch: null,
-      pendingFrames: new Map(),
-      frameSeq: 0,
-      clipWrites: Promise.resolve(),
-      queue: Promise.resolve(),
-    };
-    // Checked and claimed in one synchronous stretch: two couriers at one door cannot both pass.
-    if ([...this.live.values()].some((x) => x.session.doorId === door.id)) {
+    if (!this.claim(session)) {
       return this.refusal(problem('session.active'), principal, deliveryId, null);
-    }
-    this.live.set(session.id, l);
-    for (const d of [session.lockDeviceId, session.cameraDeviceId, session.doorSensorDeviceId]) {
-      if (d) this.byDevice.set(d, session.id);
     }
     // The request and the first step (arm the camera) are recorded in one commit.
     const requested: AuditFact = {
@@ -472,6 +447,156 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     await this.apply(session.id, { type: 'start' }, actor, [requested]);
     const v = await this.view(session.id);
     return v ? ok(v) : refuse(problem('session.not-found'));
+  }
+
+  /** What the door's devices say now, as the access decisions take it. */
+  private devicesAt(door: Door, now: number): { cameraId: string | null; facts: DoorDevices } {
+    const { gateway } = this.o;
+    const cameraId = door.cameraDeviceIds[0] ?? null;
+    const cam = cameraId ? gateway.liveStatus(cameraId) : undefined;
+    const lock = gateway.liveStatus(door.lockDeviceId);
+    const sensor = door.doorSensorDeviceId
+      ? gateway.liveStatus(door.doorSensorDeviceId)
+      : undefined;
+    const lockState = lock?.state?.kind === 'lock' ? lock.state : null;
+    const sensorState = sensor?.state?.kind === 'door-sensor' ? sensor.state : null;
+    return {
+      cameraId,
+      facts: {
+        now,
+        camera: cam ? { online: cam.online, lastSeenAt: cam.lastSeenAt } : null,
+        lock: {
+          online: lock?.online ?? false,
+          lastSeenAt: lock?.lastSeenAt ?? null,
+          bolt: lockState?.bolt ?? 'unknown',
+        },
+        doorSensor: door.doorSensorDeviceId
+          ? {
+              online: sensor?.online ?? false,
+              lastSeenAt: sensor?.lastSeenAt ?? null,
+              position: sensorState?.position ?? 'unknown',
+            }
+          : null,
+      },
+    };
+  }
+
+  /**
+   * Claims the door for a new session, checked and claimed in one synchronous stretch: two
+   * people at one door cannot both pass. False when another session holds the door.
+   */
+  private claim(session: AccessSession): boolean {
+    if ([...this.live.values()].some((x) => x.session.doorId === session.doorId)) return false;
+    this.live.set(session.id, {
+      session,
+      watchdog: new ObservationWatchdog(session.id, this.watchdogConfig),
+      cancelDeadline: null,
+      cancelWatch: null,
+      pendingFrames: new Map(),
+      frameSeq: 0,
+      clipWrites: Promise.resolve(),
+      queue: Promise.resolve(),
+    });
+    for (const d of [session.lockDeviceId, session.cameraDeviceId, session.doorSensorDeviceId]) {
+      if (d) this.byDevice.set(d, session.id);
+    }
+    return true;
+  }
+
+  /**
+   * A guest asks to open the door under a guest grant. The same session as a courier's (the
+   * camera proves it records before the lock opens, every step on record), with the door's
+   * unlocked time capped by the grant's entry deadline.
+   */
+  async requestGuestEntry(principal: Principal, grantId: string): Promise<Result<SessionView>> {
+    const { store, clock } = this.o;
+    const actor: AuditActor = { type: 'principal', id: principal.id };
+    const grant = await store.guestGrants.get(grantId);
+    // Another person's grant is "not found", so its existence does not leak.
+    if (!grant || grant.principalId !== principal.id) return refuse(problem('grant.unknown'));
+    const [home, door] = await Promise.all([
+      store.homes.getHome(grant.homeId),
+      store.homes.getDoor(grant.doorId),
+    ]);
+    if (!home || !door) return refuse(problem('grant.unknown'));
+    const now = clock.now();
+    const devices = this.devicesAt(door, now);
+    const decision = decideGuestEntry(
+      {
+        principal,
+        home,
+        door,
+        grant,
+        ...devices.facts,
+        activeSessionAtDoor:
+          (await store.sessions.findActiveForDoor(door.id)) !== null ||
+          [...this.live.values()].some((x) => x.session.doorId === door.id),
+      },
+      this.policy,
+    );
+    const refusedHere = (p: Problem) => this.guestRefusal(p, principal, grantId);
+    if (!decision.allow) return refusedHere(decision.refusal);
+    // Every guest entry is recorded: the session needs the door's camera.
+    const camId = devices.cameraId;
+    if (!camId) return refusedHere(problem('camera.offline'));
+    const maxOpenMs = Math.max(
+      1_000,
+      Math.min(GUEST_MAX_OPEN_MS, (decision.deadlineAt ?? Number.POSITIVE_INFINITY) - now),
+    );
+    const session = createSession(
+      {
+        id: randomUUID(),
+        homeId: home.id,
+        doorId: door.id,
+        deliveryId: null,
+        grantId: grant.id,
+        principalId: principal.id,
+        lockDeviceId: door.lockDeviceId,
+        doorSensorDeviceId: door.doorSensorDeviceId,
+        cameraDeviceId: camId,
+        maxOpenMs,
+        bolt: devices.facts.lock.bolt,
+        door: devices.facts.doorSensor?.position ?? 'unknown',
+        timing: this.timing,
+      },
+      now,
+    );
+    if (!this.claim(session)) return refusedHere(problem('session.active'));
+    const requested: AuditFact = {
+      kind: 'session.requested',
+      actor,
+      subject: `session:${session.id}`,
+      data: { guestGrantId: grant.id, doorId: door.id, maxOpenMs },
+    };
+    await this.apply(session.id, { type: 'start' }, actor, [requested]);
+    const v = await this.view(session.id);
+    return v ? ok(v) : refuse(problem('session.not-found'));
+  }
+
+  private async guestRefusal(
+    p: Problem,
+    principal: Principal,
+    grantId: string,
+  ): Promise<Result<SessionView>> {
+    await this.o.audit.append({
+      kind: 'access.refused',
+      actor: { type: 'principal', id: principal.id },
+      subject: `grant:${grantId}`,
+      data: { code: p.code, message: p.message, ...(p.detail ? { detail: p.detail } : {}) },
+    });
+    return refuse(p);
+  }
+
+  /**
+   * A grant was revoked: a session running under it ends at once (the door is locked as soon
+   * as it is closed, as for any cancelled session).
+   */
+  async grantRevoked(grantId: string): Promise<void> {
+    for (const l of [...this.live.values()]) {
+      if (l.session.grantId === grantId && l.session.deliveryId === null) {
+        await this.apply(l.session.id, { type: 'cancel', reason: 'grant.revoked' });
+      }
+    }
   }
 
   private async refusal(
@@ -608,9 +733,13 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       if (firstOpen) {
         // The grant is used once the door has actually opened; a refused or failed arming
         // leaves it for another try.
-        const deliveries = new DeliveryRepository(db);
-        await deliveries.incrementGrantUses(s.grantId);
-        if (s.deliveryId) await deliveries.updateStatus(s.deliveryId, 'in-progress');
+        if (s.deliveryId) {
+          const deliveries = new DeliveryRepository(db);
+          await deliveries.incrementGrantUses(s.grantId);
+          await deliveries.updateStatus(s.deliveryId, 'in-progress');
+        } else {
+          await new GuestGrantRepository(db).use(s.grantId);
+        }
       }
     };
   }

@@ -1,0 +1,475 @@
+/**
+ * Guests: the owner invites by link and revokes; the guest accepts the invite (choosing a user
+ * name and password), sees plainly when they may come in, and asks to open the door.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import {
+  describeSchedule,
+  scheduleAllows,
+  validateLimits,
+  validateSchedule,
+  type GrantLimits,
+  type GrantSchedule,
+} from '../../core/grant-schedule.ts';
+import type { GuestGrant, Home, Principal } from '../../core/model.ts';
+import {
+  AcceptInviteRequest,
+  CreateInviteRequest,
+  EmptyBody,
+  GrantParams,
+  GuestGrantParams,
+  HomeParams,
+  InviteParams,
+  InviteTokenParams,
+  SessionParams,
+} from '../../protocol/http.ts';
+import type { GuestGrantView, InviteView } from '../../protocol/views.ts';
+import { isUniqueViolation, type Invite } from '../../store/index.ts';
+import type { AppDeps } from '../app.ts';
+import { hashPassword, tokenHash } from '../auth.ts';
+import { FixedWindowLimiter } from '../rate-limiter.ts';
+import { sessionCookieOptions } from './auth-routes.ts';
+import { ownHome } from './home-routes.ts';
+import {
+  errorResponses,
+  fail,
+  householdWith,
+  principalOf,
+  SESSION_COOKIE,
+  unwrap,
+} from './route-helpers.ts';
+
+/** How long an invitation link stays valid, ms. */
+export const INVITE_TTL_MS = 7 * 24 * 60 * 60_000;
+/** Invitation look-ups and acceptances per client address in 15 minutes. */
+export const INVITE_ATTEMPTS_PER_ADDRESS = 30;
+/** Invitations one person may create in a day. */
+export const INVITES_PER_DAY = 50;
+
+type CreateInviteBody = {
+  displayName: string;
+  doorId: string;
+  schedule: GrantSchedule;
+  maxUses?: number | null;
+  maxMinutesPerEntry?: number | null;
+};
+
+/** The schedule's and limits' problems, as one 422 answer with each problem listed. */
+function checkGrant(schedule: GrantSchedule, limits: GrantLimits, home: Home, now: number) {
+  const problems = [
+    ...validateSchedule(schedule, home.timeZone, { nowMs: now }),
+    ...validateLimits(limits, schedule),
+  ];
+  if (problems.length > 0) {
+    fail('grant.schedule-invalid', problems.map((p) => `${p.path}: ${p.message}`).join(' '));
+  }
+}
+
+function inviteStatus(i: Invite, now: number): InviteView['status'] {
+  if (i.revokedAt !== null) return 'revoked';
+  if (i.acceptedAt !== null) return 'accepted';
+  return i.expiresAt <= now ? 'expired' : 'pending';
+}
+
+export const guestRoutes =
+  (deps: AppDeps): FastifyPluginAsync =>
+  async (app) => {
+    const inviteAttempts = new FixedWindowLimiter(
+      deps.clock,
+      INVITE_ATTEMPTS_PER_ADDRESS,
+      15 * 60_000,
+    );
+    const invitesCreated = new FixedWindowLimiter(deps.clock, INVITES_PER_DAY, 24 * 60 * 60_000);
+    const limitInviteAttempts = async (req: FastifyRequest): Promise<void> => {
+      if (!inviteAttempts.allow(req.ip)) fail('request.rate-limited');
+    };
+
+    const names = new Map<string, string>();
+    const nameOf = async (id: string): Promise<string> => {
+      if (!names.has(id)) names.set(id, (await deps.store.principals.get(id))?.displayName ?? id);
+      return names.get(id) ?? id;
+    };
+
+    const grantView = async (g: GuestGrant, home: Home): Promise<GuestGrantView> => {
+      const now = deps.clock.now();
+      const door = await deps.store.homes.getDoor(g.doorId);
+      const verdict = scheduleAllows(g.schedule, home.timeZone, now);
+      return {
+        id: g.id,
+        homeId: g.homeId,
+        doorId: g.doorId,
+        doorName: door?.name ?? g.doorId,
+        guest: { id: g.principalId, displayName: await nameOf(g.principalId) },
+        grantedBy: { id: g.grantedBy, displayName: await nameOf(g.grantedBy) },
+        schedule: g.schedule,
+        description: describeSchedule(g.schedule, home.timeZone, { nowMs: now }),
+        limits: g.limits,
+        uses: g.uses,
+        createdAt: g.createdAt,
+        revokedAt: g.revokedAt,
+        revokeReason: g.revokeReason,
+        now:
+          g.revokedAt !== null
+            ? { allowed: false, nextStartsAt: null, reason: 'revoked' }
+            : verdict.allowed
+              ? { allowed: true, until: verdict.windowEndsAt }
+              : { allowed: false, nextStartsAt: verdict.nextStartsAt, reason: verdict.reason },
+      };
+    };
+
+    const inviteView = (i: Invite, home: Home): InviteView => ({
+      id: i.id,
+      homeId: i.homeId,
+      doorId: i.doorId,
+      displayName: i.displayName,
+      description: describeSchedule(i.grant.schedule, home.timeZone, {
+        nowMs: deps.clock.now(),
+      }),
+      createdAt: i.createdAt,
+      expiresAt: i.expiresAt,
+      status: inviteStatus(i, deps.clock.now()),
+      acceptedBy: i.acceptedBy,
+    });
+
+    // ---- The owner's side ----
+
+    app.post(
+      '/api/homes/:homeId/invites',
+      {
+        schema: {
+          tags: ['guests'],
+          summary:
+            'Invite a guest by link: when they may come in (in the home’s time zone) and the limits. The link is shown once.',
+          params: HomeParams,
+          body: CreateInviteRequest,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await householdWith(deps, req, 'manage-access');
+        const { homeId } = req.params as { homeId: string };
+        const body = req.body as CreateInviteBody;
+        const home = await ownHome(deps, p, homeId);
+        const door = await deps.store.homes.getDoor(body.doorId);
+        if (!door || door.homeId !== homeId) fail('door.not-found');
+        const now = deps.clock.now();
+        const limits: GrantLimits = {
+          maxUses: body.maxUses ?? null,
+          maxMinutesPerEntry: body.maxMinutesPerEntry ?? null,
+          // Every guest entry is recorded (the session arms the camera first).
+          requiresRecording: true,
+        };
+        checkGrant(body.schedule, limits, home, now);
+        if (!invitesCreated.allow(p.id)) fail('request.rate-limited');
+        const token = randomBytes(32).toString('base64url');
+        const invite: Invite = {
+          id: `invite-${randomBytes(8).toString('hex')}`,
+          tokenHash: tokenHash(token),
+          homeId,
+          doorId: door.id,
+          createdBy: p.id,
+          displayName: body.displayName.trim(),
+          grant: { schedule: body.schedule, ...limits },
+          createdAt: now,
+          expiresAt: now + INVITE_TTL_MS,
+          acceptedAt: null,
+          acceptedBy: null,
+          revokedAt: null,
+        };
+        await deps.store.guestGrants.createInvite(invite);
+        await deps.audit.append({
+          kind: 'invite.created',
+          actor: { type: 'principal', id: p.id },
+          subject: `home:${homeId}`,
+          data: { inviteId: invite.id, doorId: door.id, displayName: invite.displayName },
+        });
+        return {
+          invite: inviteView(invite, home),
+          token,
+          /** The path of the invitation page, to put after the site's address. */
+          path: `/invite/${token}`,
+        };
+      },
+    );
+
+    app.get(
+      '/api/homes/:homeId/guests',
+      {
+        schema: {
+          tags: ['guests'],
+          summary: 'The home’s guest grants (revoked ones too) and invitations',
+          params: HomeParams,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await householdWith(deps, req, 'manage-access');
+        const { homeId } = req.params as { homeId: string };
+        const home = await ownHome(deps, p, homeId);
+        const grants = await deps.store.guestGrants.listForHome(homeId);
+        const invites = await deps.store.guestGrants.listInvitesForHome(homeId);
+        return {
+          grants: await Promise.all(grants.map((g) => grantView(g, home))),
+          invites: invites.map((i) => inviteView(i, home)),
+        };
+      },
+    );
+
+    app.post(
+      '/api/homes/:homeId/grants/:grantId/revoke',
+      {
+        schema: {
+          tags: ['guests'],
+          summary:
+            'Revoke a guest grant at once, and what its guest shared on (a running entry is ended and the door locked)',
+          params: GrantParams,
+          body: EmptyBody,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await householdWith(deps, req, 'manage-access');
+        const { homeId, grantId } = req.params as { homeId: string; grantId: string };
+        const home = await ownHome(deps, p, homeId);
+        const grant = await deps.store.guestGrants.get(grantId);
+        if (!grant || grant.homeId !== homeId) fail('grant.unknown');
+        const now = deps.clock.now();
+        const revoked = (await deps.store.guestGrants.revoke(grantId, p.id, now, 'revoked'))
+          ? [grantId]
+          : [];
+        // What the guest shared on stops working too.
+        revoked.push(
+          ...(await deps.store.guestGrants.revokeCascading(
+            grant.principalId,
+            p.id,
+            now,
+            `cascade from ${grantId}`,
+          )),
+        );
+        for (const id of revoked) {
+          await deps.audit.append({
+            kind: 'grant.revoked',
+            actor: { type: 'principal', id: p.id },
+            subject: `home:${homeId}`,
+            data: { grantId: id, cascadeFrom: id === grantId ? null : grantId },
+          });
+          await deps.orchestrator.grantRevoked(id);
+        }
+        const after = await deps.store.guestGrants.get(grantId);
+        return { grant: await grantView(after ?? grant, home), revoked };
+      },
+    );
+
+    app.post(
+      '/api/homes/:homeId/invites/:inviteId/revoke',
+      {
+        schema: {
+          tags: ['guests'],
+          summary: 'Withdraw an invitation that has not been accepted',
+          params: InviteParams,
+          body: EmptyBody,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await householdWith(deps, req, 'manage-access');
+        const { homeId, inviteId } = req.params as { homeId: string; inviteId: string };
+        const home = await ownHome(deps, p, homeId);
+        const invite = (await deps.store.guestGrants.listInvitesForHome(homeId)).find(
+          (i) => i.id === inviteId,
+        );
+        if (!invite) fail('invite.not-found');
+        if (!(await deps.store.guestGrants.revokeInvite(inviteId, deps.clock.now())))
+          fail('invite.used');
+        await deps.audit.append({
+          kind: 'invite.revoked',
+          actor: { type: 'principal', id: p.id },
+          subject: `home:${homeId}`,
+          data: { inviteId },
+        });
+        return {
+          invite: inviteView({ ...invite, revokedAt: deps.clock.now() }, home),
+        };
+      },
+    );
+
+    // ---- The invitation link (no sign-in: the token is the credential) ----
+
+    const liveInvite = async (token: string): Promise<{ invite: Invite; home: Home }> => {
+      const invite = await deps.store.guestGrants.findInviteByTokenHash(tokenHash(token));
+      if (!invite) fail('invite.not-found');
+      if (inviteStatus(invite, deps.clock.now()) !== 'pending') fail('invite.used');
+      const home = await deps.store.homes.getHome(invite.homeId);
+      if (!home) fail('invite.not-found');
+      return { invite, home };
+    };
+
+    app.get(
+      '/api/invites/:token',
+      {
+        onRequest: limitInviteAttempts,
+        schema: {
+          tags: ['guests'],
+          summary: 'What an invitation offers: who invites, which door, when',
+          params: InviteTokenParams,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const { token } = req.params as { token: string };
+        const { invite, home } = await liveInvite(token);
+        const door = await deps.store.homes.getDoor(invite.doorId);
+        return {
+          invite: inviteView(invite, home),
+          home: { name: home.name, timeZone: home.timeZone },
+          doorName: door?.name ?? invite.doorId,
+          invitedBy: await nameOf(invite.createdBy),
+        };
+      },
+    );
+
+    app.post(
+      '/api/invites/:token/accept',
+      {
+        onRequest: limitInviteAttempts,
+        schema: {
+          tags: ['guests'],
+          summary:
+            'Accept an invitation: choose a user name and password; you are signed in as the guest',
+          params: InviteTokenParams,
+          body: AcceptInviteRequest,
+          response: errorResponses,
+        },
+      },
+      async (req, reply) => {
+        const { token } = req.params as { token: string };
+        const { username, password } = req.body as { username: string; password: string };
+        const { invite } = await liveInvite(token);
+        const now = deps.clock.now();
+        const guest: Principal = {
+          id: `guest-${randomBytes(6).toString('hex')}`,
+          role: 'guest',
+          displayName: invite.displayName,
+          homeId: invite.homeId,
+          carrierId: null,
+        };
+        try {
+          await deps.store.principals.create(guest, {
+            username,
+            passwordHash: await hashPassword(password),
+          });
+        } catch (err) {
+          if (isUniqueViolation(err)) fail('auth.username-taken');
+          throw err;
+        }
+        // Claimed once: a second acceptance of the same link finds it taken.
+        if (!(await deps.store.guestGrants.acceptInvite(invite.id, guest.id, now))) {
+          fail('invite.used');
+        }
+        const grant: GuestGrant = {
+          id: `grant-${randomBytes(8).toString('hex')}`,
+          homeId: invite.homeId,
+          doorId: invite.doorId,
+          principalId: guest.id,
+          grantedBy: invite.createdBy,
+          schedule: invite.grant.schedule,
+          limits: {
+            maxUses: invite.grant.maxUses,
+            maxMinutesPerEntry: invite.grant.maxMinutesPerEntry,
+            requiresRecording: invite.grant.requiresRecording,
+          },
+          uses: 0,
+          createdAt: now,
+          revokedAt: null,
+          revokedBy: null,
+          revokeReason: null,
+        };
+        await deps.store.guestGrants.create(grant);
+        await deps.audit.append({
+          kind: 'invite.accepted',
+          actor: { type: 'principal', id: guest.id },
+          subject: `home:${invite.homeId}`,
+          data: { inviteId: invite.id, grantId: grant.id, grantedBy: invite.createdBy },
+        });
+        const session = await deps.auth.openSession(guest);
+        void reply.setCookie(SESSION_COOKIE, session.token, {
+          ...sessionCookieOptions(deps),
+          expires: new Date(session.expiresAt),
+        });
+        return session;
+      },
+    );
+
+    // ---- The guest's side ----
+
+    app.get(
+      '/api/guest/grants',
+      {
+        schema: {
+          tags: ['guests'],
+          summary: 'My grants: when I may come in, in plain words',
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['guest']);
+        const grants = await deps.store.guestGrants.listForPrincipal(p.id);
+        const views: GuestGrantView[] = [];
+        for (const g of grants) {
+          const home = await deps.store.homes.getHome(g.homeId);
+          if (home) views.push(await grantView(g, home));
+        }
+        return { grants: views };
+      },
+    );
+
+    app.post(
+      '/api/guest/grants/:grantId/access',
+      {
+        schema: {
+          tags: ['guests'],
+          summary:
+            'Open the door under my grant. Waits until the door is open or the request is refused.',
+          params: GuestGrantParams,
+          body: EmptyBody,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['guest']);
+        const { grantId } = req.params as { grantId: string };
+        const started = unwrap(await deps.orchestrator.requestGuestEntry(p, grantId));
+        const v = await deps.orchestrator.waitWhile(
+          started.id,
+          ['requested', 'arming', 'unlocking'],
+          12_000,
+        );
+        const session = v ?? started;
+        if (session.state === 'refused' && session.outcome)
+          fail(session.outcome.code, session.outcome.message);
+        return { session };
+      },
+    );
+
+    app.post(
+      '/api/guest/sessions/:sessionId/relock',
+      {
+        schema: {
+          tags: ['guests'],
+          summary: 'The door is closed — lock. Waits for the lock’s own confirmation.',
+          params: SessionParams,
+          body: EmptyBody,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['guest']);
+        const { sessionId } = req.params as { sessionId: string };
+        unwrap(await deps.orchestrator.requestRelock(p, sessionId));
+        const v = await deps.orchestrator.waitWhile(sessionId, ['relocking'], 8_000);
+        if (!v) fail('session.not-found');
+        return { session: v, confirmed: v.lockConfirmedAt !== null };
+      },
+    );
+  };

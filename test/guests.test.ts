@@ -1,0 +1,259 @@
+/**
+ * Guests against the real system: the owner invites by link; the guest accepts, sees plainly
+ * when they may come in, opens the door (the camera records first, as for a courier) and
+ * locks it; outside the schedule the guest is refused in plain words; revocation takes effect
+ * at once; and a guest cannot act as the owner.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ScenarioWorld } from '../src/harness/scenario-world.ts';
+import type { GuestGrantView, InviteView, SessionView } from '../src/protocol/views.ts';
+
+let world: ScenarioWorld;
+let owner = '';
+let homeId = '';
+let doorId = '';
+
+async function call(
+  method: 'GET' | 'POST' | 'PUT',
+  path: string,
+  token: string | null,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown>; setCookie: string[] }> {
+  const res = await fetch(`${world.sys.url}${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+    setCookie: res.headers.getSetCookie(),
+  };
+}
+
+async function invite(body: Record<string, unknown>) {
+  const r = await call('POST', `/api/homes/${homeId}/invites`, owner, {
+    displayName: 'Grandma',
+    doorId,
+    ...body,
+  });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body as { token: string; path: string; invite: InviteView };
+}
+
+let guestSeq = 0;
+async function acceptAsNewGuest(token: string): Promise<string> {
+  const r = await call('POST', `/api/invites/${token}/accept`, null, {
+    username: `grandma-${++guestSeq}`,
+    password: 'a long enough password',
+  });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return String(r.body.token);
+}
+
+beforeAll(async () => {
+  world = await ScenarioWorld.create();
+  homeId = world.creds.homeId;
+  doorId = world.creds.doorId;
+  const r = await call('POST', '/api/auth/sign-in', null, world.creds.owner);
+  owner = String(r.body.token);
+}, 60_000);
+
+afterAll(async () => {
+  await world?.close();
+});
+
+describe('guests', () => {
+  it('invite → accept → "any time" → the door opens on camera, locks, and the entry is counted', async () => {
+    const inv = await invite({ schedule: { kind: 'always' }, maxUses: 5 });
+    expect(inv.path).toBe(`/invite/${inv.token}`);
+    expect(inv.invite).toMatchObject({ status: 'pending', description: 'Any time' });
+
+    const look = await call('GET', `/api/invites/${inv.token}`, null);
+    expect(look.status).toBe(200);
+    expect(look.body).toMatchObject({ doorName: 'Front door', invite: { displayName: 'Grandma' } });
+
+    const r = await call('POST', `/api/invites/${inv.token}/accept`, null, {
+      username: 'grandma',
+      password: 'a long enough password',
+    });
+    expect(r.status).toBe(200);
+    expect(r.setCookie[0]).toMatch(/^threshold_session=.+HttpOnly.+SameSite=Strict/i);
+    const guest = String(r.body.token);
+    // The link works once.
+    const again = await call('POST', `/api/invites/${inv.token}/accept`, null, {
+      username: 'someone-else',
+      password: 'a long enough password',
+    });
+    expect(again.status).toBe(410);
+    expect((again.body.error as { code: string }).code).toBe('invite.used');
+
+    const mine = await call('GET', '/api/guest/grants', guest);
+    const grants = mine.body.grants as GuestGrantView[];
+    expect(grants).toHaveLength(1);
+    expect(grants[0]).toMatchObject({
+      description: 'Any time',
+      doorName: 'Front door',
+      now: { allowed: true },
+      limits: { requiresRecording: true, maxUses: 5 },
+    });
+
+    const open = await call('POST', `/api/guest/grants/${grants[0]!.id}/access`, guest, {});
+    expect(open.status, JSON.stringify(open.body)).toBe(200);
+    const session = open.body.session as SessionView;
+    expect(session.state).toBe('open');
+    expect(session.armedAt).not.toBeNull(); // the camera proved it records before the lock opened
+    expect(world.home.lock.bolt()).toBe('unlocked');
+    await world.dropParcel();
+    const lock = await call('POST', `/api/guest/sessions/${session.id}/relock`, guest, {});
+    expect(lock.status).toBe(200);
+    const done = await world.waitForState(session.id, ['completed', 'aborted'], 10_000);
+    expect(done.state).toBe('completed');
+    expect(world.home.lock.bolt()).toBe('locked');
+    expect((await world.sys.store.guestGrants.get(grants[0]!.id))?.uses).toBe(1);
+
+    // The owner sees the visit in the timeline, with who it was.
+    const timeline = await call('GET', `/api/homes/${homeId}/sessions`, owner);
+    const visit = (timeline.body.sessions as SessionView[]).find((s) => s.id === session.id);
+    expect(visit?.who).toMatchObject({ displayName: 'Grandma', role: 'guest' });
+  });
+
+  it('outside the schedule the guest is refused in plain words, the lock untouched', async () => {
+    // A slot that is never now: the weekday two days from today, 03:00–03:30 at the home.
+    const days = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+    const twoDaysOn = days[(new Date().getUTCDay() + 2) % 7]!;
+    const inv = await invite({
+      schedule: { kind: 'weekly', slots: [{ days: [twoDaysOn], start: '03:00', end: '03:30' }] },
+    });
+    expect(inv.invite.description).toMatch(/03:00–03:30/);
+    const guest = await acceptAsNewGuest(inv.token);
+    const grants = (await call('GET', '/api/guest/grants', guest)).body.grants as GuestGrantView[];
+    expect(grants[0]?.now).toMatchObject({ allowed: false, reason: 'outside-schedule' });
+    const r = await call('POST', `/api/guest/grants/${grants[0]!.id}/access`, guest, {});
+    expect(r.status).toBe(403);
+    expect(r.body.error).toMatchObject({ code: 'grant.outside-schedule' });
+    expect((r.body.error as { message: string }).message).toMatch(/03:00–03:30/);
+    expect(world.home.lock.bolt()).toBe('locked');
+  });
+
+  it('revocation takes effect at once, and is audited', async () => {
+    const inv = await invite({ schedule: { kind: 'always' } });
+    const guest = await acceptAsNewGuest(inv.token);
+    const grant = (
+      (await call('GET', '/api/guest/grants', guest)).body.grants as GuestGrantView[]
+    )[0]!;
+    const revoke = await call('POST', `/api/homes/${homeId}/grants/${grant.id}/revoke`, owner, {});
+    expect(revoke.status).toBe(200);
+    expect(revoke.body.revoked).toEqual([grant.id]);
+    const r = await call('POST', `/api/guest/grants/${grant.id}/access`, guest, {});
+    expect(r.status).toBe(403);
+    expect(r.body.error).toMatchObject({ code: 'grant.revoked' });
+    expect(world.home.lock.bolt()).toBe('locked');
+    const audit = await world.sys.store.audit.entriesForSubject(`home:${homeId}`);
+    expect(audit.some((e) => e.kind === 'grant.revoked' && e.data.grantId === grant.id)).toBe(true);
+  });
+
+  it('a guest cannot act as the owner, see other guests, or use another guest’s grant', async () => {
+    const inv = await invite({ schedule: { kind: 'always' } });
+    const guest = await acceptAsNewGuest(inv.token);
+    const other = await invite({ schedule: { kind: 'always' } });
+    const otherGuest = await acceptAsNewGuest(other.token);
+    const otherGrant = (
+      (await call('GET', '/api/guest/grants', otherGuest)).body.grants as GuestGrantView[]
+    )[0]!;
+    const settingsBefore = (await call('GET', `/api/homes/${homeId}/settings`, owner)).body;
+    const attempts: [string, string, unknown?][] = [
+      ['GET', `/api/homes/${homeId}`],
+      ['GET', `/api/homes/${homeId}/sessions`],
+      ['GET', `/api/homes/${homeId}/guests`],
+      ['GET', `/api/homes/${homeId}/alarms`],
+      ['GET', `/api/homes/${homeId}/audit`],
+      [
+        'PUT',
+        `/api/homes/${homeId}/settings`,
+        { inHomeDelivery: false, daysOff: [], askFirst: false, askTimeoutS: 60 },
+      ],
+      [
+        'POST',
+        `/api/homes/${homeId}/invites`,
+        { displayName: 'Friend', doorId, schedule: { kind: 'always' } },
+      ],
+      ['POST', `/api/homes/${homeId}/grants/${otherGrant.id}/revoke`, {}],
+      ['POST', `/api/homes/${homeId}/doors/${doorId}/command`, { action: 'unlock', confirm: true }],
+      ['POST', `/api/homes/${homeId}/cameras/${world.creds.devices.camera.id}/live`, {}],
+    ];
+    for (const [method, path, body] of attempts) {
+      const r = await call(method as 'GET', path, guest, body);
+      expect(r.status, `${method} ${path}`).toBe(403);
+    }
+    const stolen = await call('POST', `/api/guest/grants/${otherGrant.id}/access`, guest, {});
+    expect(stolen.status).toBe(404);
+    expect(world.home.lock.bolt()).toBe('locked');
+    expect((await call('GET', `/api/homes/${homeId}/settings`, owner)).body).toEqual(
+      settingsBefore,
+    );
+    expect((await world.sys.store.guestGrants.get(otherGrant.id))?.revokedAt).toBeNull();
+    // Each refusal by role is on record.
+    const denied = [];
+    for await (const e of world.sys.store.audit.iterate())
+      if (e.kind === 'auth.denied' && e.data.role === 'guest') denied.push(e);
+    expect(denied.length).toBeGreaterThanOrEqual(attempts.length);
+  });
+
+  it('refuses bad invitations with the reason, and changes nothing', async () => {
+    const before = (await call('GET', `/api/homes/${homeId}/guests`, owner)).body
+      .invites as unknown[];
+    const bad: [string, Record<string, unknown>, number, string][] = [
+      [
+        'a slot that ends where it starts',
+        { schedule: { kind: 'weekly', slots: [{ days: ['sat'], start: '14:00', end: '14:00' }] } },
+        422,
+        'grant.schedule-invalid',
+      ],
+      [
+        'a range that ended',
+        { schedule: { kind: 'date-range', from: '2020-01-01T10:00', until: '2020-01-02T10:00' } },
+        422,
+        'grant.schedule-invalid',
+      ],
+      ['an unknown kind', { schedule: { kind: 'forever' } }, 400, 'request.invalid'],
+      [
+        'recording switched off',
+        { schedule: { kind: 'always' }, requiresRecording: false },
+        400,
+        'request.invalid',
+      ],
+      [
+        'another home’s door',
+        { schedule: { kind: 'always' }, doorId: 'door-elsewhere' },
+        404,
+        'door.not-found',
+      ],
+    ];
+    for (const [what, body, status, code] of bad) {
+      const r = await call('POST', `/api/homes/${homeId}/invites`, owner, {
+        displayName: 'X',
+        doorId,
+        ...body,
+      });
+      expect(r.status, what).toBe(status);
+      expect((r.body.error as { code: string }).code, what).toBe(code);
+    }
+    const after = (await call('GET', `/api/homes/${homeId}/guests`, owner)).body
+      .invites as unknown[];
+    expect(after).toHaveLength(before.length);
+    expect((await call('GET', `/api/invites/${'x'.repeat(43)}`, null)).status).toBe(404);
+    expect((await call('GET', '/api/invites/short', null)).status).toBe(400);
+    const weak = await invite({ schedule: { kind: 'always' } });
+    const r = await call('POST', `/api/invites/${weak.token}/accept`, null, {
+      username: 'weak',
+      password: 'short',
+    });
+    expect(r.status).toBe(400);
+    expect((await call('GET', `/api/invites/${weak.token}`, null)).status).toBe(200);
+  });
+});
