@@ -98,6 +98,10 @@ describe('in-home delivery settings', () => {
     expect(courier.status).toBe(403);
     const other = await asOwner('GET', '/api/homes/home-elsewhere/settings');
     expect(other.status).toBe(404);
+    // The probe is on record, against the home it named.
+    const probes = await world.sys.store.audit.entriesForSubject('home:home-elsewhere');
+    expect(probes.filter((e) => e.kind === 'auth.object-denied')).toHaveLength(1);
+    expect(probes[0]).toMatchObject({ actor: { type: 'principal', id: ownerId } });
   });
 
   it('refuses the courier on a day off, in plain words', async () => {

@@ -20,10 +20,20 @@ export const courierRoutes =
   async (app) => {
     app.get(
       '/api/courier/deliveries',
-      { schema: { tags: ['courier'], summary: 'Deliveries assigned to me' } },
+      {
+        schema: {
+          tags: ['courier'],
+          summary: 'My current deliveries: still to do and not past their window, or under way',
+        },
+      },
       async (req) => {
         const p = await principalOf(deps, req, ['courier']);
-        const deliveries = await deps.store.deliveries.listForCourier(p.id);
+        // Only current work (principle 6): deliveries still to do whose window has not
+        // passed, and any under way. Finished or past ones, and their addresses, are not shown.
+        const now = deps.clock.now();
+        const deliveries = (await deps.store.deliveries.listForCourier(p.id)).filter(
+          (d) => d.status === 'in-progress' || (d.status === 'scheduled' && d.windowEnd > now),
+        );
         const homes = new Map<string, { name: string; address: string; timeZone: string }>();
         for (const d of deliveries) {
           if (!homes.has(d.homeId)) {

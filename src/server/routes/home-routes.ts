@@ -11,14 +11,15 @@ import type { DeliverySettingsView } from '../../protocol/views.ts';
 import { WEEKDAYS, type Home, type Principal } from '../../core/model.ts';
 import type { AppDeps } from '../app.ts';
 import { homeStatus } from '../home-status.ts';
-import { errorResponses, fail, householdWith } from './route-helpers.ts';
+import { denyObject, errorResponses, fail, householdWith } from './route-helpers.ts';
 
 /** Remote unlock keeps the door open at most this long before the lock relocks itself, ms. */
 export const REMOTE_UNLOCK_RELOCK_MS = 5 * 60_000;
 
 /** The home of a household principal, if `homeId` is theirs; otherwise 404 (no leak). */
 export async function ownHome(deps: AppDeps, p: Principal, homeId: string) {
-  if (p.homeId !== homeId || (p.role !== 'owner' && p.role !== 'member')) fail('home.not-found');
+  if (p.homeId !== homeId || (p.role !== 'owner' && p.role !== 'member'))
+    return denyObject(deps, p, 'home.not-found', `home:${homeId}`);
   const home = await deps.store.homes.getHome(homeId);
   if (!home) fail('home.not-found');
   return home;

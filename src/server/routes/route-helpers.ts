@@ -64,6 +64,26 @@ export async function householdWith(
   return p;
 }
 
+/**
+ * Refuses a signed-in principal an object that is not theirs (another home's, another
+ * person's), answering as if it did not exist, and audits the attempt: someone probing other
+ * tenants' ids leaves a trace.
+ */
+export async function denyObject(
+  deps: AppDeps,
+  p: Principal,
+  code: Problem['code'],
+  object: string,
+): Promise<never> {
+  await deps.audit.append({
+    kind: 'auth.object-denied',
+    actor: { type: 'principal', id: p.id },
+    subject: object,
+    data: { role: p.role, answered: code },
+  });
+  throw ThresholdError.from(problem(code));
+}
+
 /** The value of a result, or the refusal thrown as a {@link ThresholdError}. */
 export function unwrap<T>(r: Result<T>): T {
   if (!r.ok) throw ThresholdError.from(r.problem);

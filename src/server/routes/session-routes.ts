@@ -19,7 +19,14 @@ import {
 import type { AppDeps } from '../app.ts';
 import { verifyEd25519 } from '../keys.ts';
 import type { SessionView } from '../session-orchestrator.ts';
-import { errorResponses, fail, principalOf, unwrap, householdWith } from './route-helpers.ts';
+import {
+  denyObject,
+  errorResponses,
+  fail,
+  principalOf,
+  unwrap,
+  householdWith,
+} from './route-helpers.ts';
 import { ownHome } from './home-routes.ts';
 import type { Principal } from '../../core/model.ts';
 
@@ -33,7 +40,8 @@ async function visibleSession(
   if (!v) fail('session.not-found');
   const household = (p.role === 'owner' || p.role === 'member') && p.homeId === v.homeId;
   const ownCourier = p.role === 'courier' && v.principalId === p.id;
-  if (!household && !ownCourier) fail('session.not-found');
+  if (!household && !ownCourier)
+    return denyObject(deps, p, 'session.not-found', `session:${sessionId}`);
   return v;
 }
 
