@@ -157,6 +157,23 @@ describe('guests', () => {
     expect(audit.some((e) => e.kind === 'grant.revoked' && e.data.grantId === grant.id)).toBe(true);
   });
 
+  it('revoking during a visit ends it: the door is locked, the visit closed', async () => {
+    const inv = await invite({ schedule: { kind: 'always' } });
+    const guest = await acceptAsNewGuest(inv.token);
+    const grant = (
+      (await call('GET', '/api/guest/grants', guest)).body.grants as GuestGrantView[]
+    )[0]!;
+    const open = await call('POST', `/api/guest/grants/${grant.id}/access`, guest, {});
+    expect(open.status).toBe(200);
+    const session = open.body.session as SessionView;
+    expect(world.home.lock.bolt()).toBe('unlocked');
+    const revoke = await call('POST', `/api/homes/${homeId}/grants/${grant.id}/revoke`, owner, {});
+    expect(revoke.status).toBe(200);
+    await world.waitFor(() => world.home.lock.bolt() === 'locked', 5_000, 'the door is locked');
+    const done = await world.waitForState(session.id, ['completed', 'aborted'], 10_000);
+    expect(done.history.some((h) => h.reason?.includes('grant.revoked'))).toBe(true);
+  });
+
   it('a guest cannot act as the owner, see other guests, or use another guest’s grant', async () => {
     const inv = await invite({ schedule: { kind: 'always' } });
     const guest = await acceptAsNewGuest(inv.token);
