@@ -1033,6 +1033,31 @@ const MATRIX: readonly Row[] = [
     },
   },
 
+  {
+    route: 'GET /api/guest/sessions/:sessionId',
+    tenancies: WITH_PEER,
+    peer: "own home, the courier's session",
+    expect: { anonymous: 401, owner: 403, member: 403, guest: OWN_P, courier: 403, carrier: 403 },
+    notFound: { other: 'session.not-found', peer: 'session.not-found' },
+    setup: async () => {
+      for (const t of [x.own, x.other]) {
+        guestSession.set(t.key, await x.guestEntry(t, t.guest, t.guestGrantId));
+      }
+    },
+    teardown: async () => {
+      for (const t of [x.own, x.other]) {
+        const id = guestSession.get(t.key);
+        if (id !== undefined) await x.endSession(id, t);
+        await x.lockDoor(t);
+      }
+    },
+    request: (c) => {
+      const id = c.tenancy === 'peer' ? x.own.sessionId : shared(guestSession, objectOf(c));
+      return { path: `/api/guest/sessions/${id}`, ref: id };
+    },
+    check: (_c, a, req) => expect((a.body.session as SessionView).id).toBe(req.ref),
+  },
+
   // The carrier's systems (API key).
   {
     route: 'POST /api/carrier/deliveries',

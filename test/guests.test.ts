@@ -115,11 +115,54 @@ describe('guests', () => {
     expect(done.state).toBe('completed');
     expect(world.home.lock.bolt()).toBe('locked');
     expect((await world.sys.store.guestGrants.get(grants[0]!.id))?.uses).toBe(1);
+    // The guest can follow the visit; nobody else's.
+    const followed = await call('GET', `/api/guest/sessions/${session.id}`, guest);
+    expect((followed.body.session as SessionView).state).toBe('completed');
 
     // The owner sees the visit in the timeline, with who it was.
     const timeline = await call('GET', `/api/homes/${homeId}/sessions`, owner);
     const visit = (timeline.body.sessions as SessionView[]).find((s) => s.id === session.id);
     expect(visit?.who).toMatchObject({ displayName: 'Grandma', role: 'guest' });
+  });
+
+  it('a one-time grant lets in once; then the guest is told plainly it is used', async () => {
+    const now = new Date(Date.now() - 60 * 60_000);
+    const later = new Date(Date.now() + 6 * 60 * 60_000);
+    const local = (d: Date) =>
+      new Intl.DateTimeFormat('sv-SE', {
+        timeZone: 'Europe/Berlin',
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+        hourCycle: 'h23',
+      })
+        .format(d)
+        .replace(' ', 'T');
+    const inv = await invite({
+      schedule: { kind: 'one-time', from: local(now), until: local(later) },
+    });
+    const guest = await acceptAsNewGuest(inv.token);
+    const grant = (
+      (await call('GET', '/api/guest/grants', guest)).body.grants as GuestGrantView[]
+    )[0]!;
+    const open = await call('POST', `/api/guest/grants/${grant.id}/access`, guest, {});
+    expect(open.status, JSON.stringify(open.body)).toBe(200);
+    const session = open.body.session as SessionView;
+    await world.dropParcel();
+    await call('POST', `/api/guest/sessions/${session.id}/relock`, guest, {});
+    await world.waitForState(session.id, ['completed', 'aborted'], 10_000);
+    const after = (
+      (await call('GET', '/api/guest/grants', guest)).body.grants as GuestGrantView[]
+    )[0]!;
+    expect(after.now).toMatchObject({ allowed: false, reason: 'used' });
+    const again = await call('POST', `/api/guest/grants/${grant.id}/access`, guest, {});
+    expect(again.status).toBe(403);
+    expect(again.body.error).toMatchObject({
+      code: 'grant.used',
+      message: 'You have used every entry this access allows.',
+    });
   });
 
   it('outside the schedule the guest is refused in plain words, the lock untouched', async () => {
@@ -209,6 +252,8 @@ describe('guests', () => {
     }
     const stolen = await call('POST', `/api/guest/grants/${otherGrant.id}/access`, guest, {});
     expect(stolen.status).toBe(404);
+    const probes = await world.sys.store.audit.entriesForSubject(`grant:${otherGrant.id}`);
+    expect(probes.filter((e) => e.kind === 'auth.object-denied')).toHaveLength(1);
     expect(world.home.lock.bolt()).toBe('locked');
     expect((await call('GET', `/api/homes/${homeId}/settings`, owner)).body).toEqual(
       settingsBefore,
@@ -258,7 +303,11 @@ describe('guests', () => {
         ...body,
       });
       expect(r.status, what).toBe(status);
-      expect((r.body.error as { code: string }).code, what).toBe(code);
+      const error = r.body.error as { code: string; detail?: { problems?: unknown[] } };
+      expect(error.code, what).toBe(code);
+      // Schedule problems come listed one by one, for a form to show each at its field.
+      if (code === 'grant.schedule-invalid')
+        expect(error.detail?.problems?.length).toBeGreaterThan(0);
     }
     const after = (await call('GET', `/api/homes/${homeId}/guests`, owner)).body
       .invites as unknown[];
@@ -271,6 +320,14 @@ describe('guests', () => {
       password: 'short',
     });
     expect(r.status).toBe(400);
+    expect((await call('GET', `/api/invites/${weak.token}`, null)).status).toBe(200);
+    // A name that differs from the owner's only by capitals is taken.
+    const lookalike = await call('POST', `/api/invites/${weak.token}/accept`, null, {
+      username: world.creds.owner.username.toUpperCase(),
+      password: 'a long enough password',
+    });
+    expect(lookalike.status).toBe(409);
+    expect((lookalike.body.error as { code: string }).code).toBe('auth.username-taken');
     expect((await call('GET', `/api/invites/${weak.token}`, null)).status).toBe(200);
   });
 });

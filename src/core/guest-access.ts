@@ -43,6 +43,12 @@ export type GuestEntryDecision =
 
 const deny = (p: Problem): GuestEntryDecision => ({ allow: false, refusal: p });
 
+/** Whether the grant has no entries left (a one-time grant after its one entry). */
+export function isUsedUp(grant: GuestGrant): boolean {
+  const maxUses = effectiveMaxUses(grant.schedule, grant.limits);
+  return maxUses !== null && grant.uses >= maxUses;
+}
+
 /** Decides a guest's request to open a door under a grant. */
 export function decideGuestEntry(
   req: GuestEntryRequest,
@@ -53,9 +59,10 @@ export function decideGuestEntry(
   if (grant.principalId !== principal.id) return deny(problem('grant.wrong-principal'));
   if (grant.homeId !== home.id || grant.doorId !== door.id || door.homeId !== home.id)
     return deny(problem('grant.wrong-door'));
-  if (grant.revokedAt !== null && grant.revokedAt <= now) return deny(problem('grant.revoked'));
-  const maxUses = effectiveMaxUses(grant.schedule, grant.limits);
-  if (maxUses !== null && grant.uses >= maxUses) return deny(problem('grant.used'));
+  if (grant.revokedAt !== null && grant.revokedAt <= now)
+    return deny(problem('grant.revoked', 'Your access was withdrawn.'));
+  if (isUsedUp(grant))
+    return deny(problem('grant.used', 'You have used every entry this access allows.'));
 
   const verdict = scheduleAllows(grant.schedule, home.timeZone, now);
   if (!verdict.allowed) {

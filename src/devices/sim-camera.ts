@@ -220,6 +220,9 @@ export class SimCamera implements DeviceBehaviour {
         return this.data();
       case 'lock':
       case 'unlock':
+      case 'pin.set':
+      case 'pin.clear':
+      case 'pin.list':
         throw new CommandFailure('command.unsupported', `a camera cannot ${command.action}`);
     }
   }

@@ -84,7 +84,12 @@ export class SimHome {
       ...settings.doorSensor,
       clock,
     });
-    this.lock = new SimLock(this.links.lock, { ...settings.lock, clock, door: this.doorSensor });
+    this.lock = new SimLock(this.links.lock, {
+      ...settings.lock,
+      clock,
+      door: this.doorSensor,
+      deviceKey: keyBytes(devices.lock.key),
+    });
     this.camera = new SimCamera(this.links.camera, {
       ...settings.camera,
       clock,

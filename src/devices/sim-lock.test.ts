@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../core/clock.ts';
 import { sign, verifyMac } from '../protocol/device-auth.ts';
-import type { CommandMessage, LockStateMessage } from '../protocol/device-messages.ts';
+import {
+  decodePinList,
+  MAX_MESSAGE_BYTES,
+  PIN_LIST_PAGE_SIZE,
+  type CommandMessage,
+  type LockStateMessage,
+} from '../protocol/device-messages.ts';
+import { pinDigest } from '../protocol/pin-digest.ts';
 import { MemoryLink } from './memory-link.ts';
 import { SimDoorSensor } from './sim-door-sensor.ts';
 import { SimLock, type SimLockOptions } from './sim-lock.ts';
@@ -252,5 +259,215 @@ describe('SimLock', () => {
     const { link } = setup();
     const reply = await link.deliver(link.command({ action: 'arm', sessionId: 'sess-1' }));
     expect(reply).toMatchObject({ status: 'error', error: { code: 'command.unsupported' } });
+  });
+});
+
+describe('SimLock keypad and PIN slots', () => {
+  const CODE = '482915';
+
+  function pinLock(options: Partial<SimLockOptions> = {}) {
+    const t = setup({ motorDelayMs: 300, autoRelockMs: 30_000, deviceKey: KEY, ...options });
+    const keypadEvents = () => t.link.payloads('event').filter((e) => e.name.startsWith('keypad.'));
+    const everything = () => JSON.stringify(t.link.messages());
+    return { ...t, keypadEvents, everything };
+  }
+
+  it('stores a code with pin.set and lists it back as a digest, never as the code', async () => {
+    const { link, lock, everything } = pinLock();
+    const set = await link.deliver(
+      link.command({ action: 'pin.set', slot: 4, code: CODE, name: 'Cleaner' }),
+    );
+    expect(set).toMatchObject({ status: 'ok', data: { slot: 4 } });
+    expect(lock.pinSlots()).toEqual([4]);
+    expect(lock.pinName(4)).toBe('Cleaner');
+    const list = await link.deliver(link.command({ action: 'pin.list' }));
+    expect(list).toMatchObject({
+      status: 'ok',
+      data: {
+        capacity: 30,
+        slots: [{ slot: 4, set: true, digest: pinDigest(KEY, 4, CODE) }],
+        next: null,
+      },
+    });
+    expect(decodePinList(list?.status === 'ok' ? list.data : null)).not.toBeNull();
+    // The digest is bound to the slot and to the key: nothing to compare across slots or locks.
+    expect(pinDigest(KEY, 5, CODE)).not.toBe(pinDigest(KEY, 4, CODE));
+    expect(pinDigest(DOOR_KEY, 4, CODE)).not.toBe(pinDigest(KEY, 4, CODE));
+    expect(everything()).not.toContain(CODE);
+  });
+
+  it('clears a slot with pin.clear', async () => {
+    const { link, lock } = pinLock();
+    await link.deliver(link.command({ action: 'pin.set', slot: 2, code: CODE }));
+    const clear = await link.deliver(link.command({ action: 'pin.clear', slot: 2 }));
+    expect(clear).toMatchObject({ status: 'ok', data: { slot: 2 } });
+    expect(lock.pinSlots()).toEqual([]);
+    expect(lock.enterCode(CODE).result).toBe('wrong-code');
+  });
+
+  it('refuses a write it cannot keep, without repeating the code in its answer', async () => {
+    const { link, lock, everything } = pinLock({ pinCapacity: 10 });
+    await link.deliver(link.command({ action: 'pin.set', slot: 1, code: CODE }));
+    const cases = [
+      [{ action: 'pin.set', slot: 11, code: '1234' }, 'slots 1 to 10'],
+      [{ action: 'pin.set', slot: 2, code: CODE }, 'already used by another slot'],
+      [{ action: 'pin.set', slot: 2 }, 'needs a slot and a code'],
+      [{ action: 'pin.clear' }, 'needs a slot'],
+      [{ action: 'pin.clear', slot: 11 }, 'slots 1 to 10'],
+    ] as const;
+    for (const [fields, message] of cases) {
+      const reply = await link.deliver(link.command(fields));
+      expect(reply).toMatchObject({ status: 'error', error: { code: 'command.invalid' } });
+      expect(reply?.status === 'error' ? reply.error.message : '').toContain(message);
+    }
+    // Codes that are not 4 to 10 digits do not even pass the command schema.
+    for (const code of ['123', '12345678901', '12a4']) {
+      const bad = { ...link.command({ action: 'pin.set', slot: 3 }), code };
+      const reply = await link.deliver(Buffer.from(JSON.stringify(bad)));
+      expect(reply).toMatchObject({ status: 'error', error: { code: 'command.invalid' } });
+      expect(reply?.status === 'error' ? reply.error.message : code).not.toContain(code);
+    }
+    expect(lock.pinSlots()).toEqual([1]);
+    expect(everything()).not.toContain(CODE);
+  });
+
+  it('lists many slots in pages, each page within the message size limit', async () => {
+    const { link, lock } = pinLock({ pinCapacity: 200 });
+    const slots = Array.from({ length: 45 }, (_, i) => 3 + i * 4);
+    for (const slot of slots) lock.setPinLocally(slot, String(100_000 + slot));
+    const first = await link.deliver(link.command({ action: 'pin.list' }));
+    const page1 = decodePinList(first?.status === 'ok' ? first.data : null);
+    expect(page1?.slots.map((s) => s.slot)).toEqual(slots.slice(0, PIN_LIST_PAGE_SIZE));
+    expect(page1?.next).toBe(slots[PIN_LIST_PAGE_SIZE]);
+    expect(Buffer.byteLength(JSON.stringify(first))).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+    const second = await link.deliver(link.command({ action: 'pin.list', slot: page1!.next! }));
+    const page2 = decodePinList(second?.status === 'ok' ? second.data : null);
+    expect(page2?.slots.map((s) => s.slot)).toEqual(slots.slice(PIN_LIST_PAGE_SIZE));
+    expect(page2?.next).toBeNull();
+  });
+
+  it('cannot list digests without its device key', async () => {
+    const clock = new FakeClock();
+    const link = new MemoryLink({ homeId: 'home-1', deviceId: 'lock-1', deviceKey: KEY, clock });
+    new SimLock(link, { clock });
+    link.connect();
+    const reply = await link.deliver(link.command({ action: 'pin.list' }));
+    expect(reply).toMatchObject({ status: 'error', error: { code: 'command.failed' } });
+  });
+
+  it('can acknowledge writes without keeping them (dropPinWrites)', async () => {
+    const { link, lock } = pinLock();
+    lock.dropPinWrites(2);
+    for (const slot of [1, 2, 3]) {
+      const reply = await link.deliver(
+        link.command({ action: 'pin.set', slot, code: `${slot}${slot}${slot}${slot}` }),
+      );
+      expect(reply).toMatchObject({ status: 'ok', data: { slot } });
+    }
+    // Two writes were swallowed: only the read-back tells.
+    expect(lock.pinSlots()).toEqual([3]);
+    lock.dropPinWrites('all');
+    await link.deliver(link.command({ action: 'pin.set', slot: 4, code: '4444' }));
+    await link.deliver(link.command({ action: 'pin.clear', slot: 3 }));
+    expect(lock.pinSlots()).toEqual([3]);
+    lock.dropPinWrites(0);
+    await link.deliver(link.command({ action: 'pin.clear', slot: 3 }));
+    expect(lock.pinSlots()).toEqual([]);
+    expect(() => lock.dropPinWrites(-1)).toThrow(RangeError);
+  });
+
+  it('opens for a right code, names the slot, and relocks by itself', async () => {
+    const { clock, link, lock, keypadEvents, lastState, everything } = pinLock();
+    await link.deliver(link.command({ action: 'pin.set', slot: 7, code: CODE }));
+    const t0 = clock.now();
+    expect(lock.enterCode(CODE)).toEqual({ result: 'unlocked', slot: 7 });
+    expect(keypadEvents()).toMatchObject([{ name: 'keypad.unlocked', slot: 7 }]);
+    expect(verifyMac(KEY, link.topic('event'), keypadEvents()[0]!)).toBe(true);
+    // The bolt is drawn by the motor; its state report follows.
+    expect(lock.bolt()).toBe('locked');
+    clock.advance(300);
+    expect(lock.bolt()).toBe('unlocked');
+    expect(lastState()).toMatchObject({ bolt: 'unlocked', autoRelockAt: t0 + 300 + 30_000 });
+    clock.advance(30_000 + 300);
+    expect(lock.bolt()).toBe('locked');
+    expect(everything()).not.toContain(CODE);
+  });
+
+  it('locks the keypad out for 15 s after the third wrong code in a row, and says so once', async () => {
+    const { clock, link, lock, keypadEvents, everything } = pinLock();
+    await link.deliver(link.command({ action: 'pin.set', slot: 1, code: CODE }));
+    const t0 = clock.now();
+    expect(lock.enterCode('0000')).toEqual({
+      result: 'wrong-code',
+      attempt: 1,
+      lockedOutUntil: null,
+    });
+    clock.advance(1_000);
+    expect(lock.enterCode('1111')).toMatchObject({ result: 'wrong-code', attempt: 2 });
+    clock.advance(1_000);
+    const until = t0 + 2_000 + 15_000;
+    expect(lock.enterCode('2222')).toEqual({
+      result: 'wrong-code',
+      attempt: 3,
+      lockedOutUntil: until,
+    });
+    expect(lock.keypadLockedUntil()).toBe(until);
+    // Even the right code is ignored now, and the lockout is not announced again.
+    clock.advance(14_999);
+    expect(lock.enterCode(CODE)).toEqual({ result: 'ignored', lockedOutUntil: until });
+    expect(lock.enterCode('3333')).toEqual({ result: 'ignored', lockedOutUntil: until });
+    clock.advance(300);
+    expect(lock.bolt()).toBe('locked');
+    expect(keypadEvents().map((e) => [e.name, e.attempt ?? e.untilMs ?? e.slot])).toEqual([
+      ['keypad.wrong-code', 1],
+      ['keypad.wrong-code', 2],
+      ['keypad.wrong-code', 3],
+      ['keypad.lockout', until],
+    ]);
+    // Once it ends, codes count again from the start.
+    clock.advanceTo(until);
+    expect(lock.keypadLockedUntil()).toBeNull();
+    expect(lock.enterCode('4444')).toMatchObject({ result: 'wrong-code', attempt: 1 });
+    expect(lock.enterCode(CODE)).toEqual({ result: 'unlocked', slot: 1 });
+    clock.advance(300);
+    expect(lock.bolt()).toBe('unlocked');
+    expect(everything()).not.toContain(CODE);
+  });
+
+  it('starts counting wrong codes again after a right one', async () => {
+    const { lock, keypadEvents } = pinLock();
+    lock.setPinLocally(9, CODE);
+    lock.enterCode('0000');
+    lock.enterCode('0001');
+    expect(lock.enterCode(CODE).result).toBe('unlocked');
+    expect(lock.enterCode('0002')).toMatchObject({ result: 'wrong-code', attempt: 1 });
+    expect(lock.enterCode('0003')).toMatchObject({ result: 'wrong-code', attempt: 2 });
+    expect(lock.keypadLockedUntil()).toBeNull();
+    expect(keypadEvents().some((e) => e.name === 'keypad.lockout')).toBe(false);
+  });
+
+  it('takes a longer lockout and other limits, but never a lockout under 15 s', () => {
+    const { lock, clock } = pinLock({ keypadLockoutMs: 60_000, wrongCodeLimit: 5 });
+    for (let i = 0; i < 4; i++) expect(lock.enterCode('9999').result).toBe('wrong-code');
+    expect(lock.keypadLockedUntil()).toBeNull();
+    expect(lock.enterCode('9999')).toMatchObject({ lockedOutUntil: clock.now() + 60_000 });
+    expect(() => pinLock({ keypadLockoutMs: 14_999 })).toThrow(RangeError);
+    expect(() => pinLock({ pinCapacity: 0 })).toThrow(RangeError);
+    expect(() => pinLock({ wrongCodeLimit: 0 })).toThrow(RangeError);
+  });
+
+  it('keeps codes set by hand, and refuses bad ones', async () => {
+    const { link, lock } = pinLock();
+    lock.setPinLocally(12, '7777');
+    const list = await link.deliver(link.command({ action: 'pin.list' }));
+    expect(list).toMatchObject({
+      status: 'ok',
+      data: { slots: [{ slot: 12, digest: pinDigest(KEY, 12, '7777') }] },
+    });
+    expect(() => lock.setPinLocally(31, '1234')).toThrow(RangeError);
+    expect(() => lock.setPinLocally(1, '12')).toThrow(RangeError);
+    expect(() => lock.setPinLocally(2, '7777')).toThrow(/another slot/);
+    lock.clearPinLocally(12);
+    expect(lock.pinSlots()).toEqual([]);
   });
 });

@@ -12,12 +12,34 @@
  *   reply `lock.jammed`).
  * - It publishes its state (bolt, `changedAt` by its clock, `autoRelockAt`) on every change and
  *   on every (re)connection, so after a cut link the server learns when it really locked.
+ * - A keypad with `pinCapacity` slots (Z-Wave User Code / Matter Door Lock users). A right code
+ *   ({@link SimLock.enterCode}) publishes 'keypad.unlocked' with its slot and draws the bolt,
+ *   which relocks after `autoRelockMs` as any unlock without a deadline does. A wrong code
+ *   publishes 'keypad.wrong-code'; the `wrongCodeLimit`-th in a row (default 3) also locks the
+ *   keypad out for `keypadLockoutMs` (default and minimum 15 s, Matter's test defaults), said
+ *   once with 'keypad.lockout'. Codes entered meanwhile, right ones too, are ignored. The count
+ *   starts again after a right code or when the lockout ends.
+ * - The server writes codes with `pin.set`/`pin.clear` and reads them back with `pin.list`,
+ *   which answers with digests only ({@link pinDigest}), never a code. Codes can also be set at
+ *   the lock by hand ({@link SimLock.setPinLocally}), as a real lock's menu allows; and
+ *   {@link SimLock.dropPinWrites} makes it acknowledge writes without keeping them, as real
+ *   locks sometimes do, so only the read-back can tell.
  *
  * Commands: `lock`, `unlock` (`relockAfterMs`, `sessionId`), `report`; the reply data is
- * `{bolt, changedAt, autoRelockAt}`.
+ * `{bolt, changedAt, autoRelockAt}`. `pin.set {slot, code, name?}` and `pin.clear {slot}`
+ * reply `{slot}`; `pin.list {slot?}` replies `{capacity, slots, next}` (see PinListData).
+ * Codes never appear in what the lock publishes or logs.
  */
 import type { Clock } from '../core/clock.ts';
-import type { Bolt, CommandMessage } from '../protocol/device-messages.ts';
+import {
+  MAX_PIN_SLOT,
+  PIN_CODE_PATTERN,
+  PIN_LIST_PAGE_SIZE,
+  type Bolt,
+  type CommandMessage,
+  type PinListDataMessage,
+} from '../protocol/device-messages.ts';
+import { pinDigest } from '../protocol/pin-digest.ts';
 import {
   CommandFailure,
   type DeviceBehaviour,
@@ -36,6 +58,38 @@ export interface SimLockOptions {
   readonly door?: DoorPositionSource;
   /** Bolt at start. Default 'locked'. */
   readonly initialBolt?: Bolt;
+  /**
+   * The device key: `pin.list` digests are keyed with it. Without it the keypad still works,
+   * but `pin.list` fails (`command.failed`).
+   */
+  readonly deviceKey?: Uint8Array;
+  /** Keypad slots, numbered 1…pinCapacity. Default 30. */
+  readonly pinCapacity?: number;
+  /** Wrong codes in a row that lock the keypad out. Default 3. */
+  readonly wrongCodeLimit?: number;
+  /** How long the keypad ignores codes after too many wrong ones, ms. Default and minimum 15 000. */
+  readonly keypadLockoutMs?: number;
+}
+
+/** What entering a code on the keypad did. */
+export type KeypadOutcome =
+  /** The code of `slot` was right: the bolt is being drawn. */
+  | { readonly result: 'unlocked'; readonly slot: number }
+  /**
+   * The code was wrong; `attempt` counts wrong codes in a row. `lockedOutUntil` is set when
+   * this one locked the keypad out.
+   */
+  | {
+      readonly result: 'wrong-code';
+      readonly attempt: number;
+      readonly lockedOutUntil: number | null;
+    }
+  /** The keypad is locked out until `lockedOutUntil`: the code was not even checked. */
+  | { readonly result: 'ignored'; readonly lockedOutUntil: number };
+
+interface StoredPin {
+  readonly code: string;
+  readonly name: string | null;
 }
 
 /** Where a movement drives the bolt. */
@@ -51,6 +105,11 @@ interface Movement {
 
 const DEFAULT_MOTOR_DELAY_MS = 300;
 const DEFAULT_AUTO_RELOCK_MS = 30_000;
+const DEFAULT_PIN_CAPACITY = 30;
+const DEFAULT_WRONG_CODE_LIMIT = 3;
+/** Matter's test default for the keypad's temporary disable time; the issue's lower bound. */
+export const MIN_KEYPAD_LOCKOUT_MS = 15_000;
+const PIN_CODE_RE = new RegExp(PIN_CODE_PATTERN);
 
 /** See the module comment. */
 export class SimLock implements DeviceBehaviour {
@@ -68,6 +127,14 @@ export class SimLock implements DeviceBehaviour {
   private cancelRelockTimer: (() => void) | undefined;
   private stopWaitingForDoor: (() => void) | undefined;
   private stopped = false;
+  private readonly deviceKey: Uint8Array | undefined;
+  private readonly pinCapacity: number;
+  private readonly wrongCodeLimit: number;
+  private readonly keypadLockoutMs: number;
+  private readonly pins = new Map<number, StoredPin>();
+  private wrongInRow = 0;
+  private lockedOutUntil: number | null = null;
+  private writesToDrop: number | 'all' = 0;
 
   /** Attaches itself to `connection`. */
   constructor(connection: DeviceConnection, options: SimLockOptions) {
@@ -79,6 +146,24 @@ export class SimLock implements DeviceBehaviour {
     this.door = options.door;
     this.currentBolt = options.initialBolt ?? 'locked';
     this.changed = options.clock.now();
+    this.deviceKey = options.deviceKey;
+    this.pinCapacity = options.pinCapacity ?? DEFAULT_PIN_CAPACITY;
+    this.wrongCodeLimit = options.wrongCodeLimit ?? DEFAULT_WRONG_CODE_LIMIT;
+    this.keypadLockoutMs = options.keypadLockoutMs ?? MIN_KEYPAD_LOCKOUT_MS;
+    if (
+      !Number.isInteger(this.pinCapacity) ||
+      this.pinCapacity < 1 ||
+      this.pinCapacity > MAX_PIN_SLOT
+    )
+      throw new RangeError(`pinCapacity must be an integer from 1 to ${MAX_PIN_SLOT}`);
+    if (
+      !Number.isInteger(this.wrongCodeLimit) ||
+      this.wrongCodeLimit < 1 ||
+      this.wrongCodeLimit > 10
+    )
+      throw new RangeError('wrongCodeLimit must be an integer from 1 to 10');
+    if (!(this.keypadLockoutMs >= MIN_KEYPAD_LOCKOUT_MS))
+      throw new RangeError(`keypadLockoutMs must be at least ${MIN_KEYPAD_LOCKOUT_MS}`);
     connection.attach(this);
   }
 
@@ -131,6 +216,84 @@ export class SimLock implements DeviceBehaviour {
     this.connection.publishEvent({ name: 'lock.manual', detail: target });
   }
 
+  /**
+   * Someone types `code` on the keypad (any text: a person can press anything); see the module
+   * comment for what follows.
+   */
+  enterCode(code: string): KeypadOutcome {
+    const now = this.clock.now();
+    if (this.lockedOutUntil !== null) {
+      if (now < this.lockedOutUntil)
+        return { result: 'ignored', lockedOutUntil: this.lockedOutUntil };
+      this.lockedOutUntil = null;
+      this.wrongInRow = 0;
+    }
+    const slot = this.slotOf(code);
+    if (slot !== null) {
+      this.wrongInRow = 0;
+      this.connection.publishEvent({ name: 'keypad.unlocked', slot });
+      // Drawn by the motor like a remote unlock without a deadline: the lock's own relock applies.
+      this.cancelRelock();
+      this.enqueue({
+        target: 'unlocked',
+        relockAfterMs: this.autoRelockMs,
+        auto: false,
+        done: () => {},
+      });
+      return { result: 'unlocked', slot };
+    }
+    this.wrongInRow += 1;
+    const attempt = this.wrongInRow;
+    this.connection.publishEvent({ name: 'keypad.wrong-code', attempt });
+    if (attempt < this.wrongCodeLimit)
+      return { result: 'wrong-code', attempt, lockedOutUntil: null };
+    this.lockedOutUntil = now + this.keypadLockoutMs;
+    this.connection.publishEvent({ name: 'keypad.lockout', untilMs: this.lockedOutUntil });
+    return { result: 'wrong-code', attempt, lockedOutUntil: this.lockedOutUntil };
+  }
+
+  /** Until when the keypad ignores codes (ms, lock's clock), or null when it takes them. */
+  keypadLockedUntil(): number | null {
+    return this.lockedOutUntil !== null && this.clock.now() < this.lockedOutUntil
+      ? this.lockedOutUntil
+      : null;
+  }
+
+  /**
+   * Someone sets a code at the lock itself (its own menu or app), not through Threshold.
+   * Throws on a slot or code the lock would refuse (a mistake in the caller).
+   */
+  setPinLocally(slot: number, code: string, name?: string): void {
+    const refusal = this.pinRefusal(slot, code);
+    if (refusal !== null) throw new RangeError(refusal);
+    this.pins.set(slot, { code, name: name ?? null });
+  }
+
+  /** Someone empties a slot at the lock itself. */
+  clearPinLocally(slot: number): void {
+    this.pins.delete(slot);
+  }
+
+  /** The name a slot was given, or null (no name, or no code). */
+  pinName(slot: number): string | null {
+    return this.pins.get(slot)?.name ?? null;
+  }
+
+  /** The slots that hold a code now, ascending. */
+  pinSlots(): number[] {
+    return [...this.pins.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * Fault switch: the next `n` PIN writes (`pin.set`, `pin.clear`), or all of them, are
+   * acknowledged `ok` but not carried out; 0 ends it.
+   */
+  dropPinWrites(n: number | 'all'): void {
+    if (n !== 'all' && (!Number.isInteger(n) || n < 0))
+      throw new RangeError('dropPinWrites takes a count >= 0 or "all"');
+    this.writesToDrop = n;
+  }
+
   /** Stops every timer (motor, auto-relock); pending movements end where the bolt is. */
   stop(): void {
     this.stopped = true;
@@ -153,6 +316,12 @@ export class SimLock implements DeviceBehaviour {
       case 'report':
         this.publish();
         return this.data();
+      case 'pin.set':
+        return this.pinSet(command);
+      case 'pin.clear':
+        return this.pinClear(command);
+      case 'pin.list':
+        return this.pinList(command);
       case 'arm':
       case 'disarm':
         throw new CommandFailure('command.unsupported', `a lock cannot ${command.action}`);
@@ -161,6 +330,73 @@ export class SimLock implements DeviceBehaviour {
 
   onConnect(): void {
     this.publish();
+  }
+
+  private pinSet(command: CommandMessage): Record<string, unknown> {
+    const { slot, code } = command;
+    if (slot === undefined || code === undefined)
+      throw new CommandFailure('command.invalid', 'pin.set needs a slot and a code');
+    // The message may name the slot but never the code: replies end up in logs.
+    const refusal = this.pinRefusal(slot, code);
+    if (refusal !== null) throw new CommandFailure('command.invalid', refusal);
+    if (this.dropThisWrite()) return { slot };
+    this.pins.set(slot, { code, name: command.name ?? null });
+    return { slot };
+  }
+
+  private pinClear(command: CommandMessage): Record<string, unknown> {
+    const slot = command.slot;
+    if (slot === undefined) throw new CommandFailure('command.invalid', 'pin.clear needs a slot');
+    if (slot > this.pinCapacity)
+      throw new CommandFailure('command.invalid', `this lock has slots 1 to ${this.pinCapacity}`);
+    if (this.dropThisWrite()) return { slot };
+    this.pins.delete(slot);
+    return { slot };
+  }
+
+  private pinList(command: CommandMessage): Record<string, unknown> {
+    const key = this.deviceKey;
+    if (key === undefined)
+      throw new CommandFailure('command.failed', 'this lock has no key to make PIN digests with');
+    const from = command.slot ?? 1;
+    const set = this.pinSlots().filter((s) => s >= from);
+    const page = set.slice(0, PIN_LIST_PAGE_SIZE);
+    const data: PinListDataMessage = {
+      capacity: this.pinCapacity,
+      slots: page.map((slot) => ({
+        slot,
+        set: true,
+        digest: pinDigest(key, slot, this.pins.get(slot)!.code),
+      })),
+      next: set[PIN_LIST_PAGE_SIZE] ?? null,
+    };
+    return data;
+  }
+
+  /** Why the lock refuses to store `code` in `slot`, or null. */
+  private pinRefusal(slot: number, code: string): string | null {
+    if (!Number.isInteger(slot) || slot < 1 || slot > this.pinCapacity)
+      return `this lock has slots 1 to ${this.pinCapacity}`;
+    if (!PIN_CODE_RE.test(code)) return 'a code is 4 to 10 digits';
+    // A code must open one slot only, or the keypad could not say whose it was (Matter and
+    // Z-Wave locks refuse duplicates too).
+    for (const [other, pin] of this.pins) {
+      if (other !== slot && pin.code === code) return 'the code is already used by another slot';
+    }
+    return null;
+  }
+
+  private dropThisWrite(): boolean {
+    if (this.writesToDrop === 'all') return true;
+    if (this.writesToDrop === 0) return false;
+    this.writesToDrop -= 1;
+    return true;
+  }
+
+  /** The slot whose code this is, or null. */
+  private slotOf(code: string): number | null {
+    for (const [slot, pin] of this.pins) if (pin.code === code) return slot;
+    return null;
   }
 
   private result(bolt: Bolt): Record<string, unknown> {

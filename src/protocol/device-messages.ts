@@ -36,6 +36,26 @@ const ErrorBody = Type.Object(
 
 const strict = { additionalProperties: false } as const;
 
+/** Highest keypad slot number the protocol allows (a lock says how many it has, `capacity`). */
+export const MAX_PIN_SLOT = 65_535;
+/** A keypad code: 4 to 10 digits (Z-Wave User Code and Matter Door Lock PINs fit). */
+export const PIN_CODE_PATTERN = '^[0-9]{4,10}$';
+/** Longest name a `pin.set` may give a slot, characters. */
+export const MAX_PIN_NAME_LENGTH = 32;
+/** Most slots one `pin.list` reply carries; the rest comes on the next page (`next`). */
+export const PIN_LIST_PAGE_SIZE = 40;
+
+/** A keypad slot number, 1-based as on Z-Wave and Matter locks. */
+const PinSlotNumber = Type.Integer({ minimum: 1, maximum: MAX_PIN_SLOT });
+/**
+ * What a lock reports instead of a PIN: HMAC-SHA256 under a key derived from the device key,
+ * base64url without padding; see `pinDigest` in pin-digest.ts.
+ */
+const PinDigest = Type.String({
+  pattern: '^[A-Za-z0-9_-]{43}$',
+  description: 'HMAC-SHA256 of slot and code under the PIN-digest key, base64url',
+});
+
 /** Retained presence flag; the broker's last will publishes `{"online":false}`. */
 export const Availability = Type.Object({ online: Type.Boolean() }, strict);
 
@@ -94,20 +114,39 @@ export const CameraState = Type.Object(
 
 export const DeviceState = Type.Union([LockState, DoorState, CameraState]);
 
-/** Something that happened at a device, e.g. the lock relocked by its own timer. */
+/** Names of device events. */
+export const DeviceEventName = Type.Union([
+  Type.Literal('lock.auto-relocked'),
+  Type.Literal('lock.jammed'),
+  Type.Literal('lock.manual'),
+  Type.Literal('door.opened'),
+  Type.Literal('door.closed'),
+  Type.Literal('command.rejected'),
+  /** A right code was entered on the keypad; `slot` says whose. The bolt moves next. */
+  Type.Literal('keypad.unlocked'),
+  /** A wrong code was entered; `attempt` counts wrong codes in a row (1, 2, …). */
+  Type.Literal('keypad.wrong-code'),
+  /** Too many wrong codes in a row: the keypad ignores every code until `untilMs`. */
+  Type.Literal('keypad.lockout'),
+]);
+
+/**
+ * Something that happened at a device, e.g. the lock relocked by its own timer. The typed
+ * fields belong to the keypad events: `slot` to `keypad.unlocked`, `attempt` to
+ * `keypad.wrong-code`, `untilMs` to `keypad.lockout` (a PIN itself is never in an event).
+ */
 export const DeviceEvent = Type.Object(
   {
     seq: Seq,
     at: TimeMs,
-    name: Type.Union([
-      Type.Literal('lock.auto-relocked'),
-      Type.Literal('lock.jammed'),
-      Type.Literal('lock.manual'),
-      Type.Literal('door.opened'),
-      Type.Literal('door.closed'),
-      Type.Literal('command.rejected'),
-    ]),
+    name: DeviceEventName,
     detail: Type.Optional(Type.String({ maxLength: 256 })),
+    /** `keypad.unlocked`: the slot whose code was entered. */
+    slot: Type.Optional(PinSlotNumber),
+    /** `keypad.wrong-code`: wrong codes in a row, this one included. */
+    attempt: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })),
+    /** `keypad.lockout`: when the keypad takes codes again, device clock. */
+    untilMs: Type.Optional(TimeMs),
     mac: Mac,
   },
   strict,
@@ -164,6 +203,12 @@ export const CommandAction = Type.Union([
   Type.Literal('arm'),
   Type.Literal('disarm'),
   Type.Literal('report'),
+  /** Locks with a keypad: store `code` in `slot` (optionally named). */
+  Type.Literal('pin.set'),
+  /** Locks with a keypad: empty `slot`. */
+  Type.Literal('pin.clear'),
+  /** Locks with a keypad: list the set slots from `slot` (default 1), as digests. */
+  Type.Literal('pin.list'),
 ]);
 
 /**
@@ -181,7 +226,36 @@ export const Command = Type.Object(
     sessionId: Type.Optional(Id),
     /** For `unlock`: the lock throws the bolt by itself after this many ms (principle 2). */
     relockAfterMs: Type.Optional(Type.Integer({ minimum: 1_000, maximum: 3_600_000 })),
+    /** For `pin.set`, `pin.clear`: the keypad slot; for `pin.list`: the first slot to list. */
+    slot: Type.Optional(PinSlotNumber),
+    /**
+     * For `pin.set`: the PIN. The only message that ever carries one; it is signed, not
+     * encrypted, so the MQTT link must be trusted (TLS or a private network).
+     */
+    code: Type.Optional(Type.String({ pattern: PIN_CODE_PATTERN })),
+    /** For `pin.set`: a label the lock may show or keep (e.g. "Cleaner"). */
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_PIN_NAME_LENGTH })),
     mac: Mac,
+  },
+  strict,
+);
+
+/** One set slot in a `pin.list` reply: never the code, only its digest. */
+export const PinListEntry = Type.Object(
+  { slot: PinSlotNumber, set: Type.Literal(true), digest: PinDigest },
+  strict,
+);
+
+/**
+ * The `data` of the `ok` reply to `pin.list`: how many slots the lock has, the set slots from
+ * the asked-for one on (ascending, at most {@link PIN_LIST_PAGE_SIZE}), and the slot to ask
+ * for next, or null when the list is complete. An empty slot is simply absent.
+ */
+export const PinListData = Type.Object(
+  {
+    capacity: PinSlotNumber,
+    slots: Type.Array(PinListEntry, { maxItems: PIN_LIST_PAGE_SIZE }),
+    next: Type.Union([PinSlotNumber, Type.Null()]),
   },
   strict,
 );
@@ -198,6 +272,11 @@ export type ReplyMessage = Static<typeof Reply>;
 export type CommandMessage = Static<typeof Command>;
 export type CommandActionName = Static<typeof CommandAction>;
 export type Bolt = Static<typeof BoltState>;
+export type DeviceEventNameValue = Static<typeof DeviceEventName>;
+export type PinListEntryMessage = Static<typeof PinListEntry>;
+export type PinListDataMessage = Static<typeof PinListData>;
+/** The fields of a command that only the `pin.*` actions use. */
+export type PinCommandFields = Pick<CommandMessage, 'slot' | 'code' | 'name'>;
 export type DoorPositionName = Static<typeof DoorPosition>;
 
 /** The one topic-channel → schema map. */
@@ -263,4 +342,19 @@ export function decodePayload<C extends Channel>(channel: C, payload: Uint8Array
     };
   }
   return { ok: true, message: value as ChannelPayloads[C] };
+}
+
+const pinListValidator = Compile(PinListData);
+
+/**
+ * Reads the `data` of a `pin.list` reply; null when it does not match {@link PinListData} or
+ * its slots are not strictly ascending (a lock that lists a slot twice is not believed).
+ */
+export function decodePinList(data: unknown): PinListDataMessage | null {
+  if (!pinListValidator.Check(data)) return null;
+  const list: PinListDataMessage = data;
+  for (let i = 1; i < list.slots.length; i++) {
+    if (list.slots[i]!.slot <= list.slots[i - 1]!.slot) return null;
+  }
+  return list;
 }

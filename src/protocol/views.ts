@@ -229,4 +229,11 @@ export type ServerEvent =
     }
   | { readonly type: 'alarm-ack'; readonly homeId: string; readonly alarm: AlarmView }
   | { readonly type: 'device'; readonly homeId: string; readonly device: DeviceLiveStatus }
-  | { readonly type: 'live'; readonly homeId: string; readonly view: LiveViewStatus };
+  | { readonly type: 'live'; readonly homeId: string; readonly view: LiveViewStatus }
+  | {
+      /** Something at the home that needs the owner's attention (e.g. a keypad lockout). */
+      readonly type: 'notice';
+      readonly homeId: string;
+      readonly message: string;
+      readonly at: number;
+    };

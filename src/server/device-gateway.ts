@@ -25,6 +25,7 @@ import {
   type DeviceStateMessage,
   type FrameMessage,
   type HeartbeatMessage,
+  type PinCommandFields,
   type ReplyMessage,
 } from '../protocol/device-messages.ts';
 import {
@@ -96,6 +97,8 @@ export interface CommandOptions {
   readonly relockAfterMs?: number;
   /** How long to wait for the reply, ms (default: the command's TTL). */
   readonly timeoutMs?: number;
+  /** For `pin.set`, `pin.clear`, `pin.list`: slot, and for `pin.set` code and name. */
+  readonly pin?: PinCommandFields;
 }
 
 export type CommandOutcome =
@@ -374,6 +377,7 @@ export class DeviceGateway {
       action,
       ...(options.sessionId === undefined ? {} : { sessionId: options.sessionId }),
       ...(options.relockAfterMs === undefined ? {} : { relockAfterMs: options.relockAfterMs }),
+      ...options.pin,
     };
     const msg = sign<CommandMessage>(key, topic, body);
     const timeoutMs = options.timeoutMs ?? this.ttlMs;

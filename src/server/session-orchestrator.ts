@@ -513,7 +513,16 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     const actor: AuditActor = { type: 'principal', id: principal.id };
     const grant = await store.guestGrants.get(grantId);
     // Another person's grant is "not found", so its existence does not leak.
-    if (!grant || grant.principalId !== principal.id) return refuse(problem('grant.unknown'));
+    if (!grant || grant.principalId !== principal.id) {
+      // Someone else's grant (or none): answered as unknown, and the probe is on record.
+      await this.o.audit.append({
+        kind: 'auth.object-denied',
+        actor,
+        subject: `grant:${grantId}`,
+        data: { role: principal.role, answered: 'grant.unknown' },
+      });
+      return refuse(problem('grant.unknown'));
+    }
     const [home, door] = await Promise.all([
       store.homes.getHome(grant.homeId),
       store.homes.getDoor(grant.doorId),
@@ -1093,6 +1102,10 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         at: event.at,
         seq: event.seq,
         ...(event.detail ? { detail: event.detail } : {}),
+        // The keypad's fields, so the entry holds everything its MAC was made over.
+        ...(event.slot === undefined ? {} : { slot: event.slot }),
+        ...(event.attempt === undefined ? {} : { attempt: event.attempt }),
+        ...(event.untilMs === undefined ? {} : { untilMs: event.untilMs }),
       },
       deviceMac: event.mac,
     });

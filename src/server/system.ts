@@ -20,6 +20,7 @@ import {
 import { openStore, type Store } from '../store/index.ts';
 import { createApp, type App } from './app.ts';
 import { LiveViewService } from './live-view.ts';
+import { PinSync } from './pin-sync.ts';
 import { Passkeys, localRelyingParty, relyingPartyFromUrl } from './passkeys.ts';
 import { DEMO_DOORSTEP } from './seed.ts';
 import { PushNotifier } from './push-notifier.ts';
@@ -91,6 +92,7 @@ export interface RunningSystem {
   readonly clock: Clock;
   readonly push: PushNotifier;
   readonly vapid: VapidKeys;
+  readonly pins: PinSync;
   /** Registers a device with the gateway and broker; returns its secret (base64url device key). */
   provisionDevice(device: Device): Promise<string>;
   /** The secret of a stored device (derived from the master key). */
@@ -191,6 +193,23 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     closers.push(() => gateway.stop());
     closers.push(() => orchestrator.stop());
     await orchestrator.recoverOpenSessions();
+    // Keypad PINs: written to the lock, read back, kept in sync; the owner is told of lockouts.
+    const pins = new PinSync({
+      gateway,
+      store,
+      pinSlots: store.pinSlots,
+      audit,
+      clock,
+      masterKey: keys.masterKey,
+      notify: (homeId, message) => {
+        log?.warn({ homeId }, message);
+        events.publish({ type: 'notice', homeId, message, at: clock.now() });
+      },
+      ...(log ? { logger: log } : {}),
+    });
+    gateway.addListener(pins);
+    await pins.start();
+    closers.push(() => pins.stop());
 
     const auth = new Authenticator(store, clock);
     // Passkeys are bound to the host name people use; a bad --public-url stops the start.
@@ -267,6 +286,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       clock,
       push,
       vapid,
+      pins,
       async provisionDevice(device: Device): Promise<string> {
         if (!(await store.homes.getDevice(device.id))) await store.homes.createDevice(device);
         gateway.register(device);

@@ -41,3 +41,10 @@ export {
   type Invite,
   type InviteGrantSpec,
 } from './guest-grant-repository.ts';
+export {
+  PinSlotRepository,
+  PIN_SYNC_STATES,
+  type PinSlot,
+  type PinDesiredState,
+  type PinSyncState,
+} from './pin-slot-repository.ts';

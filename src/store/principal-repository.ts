@@ -1,5 +1,5 @@
 /** Principals and how they prove who they are: passwords, carrier API keys, sign-in sessions. */
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Principal } from '../core/model.ts';
 import type { ApiKeyRow, Database, PrincipalRow } from './schema.ts';
 
@@ -89,6 +89,16 @@ export class PrincipalRepository {
     return row === undefined
       ? null
       : { principal: toPrincipal(row), passwordHash: row.password_hash };
+  }
+
+  /** Whether a user name is taken, whatever its capitalisation ("Owner" is "owner"). */
+  async usernameTaken(username: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('principals')
+      .select('id')
+      .where(sql<string>`lower(username)`, '=', username.toLowerCase())
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   /** Adds a carrier; rejects if the id exists. */

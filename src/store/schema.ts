@@ -271,6 +271,28 @@ export interface InviteRow {
   revoked_at: number | null;
 }
 
+/**
+ * `pin_slots`: keypad slots of locks, as Threshold wants them and as the lock last confirmed.
+ * Codes are never stored, only their keyed digests.
+ */
+export interface PinSlotRow {
+  lock_device_id: string;
+  slot: number;
+  principal_id: string | null;
+  name: string | null;
+  /** Keyed digest of the code Threshold wrote; null when it wants the slot empty. */
+  code_digest: string | null;
+  desired_state: 'set' | 'clear';
+  sync_state: 'pending' | 'confirmed' | 'failed' | 'out-of-sync' | 'unknown-on-lock';
+  attempts: number;
+  next_attempt_at: number | null;
+  last_error: string | null;
+  /** What the lock last reported for the slot: its digest, or null for empty. */
+  lock_digest: string | null;
+  checked_at: number | null;
+  updated_at: number;
+}
+
 export interface Database {
   homes: HomeRow;
   devices: DeviceRow;
@@ -292,4 +314,5 @@ export interface Database {
   alarm_acks: AlarmAckRow;
   guest_grants: GuestGrantRow;
   invites: InviteRow;
+  pin_slots: PinSlotRow;
 }

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import { AlarmAckRepository } from './alarm-ack-repository.ts';
 import { PasskeyRepository } from './passkey-repository.ts';
 import { GuestGrantRepository } from './guest-grant-repository.ts';
+import { PinSlotRepository } from './pin-slot-repository.ts';
 import { PushSubscriptionRepository } from './push-subscription-repository.ts';
 import { AuditRepository } from './audit-repository.ts';
 import { ClipRepository } from './clip-repository.ts';
@@ -29,6 +30,7 @@ export interface Store {
   readonly alarmAcks: AlarmAckRepository;
   readonly passkeys: PasskeyRepository;
   readonly guestGrants: GuestGrantRepository;
+  readonly pinSlots: PinSlotRepository;
   readonly pushSubscriptions: PushSubscriptionRepository;
   /** Closes the database; idempotent. The store must not be used afterwards. */
   close(): Promise<void>;
@@ -65,6 +67,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     alarmAcks: new AlarmAckRepository(db),
     passkeys: new PasskeyRepository(db),
     guestGrants: new GuestGrantRepository(db),
+    pinSlots: new PinSlotRepository(db),
     pushSubscriptions: new PushSubscriptionRepository(db),
     close: () => db.destroy(),
   };

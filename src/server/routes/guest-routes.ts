@@ -3,7 +3,7 @@
  * name and password), sees plainly when they may come in, and asks to open the door.
  */
 import { randomBytes } from 'node:crypto';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
   describeSchedule,
   scheduleAllows,
@@ -12,6 +12,7 @@ import {
   type GrantLimits,
   type GrantSchedule,
 } from '../../core/grant-schedule.ts';
+import { isUsedUp } from '../../core/guest-access.ts';
 import type { GuestGrant, Home, Principal } from '../../core/model.ts';
 import {
   AcceptInviteRequest,
@@ -25,13 +26,20 @@ import {
   SessionParams,
 } from '../../protocol/http.ts';
 import type { GuestGrantView, InviteView } from '../../protocol/views.ts';
-import { isUniqueViolation, type Invite } from '../../store/index.ts';
+import { ThresholdError } from '../../core/errors.ts';
+import {
+  GuestGrantRepository,
+  isUniqueViolation,
+  PrincipalRepository,
+  type Invite,
+} from '../../store/index.ts';
 import type { AppDeps } from '../app.ts';
 import { hashPassword, tokenHash } from '../auth.ts';
 import { FixedWindowLimiter } from '../rate-limiter.ts';
 import { sessionCookieOptions } from './auth-routes.ts';
 import { ownHome } from './home-routes.ts';
 import {
+  denyObject,
   errorResponses,
   fail,
   householdWith,
@@ -62,7 +70,11 @@ function checkGrant(schedule: GrantSchedule, limits: GrantLimits, home: Home, no
     ...validateLimits(limits, schedule),
   ];
   if (problems.length > 0) {
-    fail('grant.schedule-invalid', problems.map((p) => `${p.path}: ${p.message}`).join(' '));
+    throw new ThresholdError(
+      'grant.schedule-invalid',
+      problems.map((p) => `${p.path}: ${p.message}`).join(' '),
+      { problems: problems.map((p) => ({ path: p.path, message: p.message })) },
+    );
   }
 }
 
@@ -81,8 +93,14 @@ export const guestRoutes =
       15 * 60_000,
     );
     const invitesCreated = new FixedWindowLimiter(deps.clock, INVITES_PER_DAY, 24 * 60 * 60_000);
-    const limitInviteAttempts = async (req: FastifyRequest): Promise<void> => {
-      if (!inviteAttempts.allow(req.ip)) fail('request.rate-limited');
+    const limitInviteAttempts = async (req: FastifyRequest, reply: FastifyReply) => {
+      if (!inviteAttempts.allow(req.ip)) {
+        void reply.header(
+          'retry-after',
+          String(Math.ceil(inviteAttempts.retryAfterMs(req.ip) / 1000)),
+        );
+        fail('request.rate-limited');
+      }
     };
 
     const names = new Map<string, string>();
@@ -112,9 +130,11 @@ export const guestRoutes =
         now:
           g.revokedAt !== null
             ? { allowed: false, nextStartsAt: null, reason: 'revoked' }
-            : verdict.allowed
-              ? { allowed: true, until: verdict.windowEndsAt }
-              : { allowed: false, nextStartsAt: verdict.nextStartsAt, reason: verdict.reason },
+            : isUsedUp(g)
+              ? { allowed: false, nextStartsAt: null, reason: 'used' }
+              : verdict.allowed
+                ? { allowed: true, until: verdict.windowEndsAt }
+                : { allowed: false, nextStartsAt: verdict.nextStartsAt, reason: verdict.reason },
       };
     };
 
@@ -354,19 +374,6 @@ export const guestRoutes =
           homeId: invite.homeId,
           carrierId: null,
         };
-        try {
-          await deps.store.principals.create(guest, {
-            username,
-            passwordHash: await hashPassword(password),
-          });
-        } catch (err) {
-          if (isUniqueViolation(err)) fail('auth.username-taken');
-          throw err;
-        }
-        // Claimed once: a second acceptance of the same link finds it taken.
-        if (!(await deps.store.guestGrants.acceptInvite(invite.id, guest.id, now))) {
-          fail('invite.used');
-        }
         const grant: GuestGrant = {
           id: `grant-${randomBytes(8).toString('hex')}`,
           homeId: invite.homeId,
@@ -385,7 +392,22 @@ export const guestRoutes =
           revokedBy: null,
           revokeReason: null,
         };
-        await deps.store.guestGrants.create(grant);
+        // "Owner" and "owner" are one name: nobody may look like someone else.
+        if (await deps.store.principals.usernameTaken(username)) fail('auth.username-taken');
+        const passwordHash = await hashPassword(password);
+        // Account, claim of the link and grant in one transaction: two acceptances of one link
+        // at the same moment leave one guest, never a stray account without a grant.
+        await deps.store.db.transaction().execute(async (trx) => {
+          try {
+            await new PrincipalRepository(trx).create(guest, { username, passwordHash });
+          } catch (err) {
+            if (isUniqueViolation(err)) fail('auth.username-taken');
+            throw err;
+          }
+          const grants = new GuestGrantRepository(trx);
+          if (!(await grants.acceptInvite(invite.id, guest.id, now))) fail('invite.used');
+          await grants.create(grant);
+        });
         await deps.audit.append({
           kind: 'invite.accepted',
           actor: { type: 'principal', id: guest.id },
@@ -470,6 +492,26 @@ export const guestRoutes =
         const v = await deps.orchestrator.waitWhile(sessionId, ['relocking'], 8_000);
         if (!v) fail('session.not-found');
         return { session: v, confirmed: v.lockConfirmedAt !== null };
+      },
+    );
+
+    app.get(
+      '/api/guest/sessions/:sessionId',
+      {
+        schema: {
+          tags: ['guests'],
+          summary: 'My visit: follow it until the door is open, locked and confirmed',
+          params: SessionParams,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['guest']);
+        const { sessionId } = req.params as { sessionId: string };
+        const v = await deps.orchestrator.view(sessionId);
+        if (!v || v.principalId !== p.id)
+          return denyObject(deps, p, 'session.not-found', `session:${sessionId}`);
+        return { session: v };
       },
     );
   };

@@ -7,10 +7,12 @@ import type { Migration } from 'kysely';
 import * as initial from './0001-initial.ts';
 import * as webApp from './0002-web-app.ts';
 import * as guestGrants from './0003-guest-grants.ts';
+import * as pinSlots from './0004-pin-slots.ts';
 
 /** Migrations by name; Kysely applies them in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-initial': initial,
   '0002-web-app': webApp,
   '0003-guest-grants': guestGrants,
+  '0004-pin-slots': pinSlots,
 };

@@ -1,0 +1,93 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DIALECTS } from './dialect.ts';
+import { PinSlotRepository, type PinSlot } from './pin-slot-repository.ts';
+import { LOCK, OWNER, openTestStore, seedHome, type TestStore } from './test-store.ts';
+
+const DIGEST = 'm0xG3Gk6v0j6yq2v7o5F7tq1D9m0xG3Gk6v0j6yq2v7';
+
+function slot(overrides: Partial<PinSlot> = {}): PinSlot {
+  return {
+    lockDeviceId: LOCK.id,
+    slot: 3,
+    principalId: OWNER.id,
+    name: 'Cleaner',
+    codeDigest: DIGEST,
+    desired: 'set',
+    sync: 'pending',
+    attempts: 0,
+    nextAttemptAt: 1_000,
+    lastError: null,
+    lockDigest: null,
+    checkedAt: null,
+    updatedAt: 500,
+    ...overrides,
+  };
+}
+
+for (const dialect of DIALECTS) {
+  describe(`PinSlotRepository (${dialect})`, () => {
+    let t: TestStore;
+    let repo: PinSlotRepository;
+    beforeEach(async () => {
+      t = await openTestStore(dialect);
+      await seedHome(t.store);
+      repo = new PinSlotRepository(t.store.db);
+    });
+    afterEach(async () => {
+      await t.cleanup();
+    });
+
+    it('stores a slot and replaces it on the next save of the same lock and slot', async () => {
+      expect(await repo.get(LOCK.id, 3)).toBeNull();
+      await repo.save(slot());
+      expect(await repo.get(LOCK.id, 3)).toEqual(slot());
+      const confirmed = slot({
+        sync: 'confirmed',
+        attempts: 2,
+        nextAttemptAt: null,
+        lockDigest: DIGEST,
+        checkedAt: 1_700_000_000_123,
+        updatedAt: 1_700_000_000_123,
+      });
+      await repo.save(confirmed);
+      expect(await repo.get(LOCK.id, 3)).toEqual(confirmed);
+      expect(await repo.listForLock(LOCK.id)).toEqual([confirmed]);
+    });
+
+    it('lists by lock in slot order, by principal and by sync state', async () => {
+      await repo.save(slot({ slot: 9 }));
+      await repo.save(
+        slot({
+          slot: 2,
+          principalId: null,
+          name: null,
+          codeDigest: null,
+          desired: 'clear',
+          sync: 'unknown-on-lock',
+          lockDigest: DIGEST,
+        }),
+      );
+      await repo.save(slot({ slot: 5, sync: 'failed', lastError: 'no read-back' }));
+      expect((await repo.listForLock(LOCK.id)).map((s) => s.slot)).toEqual([2, 5, 9]);
+      expect((await repo.listByPrincipal(OWNER.id)).map((s) => s.slot)).toEqual([5, 9]);
+      expect((await repo.listBySyncState('pending')).map((s) => s.slot)).toEqual([9]);
+      expect((await repo.listBySyncState('unknown-on-lock')).map((s) => s.slot)).toEqual([2]);
+      expect(await repo.listForLock('no-such-lock')).toEqual([]);
+    });
+
+    it('refuses rows that break the rules: unknown lock or principal, slot 0, set without digest', async () => {
+      await expect(repo.save(slot({ lockDeviceId: 'no-such-lock' }))).rejects.toThrow();
+      await expect(repo.save(slot({ principalId: 'nobody' }))).rejects.toThrow();
+      await expect(repo.save(slot({ slot: 0 }))).rejects.toThrow();
+      await expect(repo.save(slot({ codeDigest: null }))).rejects.toThrow();
+      await expect(repo.save(slot({ sync: 'half-done' as PinSlot['sync'] }))).rejects.toThrow();
+      expect(await repo.listForLock(LOCK.id)).toEqual([]);
+    });
+
+    it('has no column that could hold a code in clear', async () => {
+      const tables = await t.store.db.introspection.getTables();
+      const columns = tables.find((tb) => tb.name === 'pin_slots')?.columns.map((c) => c.name);
+      expect(columns?.filter((n) => /code|pin/.test(n))).toEqual(['code_digest']);
+    });
+  });
+}

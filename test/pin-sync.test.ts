@@ -1,0 +1,837 @@
+/**
+ * Keypad PINs end to end: the server's PinSync writes codes to the simulated lock, reads them
+ * back, retries with backoff when the lock swallows writes, flags codes it did not write, and
+ * audits the keypad. Two worlds:
+ *
+ * - a fake clock: the lock's real endpoint (signed commands, the command gate, signed replies)
+ *   over an in-memory link, a real SQLite store and audit log, so every backoff is checked to
+ *   the millisecond without sleeping;
+ * - the real thing: a running control plane (embedded broker, gateway, store, audit log) and
+ *   the demo home's lock connected over MQTT, with short backoff timings.
+ *
+ * Throughout, the PIN must appear nowhere but in the `pin.set` command itself.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomInt } from 'node:crypto';
+import { sql } from 'kysely';
+import { connectAsync, type MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { serverMqttCredentials } from '../src/broker/server-credentials.ts';
+import { CHECKPOINT_ENTRY_KIND } from '../src/core/audit-chain.ts';
+import { FakeClock } from '../src/core/clock.ts';
+import type { Principal } from '../src/core/model.ts';
+import { MemoryLink, SimLock } from '../src/devices/index.ts';
+import { ScenarioWorld } from '../src/harness/scenario-world.ts';
+import { deriveDeviceKey, verifyMac } from '../src/protocol/device-auth.ts';
+import type { CommandActionName, DeviceEventMessage } from '../src/protocol/device-messages.ts';
+import { pinDigest } from '../src/protocol/pin-digest.ts';
+import { SERVER_SUBSCRIPTION, parseDeviceTopic } from '../src/protocol/topics.ts';
+import { AuditLog } from '../src/server/audit-log.ts';
+import type { CommandOptions, CommandOutcome } from '../src/server/device-gateway.ts';
+import { loadOrCreateKeys, sha256Hex } from '../src/server/keys.ts';
+import { PinSync, type PinGateway, type PinSyncTiming } from '../src/server/pin-sync.ts';
+import { PinSlotRepository, type PinSlot } from '../src/store/pin-slot-repository.ts';
+import {
+  COURIER,
+  HOME,
+  LOCK,
+  OWNER,
+  openTestStore,
+  seedHome,
+  type TestStore,
+} from '../src/store/test-store.ts';
+
+/** A fake clock that can say when its next timer is due, so a test can run to it. */
+class SteppingClock extends FakeClock {
+  private readonly dues = new Set<{ readonly at: number }>();
+
+  override schedule(atMs: number, fn: () => void): () => void {
+    const due = { at: Math.max(atMs, this.now()) };
+    this.dues.add(due);
+    const cancel = super.schedule(atMs, () => {
+      this.dues.delete(due);
+      fn();
+    });
+    return () => {
+      this.dues.delete(due);
+      cancel();
+    };
+  }
+
+  nextDue(): number | null {
+    let next: number | null = null;
+    for (const d of this.dues) if (next === null || d.at < next) next = d.at;
+    return next;
+  }
+}
+
+/**
+ * The gateway's command path, in memory: each command is built and signed for the lock's key,
+ * goes through the lock's real endpoint (gate, behaviour, signed reply), and the reply's MAC is
+ * checked as the gateway checks it. `reachable = false` plays a lock that is offline.
+ */
+class LinkGateway implements PinGateway {
+  readonly sent: { at: number; action: CommandActionName; slot: number | null }[] = [];
+  reachable = true;
+  private gate: Promise<void> | null = null;
+
+  constructor(
+    private readonly link: MemoryLink,
+    private readonly clock: FakeClock,
+    private readonly key: Uint8Array,
+  ) {}
+
+  async command(
+    _deviceId: string,
+    action: CommandActionName,
+    options: CommandOptions = {},
+  ): Promise<CommandOutcome> {
+    const command = this.link.command({ action, ...options.pin });
+    this.sent.push({ at: this.clock.now(), action, slot: options.pin?.slot ?? null });
+    if (this.gate !== null) await this.gate;
+    if (!this.reachable) return { status: 'timeout', commandId: command.id };
+    const reply = await this.link.deliver(command);
+    if (reply === null || !verifyMac(this.key, this.link.topic('reply'), reply))
+      return { status: 'timeout', commandId: command.id };
+    return { status: reply.status, reply, commandId: command.id };
+  }
+
+  /** Holds every command on its way until the returned function is called. */
+  hold(): () => void {
+    let release = (): void => {};
+    this.gate = new Promise<void>((resolve) => (release = resolve));
+    return () => {
+      this.gate = null;
+      release();
+    };
+  }
+
+  writes(action: 'pin.set' | 'pin.clear'): number[] {
+    return this.sent.filter((s) => s.action === action).map((s) => s.at);
+  }
+}
+
+const FAST: Partial<PinSyncTiming> = {
+  retryBaseMs: 2_000,
+  retryMaxMs: 60_000,
+  maxAttempts: 6,
+  commandTimeoutMs: 10_000,
+  reconcileEveryMs: null,
+};
+
+/** Lets promise chains and SQLite writes run out, without moving the clock. */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+describe('PinSync on a fake clock', () => {
+  let t: TestStore;
+  let dir: string;
+  let clock: SteppingClock;
+  let link: MemoryLink;
+  let lock: SimLock;
+  let gateway: LinkGateway;
+  let audit: AuditLog;
+  let sync: PinSync;
+  let notes: { homeId: string; message: string }[];
+  let master: Buffer;
+  let lockKey: Buffer;
+
+  function newSync(timing: Partial<PinSyncTiming> = FAST): PinSync {
+    return new PinSync({
+      gateway,
+      store: t.store,
+      audit,
+      clock,
+      masterKey: master,
+      notify: (homeId, message) => notes.push({ homeId, message }),
+      timing,
+    });
+  }
+
+  beforeEach(async () => {
+    t = await openTestStore('sqlite');
+    await seedHome(t.store);
+    dir = mkdtempSync(join(tmpdir(), 'threshold-pin-keys-'));
+    const keys = loadOrCreateKeys(dir);
+    master = keys.masterKey;
+    lockKey = deriveDeviceKey(master, LOCK.id);
+    clock = new SteppingClock();
+    link = new MemoryLink({ homeId: HOME.id, deviceId: LOCK.id, deviceKey: lockKey, clock });
+    lock = new SimLock(link, { clock, deviceKey: lockKey, motorDelayMs: 300 });
+    link.connect();
+    gateway = new LinkGateway(link, clock, lockKey);
+    audit = await AuditLog.open(t.store.audit, clock, keys.auditSigner, sha256Hex);
+    notes = [];
+    sync = newSync();
+    await sync.start();
+  });
+
+  afterEach(async () => {
+    await sync.stop();
+    await audit.close();
+    await t.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs the clock from timer to timer until `done` holds. */
+  async function runUntil(done: () => boolean, limitMs = 10 * 60_000): Promise<void> {
+    const end = clock.now() + limitMs;
+    for (;;) {
+      await flush();
+      if (done()) return;
+      const next = clock.nextDue();
+      if (next === null || next > end) throw new Error('nothing left to run, and not done');
+      clock.advanceTo(next);
+    }
+  }
+
+  async function settle(slot: number): Promise<PinSlot> {
+    let result: PinSlot | null | undefined;
+    void sync.settled(LOCK.id, slot).then((r) => (result = r));
+    await runUntil(() => result !== undefined);
+    if (!result) throw new Error(`slot ${slot} has no record`);
+    return result;
+  }
+
+  async function assign(slot: number, code: string, name?: string): Promise<PinSlot> {
+    const r = await sync.assign(LOCK.id, slot, code, {
+      principalId: OWNER.id,
+      ...(name === undefined ? {} : { name }),
+    });
+    if (!r.ok) throw new Error(r.problem.message);
+    return r.value;
+  }
+
+  async function auditText(): Promise<string> {
+    await audit.drain();
+    const last = (await t.store.audit.last())?.seq ?? 0;
+    return JSON.stringify(await t.store.audit.getRange(1, last));
+  }
+
+  /** The kinds of audit entries so far, without the log's own checkpoint records. */
+  async function auditKinds(): Promise<string[]> {
+    await audit.drain();
+    const last = (await t.store.audit.last())?.seq ?? 0;
+    return (await t.store.audit.getRange(1, last))
+      .map((e) => e.kind)
+      .filter((k) => k !== CHECKPOINT_ENTRY_KIND);
+  }
+
+  it('confirms a code once the read-back shows its digest, and keeps only the digest', async () => {
+    const t0 = clock.now();
+    const pending = await assign(4, '482915', 'Cleaner');
+    expect(pending).toMatchObject({ sync: 'pending', desired: 'set', attempts: 0 });
+    const done = await settle(4);
+    expect(done).toMatchObject({
+      sync: 'confirmed',
+      attempts: 1,
+      principalId: OWNER.id,
+      name: 'Cleaner',
+      codeDigest: pinDigest(lockKey, 4, '482915'),
+      lockDigest: pinDigest(lockKey, 4, '482915'),
+      lastError: null,
+      nextAttemptAt: null,
+      checkedAt: t0,
+    });
+    expect(lock.pinSlots()).toEqual([4]);
+    expect(lock.pinName(4)).toBe('Cleaner');
+    expect(gateway.sent.map((s) => s.action)).toEqual(['pin.set', 'pin.list']);
+    expect(await auditKinds()).toEqual(['pin.assigned', 'pin.confirmed']);
+    const text = (await auditText()) + JSON.stringify(await sync.slots(LOCK.id));
+    expect(text).not.toContain('482915');
+  });
+
+  it('retries after 2 s and 4 s when the lock swallows the first two writes', async () => {
+    lock.dropPinWrites(2);
+    const t0 = clock.now();
+    await assign(7, '7319');
+    const done = await settle(7);
+    expect(done).toMatchObject({ sync: 'confirmed', attempts: 3, lastError: null });
+    expect(gateway.writes('pin.set')).toEqual([t0, t0 + 2_000, t0 + 6_000]);
+    expect(lock.pinSlots()).toEqual([7]);
+  });
+
+  it('gives up after six attempts, waiting 2, 4, 8, 16 and 32 s between them', async () => {
+    lock.dropPinWrites('all');
+    const t0 = clock.now();
+    await assign(2, '5555');
+    const done = await settle(2);
+    expect(gateway.writes('pin.set')).toEqual([
+      t0,
+      t0 + 2_000,
+      t0 + 6_000,
+      t0 + 14_000,
+      t0 + 30_000,
+      t0 + 62_000,
+    ]);
+    expect(done).toMatchObject({ sync: 'failed', attempts: 6, nextAttemptAt: null });
+    expect(done.lastError).toMatch(/read-back does not show it/);
+    expect(lock.pinSlots()).toEqual([]);
+    expect(await auditKinds()).toEqual(['pin.assigned', 'pin.failed']);
+    expect(await auditText()).not.toContain('5555');
+  });
+
+  it('caps the wait between attempts', async () => {
+    await sync.stop();
+    sync = newSync({ ...FAST, retryMaxMs: 5_000, maxAttempts: 5 });
+    lock.dropPinWrites('all');
+    const t0 = clock.now();
+    await assign(2, '5555');
+    await settle(2);
+    expect(gateway.writes('pin.set').map((at) => at - t0)).toEqual([
+      0, 2_000, 6_000, 11_000, 16_000,
+    ]);
+  });
+
+  it('stops at once when the lock refuses the code, without repeating it', async () => {
+    lock.setPinLocally(1, '246810');
+    await assign(3, '246810');
+    const done = await settle(3);
+    expect(done).toMatchObject({ sync: 'failed', attempts: 1 });
+    expect(done.lastError).toMatch(/command.invalid.*another slot/);
+    expect(gateway.writes('pin.set')).toHaveLength(1);
+    expect((await auditText()) + JSON.stringify(done)).not.toContain('246810');
+  });
+
+  it('keeps trying while the lock is away, and goes again as soon as it is back', async () => {
+    gateway.reachable = false;
+    const t0 = clock.now();
+    await assign(5, '9090');
+    await runUntil(() => gateway.writes('pin.set').length === 2);
+    expect((await t.store.db.selectFrom('pin_slots').selectAll().execute())[0]).toMatchObject({
+      sync_state: 'pending',
+      attempts: 2,
+      next_attempt_at: t0 + 6_000,
+    });
+    clock.advance(1_000);
+    gateway.reachable = true;
+    sync.onAvailability({ id: LOCK.id, homeId: HOME.id, kind: 'lock' }, true);
+    const done = await settle(5);
+    expect(done).toMatchObject({ sync: 'confirmed', attempts: 3 });
+    expect(gateway.writes('pin.set')).toEqual([t0, t0 + 2_000, t0 + 3_000]);
+  });
+
+  it('clears a slot, retrying a swallowed clear like a swallowed write', async () => {
+    await assign(6, '1357');
+    await settle(6);
+    lock.dropPinWrites(1);
+    const t0 = clock.now();
+    const r = await sync.clear(LOCK.id, 6);
+    expect(r.ok).toBe(true);
+    const done = await settle(6);
+    expect(done).toMatchObject({
+      desired: 'clear',
+      sync: 'confirmed',
+      attempts: 2,
+      codeDigest: null,
+      principalId: null,
+      lockDigest: null,
+    });
+    expect(gateway.writes('pin.clear')).toEqual([t0, t0 + 2_000]);
+    expect(lock.pinSlots()).toEqual([]);
+    expect(await auditKinds()).toEqual([
+      'pin.assigned',
+      'pin.confirmed',
+      'pin.cleared',
+      'pin.confirmed',
+    ]);
+  });
+
+  it('a newer wish for a slot replaces the write under way', async () => {
+    lock.dropPinWrites(1);
+    const t0 = clock.now();
+    await assign(8, '1111');
+    await runUntil(() => gateway.writes('pin.set').length === 1);
+    // The first write was swallowed; its retry is due at t0 + 2 s. A new code comes first.
+    clock.advance(500);
+    await assign(8, '2222');
+    const done = await settle(8);
+    expect(done).toMatchObject({
+      sync: 'confirmed',
+      attempts: 1,
+      codeDigest: pinDigest(lockKey, 8, '2222'),
+    });
+    // The old write's retry never goes out.
+    clock.advance(10_000);
+    await flush();
+    expect(gateway.writes('pin.set')).toEqual([t0, t0 + 500]);
+    expect(lock.enterCode('1111').result).toBe('wrong-code');
+    expect(lock.enterCode('2222')).toEqual({ result: 'unlocked', slot: 8 });
+  });
+
+  it('a request made while the lock is busy with the previous write of that slot wins', async () => {
+    const release = gateway.hold();
+    await assign(8, '1111');
+    await runUntil(() => gateway.writes('pin.set').length === 1);
+    // The first write is on its way to the lock when the slot is given another code.
+    await assign(8, '2222');
+    release();
+    const done = await settle(8);
+    expect(done).toMatchObject({
+      sync: 'confirmed',
+      codeDigest: pinDigest(lockKey, 8, '2222'),
+      lockDigest: pinDigest(lockKey, 8, '2222'),
+    });
+    expect(gateway.writes('pin.set')).toHaveLength(2);
+    expect(lock.enterCode('1111').result).toBe('wrong-code');
+    expect(lock.enterCode('2222')).toEqual({ result: 'unlocked', slot: 8 });
+    expect(await auditKinds()).toEqual(['pin.assigned', 'pin.assigned', 'pin.confirmed']);
+  });
+
+  it('reconciliation leaves a write under way alone', async () => {
+    lock.dropPinWrites(1);
+    const t0 = clock.now();
+    await assign(5, '5050');
+    await runUntil(() => gateway.writes('pin.set').length === 1);
+    const r = await sync.reconcile(LOCK.id);
+    expect(r.ok && r.value).toEqual([
+      expect.objectContaining({ slot: 5, sync: 'pending', attempts: 1, nextAttemptAt: t0 + 2_000 }),
+    ]);
+    expect(await settle(5)).toMatchObject({ sync: 'confirmed', attempts: 2 });
+    expect(notes).toEqual([]);
+  });
+
+  it('flags what the lock holds that Threshold did not write, and what changed behind its back', async () => {
+    await assign(1, '1212');
+    await settle(1);
+    await assign(2, '3434');
+    await settle(2);
+    await assign(3, '5656');
+    await settle(3);
+    lock.setPinLocally(12, '7777');
+    lock.setPinLocally(2, '9898');
+    lock.clearPinLocally(3);
+    const r = await sync.reconcile(LOCK.id);
+    if (!r.ok) throw new Error(r.problem.message);
+    expect(r.value.map((s) => [s.slot, s.desired, s.sync, s.principalId])).toEqual([
+      [1, 'set', 'confirmed', OWNER.id],
+      [2, 'set', 'out-of-sync', OWNER.id],
+      [3, 'set', 'out-of-sync', OWNER.id],
+      [12, 'clear', 'unknown-on-lock', null],
+    ]);
+    expect(r.value.find((s) => s.slot === 12)?.lockDigest).toBe(pinDigest(lockKey, 12, '7777'));
+    expect(notes).toEqual([
+      {
+        homeId: HOME.id,
+        message: 'Front lock holds a keypad code in slot 12 that Threshold did not set.',
+      },
+    ]);
+    const kinds = await auditKinds();
+    expect(kinds.filter((k) => k === 'pin.out-of-sync')).toHaveLength(2);
+    expect(kinds.filter((k) => k === 'pin.unknown-on-lock')).toHaveLength(1);
+    // Flagged, never removed without the owner; clearing it is the owner's call.
+    expect(lock.pinSlots()).toEqual([1, 2, 12]);
+    await sync.clear(LOCK.id, 12);
+    expect(await settle(12)).toMatchObject({ sync: 'confirmed', desired: 'clear' });
+    // A second look changes nothing that is already known.
+    const again = await sync.reconcile(LOCK.id);
+    expect(again.ok && again.value.map((s) => s.sync)).toEqual([
+      'confirmed',
+      'out-of-sync',
+      'out-of-sync',
+      'confirmed',
+    ]);
+    expect(notes).toHaveLength(1);
+    expect(await auditText()).not.toMatch(/7777|9898|1212|3434|5656/);
+  });
+
+  it('reconciles when the lock comes online, and on its period', async () => {
+    await sync.stop();
+    sync = newSync({ ...FAST, reconcileEveryMs: 60_000 });
+    await sync.start();
+    lock.setPinLocally(20, '2020');
+    sync.onAvailability({ id: LOCK.id, homeId: HOME.id, kind: 'lock' }, true);
+    await runUntil(() => notes.length === 1);
+    lock.setPinLocally(21, '2121');
+    const t0 = clock.now();
+    await runUntil(() => notes.length === 2);
+    expect(clock.now()).toBe(t0 + 60_000);
+    expect((await sync.slots(LOCK.id)).map((s) => [s.slot, s.sync])).toEqual([
+      [20, 'unknown-on-lock'],
+      [21, 'unknown-on-lock'],
+    ]);
+  });
+
+  it('after a restart, a code still unconfirmed is failed (it was never stored), a clear goes on', async () => {
+    gateway.reachable = false;
+    await assign(9, '8642');
+    await flush();
+    lock.setPinLocally(10, '1010');
+    await sync.clear(LOCK.id, 10);
+    await flush();
+    await sync.stop();
+    gateway.reachable = true;
+    sync = newSync();
+    await sync.start();
+    expect(await sync.settled(LOCK.id, 9)).toMatchObject({ sync: 'failed' });
+    expect((await sync.settled(LOCK.id, 9))?.lastError).toMatch(/restarted/);
+    expect(await settle(10)).toMatchObject({ sync: 'confirmed', desired: 'clear' });
+    expect(lock.pinSlots()).toEqual([]);
+  });
+
+  it('refuses bad requests and stores nothing for them', async () => {
+    const cases: [string, number, string, Partial<{ principalId: string; name: string }>][] = [
+      [LOCK.id, 4, '123', {}],
+      [LOCK.id, 4, '12345678901', {}],
+      [LOCK.id, 4, '12a4', {}],
+      [LOCK.id, 0, '1234', {}],
+      [LOCK.id, 1.5, '1234', {}],
+      [LOCK.id, 4, '1234', { name: '' }],
+      [LOCK.id, 4, '1234', { name: 'x'.repeat(33) }],
+      [LOCK.id, 4, '1234', { principalId: COURIER.id }],
+      [LOCK.id, 4, '1234', { principalId: 'nobody' }],
+      ['camera-1', 4, '1234', {}],
+      ['no-such-lock', 4, '1234', {}],
+    ];
+    for (const [lockId, slot, code, extra] of cases) {
+      const r = await sync.assign(lockId, slot, code, { principalId: OWNER.id, ...extra });
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(['request.invalid', 'device.not-found']).toContain(r.problem.code);
+        expect(r.problem.message).not.toContain(code);
+      }
+    }
+    // Once the lock has said it has 30 slots, slot 31 is refused too.
+    await sync.reconcile(LOCK.id);
+    const beyond = await sync.assign(LOCK.id, 31, '1234', { principalId: OWNER.id });
+    expect(!beyond.ok && beyond.problem).toMatchObject({ code: 'request.invalid' });
+    expect((await sync.clear(LOCK.id, 31)).ok).toBe(false);
+    expect(await sync.slots(LOCK.id)).toEqual([]);
+    expect(gateway.writes('pin.set')).toEqual([]);
+  });
+
+  it('audits keypad events with the slot and whose code it was, and tells the owner of a lockout', async () => {
+    await assign(4, '482915');
+    await settle(4);
+    lock.setPinLocally(13, '1313');
+    const events = (): DeviceEventMessage[] => link.payloads('event');
+    const feed = (from: number) => {
+      for (const e of events().slice(from))
+        sync.onEvent({ id: LOCK.id, homeId: HOME.id, kind: 'lock' }, e);
+    };
+    let seen = events().length;
+    lock.enterCode('482915');
+    lock.enterCode('1313');
+    feed(seen);
+    seen = events().length;
+    lock.enterCode('0000');
+    lock.enterCode('0001');
+    lock.enterCode('0002');
+    lock.enterCode('482915');
+    feed(seen);
+    await runUntil(() => notes.length === 2);
+    await audit.drain();
+    const last = (await t.store.audit.last())?.seq ?? 0;
+    const keypad = (await t.store.audit.getRange(1, last)).filter((e) =>
+      e.kind.startsWith('keypad.'),
+    );
+    expect(keypad.map((e) => [e.kind, e.data])).toEqual([
+      [
+        'keypad.unlocked',
+        expect.objectContaining({ slot: 4, principalId: OWNER.id, slotState: 'confirmed' }),
+      ],
+      [
+        'keypad.unlocked',
+        expect.objectContaining({ slot: 13, principalId: null, slotState: null }),
+      ],
+      ['keypad.wrong-code', expect.objectContaining({ attempt: 1 })],
+      ['keypad.wrong-code', expect.objectContaining({ attempt: 2 })],
+      ['keypad.wrong-code', expect.objectContaining({ attempt: 3 })],
+      ['keypad.lockout', expect.objectContaining({ untilMs: clock.now() + 15_000 })],
+    ]);
+    // Each keeps the lock's own MAC of what it said.
+    for (const e of keypad) expect(e.deviceMac).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(notes).toEqual([
+      {
+        homeId: HOME.id,
+        message: 'Front lock was opened with a keypad code Threshold did not set (slot 13).',
+      },
+      {
+        homeId: HOME.id,
+        message: 'Too many wrong codes on the keypad of Front lock: it takes no codes for 15 s.',
+      },
+    ]);
+    expect(await auditText()).not.toMatch(/482915|1313/);
+  });
+});
+
+describe('PinSync against the real broker and the simulated lock', () => {
+  let world: ScenarioWorld;
+  let sync: PinSync;
+  let wiretap: MqttClient;
+  let lockId: string;
+  let guest: Principal;
+  const notes: { homeId: string; message: string }[] = [];
+  const logLines: string[] = [];
+  /** Everything on the wire under the Threshold root, as a server-side tap sees it. */
+  const traffic: { topic: string; text: string }[] = [];
+  /** Everything the gateway handed to its listeners (or dropped), as text. */
+  const gatewaySeen: string[] = [];
+  /** Every code written or typed in these tests: none may leak. */
+  const codes: string[] = [];
+
+  function newCode(): string {
+    // Ten digits: no timestamp, sequence number or base64 text will contain it by chance.
+    const code = String(randomInt(1_000_000_000, 10_000_000_000));
+    codes.push(code);
+    return code;
+  }
+
+  async function auditEntries() {
+    await world.sys.audit.drain();
+    const last = (await world.sys.store.audit.last())?.seq ?? 0;
+    return world.sys.store.audit.getRange(1, last);
+  }
+
+  beforeAll(async () => {
+    world = await ScenarioWorld.create();
+    const { sys } = world;
+    lockId = world.creds.devices.lock.id;
+    guest = {
+      id: 'guest-gina',
+      role: 'guest',
+      displayName: 'Gina Guest',
+      homeId: world.creds.homeId,
+      carrierId: null,
+    };
+    await sys.store.principals.create(guest, { username: 'gina', passwordHash: 'unused' });
+    const credentials = serverMqttCredentials(sys.keys.masterKey);
+    wiretap = await connectAsync(sys.brokerUrl, {
+      ...credentials,
+      clientId: `${credentials.username}-wiretap-${randomInt(1e9)}`,
+      protocolVersion: 4,
+    });
+    wiretap.on('message', (topic, payload) =>
+      traffic.push({ topic, text: payload.toString('utf8') }),
+    );
+    await wiretap.subscribeAsync(SERVER_SUBSCRIPTION, { qos: 1 });
+    sys.gateway.addListener({
+      onState: (_d, s) => void gatewaySeen.push(JSON.stringify(s)),
+      onEvent: (_d, e) => void gatewaySeen.push(JSON.stringify(e)),
+      onDrop: (reason, topic, detail) => void gatewaySeen.push(`${reason} ${topic} ${detail}`),
+    });
+    // This test runs its own PinSync (short retry timings, its own notify and log capture):
+    // the system's own one is stopped, so each keypad event is handled once.
+    await sys.pins.stop();
+    sync = new PinSync({
+      gateway: sys.gateway,
+      store: sys.store,
+      pinSlots: new PinSlotRepository(sys.store.db),
+      audit: sys.audit,
+      clock: sys.clock,
+      masterKey: sys.keys.masterKey,
+      notify: (homeId, message) => notes.push({ homeId, message }),
+      logger: {
+        warn: (o, m) => void logLines.push(`${JSON.stringify(o)} ${m}`),
+        info: (o, m) => void logLines.push(`${JSON.stringify(o)} ${m}`),
+      },
+      timing: {
+        retryBaseMs: 100,
+        retryMaxMs: 400,
+        maxAttempts: 4,
+        commandTimeoutMs: 3_000,
+        reconcileEveryMs: null,
+      },
+    });
+    sys.gateway.addListener(sync);
+    await sync.start();
+  });
+
+  afterAll(async () => {
+    await sync?.stop();
+    await wiretap?.endAsync();
+    await world?.close();
+  });
+
+  it('writes a code, confirms it by read-back, and the keypad then opens with the slot named', async () => {
+    const code = newCode();
+    const r = await sync.assign(lockId, 1, code, { principalId: guest.id, name: 'Gina' });
+    expect(r.ok && r.value.sync).toBe('pending');
+    expect(await sync.settled(lockId, 1)).toMatchObject({
+      sync: 'confirmed',
+      attempts: 1,
+      principalId: guest.id,
+      lastError: null,
+    });
+    expect(world.home.lock.pinSlots()).toContain(1);
+    expect(world.home.lock.pinName(1)).toBe('Gina');
+
+    expect(world.home.lock.enterCode(code)).toEqual({ result: 'unlocked', slot: 1 });
+    await world.waitFor(
+      () =>
+        world.sys.gateway.liveStatus(lockId)?.state?.kind === 'lock' &&
+        (world.sys.gateway.liveStatus(lockId)?.state as { bolt?: string }).bolt === 'unlocked',
+      5_000,
+      'the lock reports its bolt drawn',
+    );
+    const events = traffic.filter((m) => parseDeviceTopic(m.topic)?.channel === 'event');
+    expect(events.map((m) => JSON.parse(m.text) as DeviceEventMessage)).toContainEqual(
+      expect.objectContaining({ name: 'keypad.unlocked', slot: 1 }),
+    );
+    await world.waitFor(
+      async () => (await auditEntries()).some((e) => e.kind === 'keypad.unlocked'),
+      5_000,
+      'the keypad opening is audited',
+    );
+    const opened = (await auditEntries()).find((e) => e.kind === 'keypad.unlocked');
+    expect(opened).toMatchObject({
+      actor: { type: 'device', id: lockId },
+      subject: `device:${lockId}`,
+      data: { slot: 1, principalId: guest.id },
+    });
+    const relock = await world.sys.gateway.command(lockId, 'lock');
+    expect(relock.status).toBe('ok');
+  });
+
+  it('retries when the lock acknowledges but drops the first two writes, then confirms', async () => {
+    world.home.lock.dropPinWrites(2);
+    const code = newCode();
+    await sync.assign(lockId, 2, code, { principalId: guest.id });
+    expect(await sync.settled(lockId, 2)).toMatchObject({
+      sync: 'confirmed',
+      attempts: 3,
+      lastError: null,
+    });
+    expect(world.home.lock.pinSlots()).toContain(2);
+  });
+
+  it('fails after the last attempt when the lock drops every write', async () => {
+    world.home.lock.dropPinWrites('all');
+    try {
+      await sync.assign(lockId, 3, newCode(), { principalId: guest.id });
+      const done = await sync.settled(lockId, 3);
+      expect(done).toMatchObject({ sync: 'failed', attempts: 4 });
+      expect(done?.lastError).toMatch(/read-back does not show it/);
+      expect(world.home.lock.pinSlots()).not.toContain(3);
+      const failed = (await auditEntries()).filter((e) => e.kind === 'pin.failed');
+      expect(failed.map((e) => [e.data.slot, e.data.attempts])).toEqual([[3, 4]]);
+    } finally {
+      world.home.lock.dropPinWrites(0);
+    }
+  });
+
+  it('flags a code set by hand at the lock when the lock comes back online', async () => {
+    const confirmedBefore = (await sync.slots(lockId))
+      .filter((s) => s.sync === 'confirmed')
+      .map((s) => s.slot);
+    world.home.lock.setPinLocally(9, newCode());
+    world.home.links.lock.cutLink();
+    await world.waitFor(
+      () => world.sys.gateway.liveStatus(lockId)?.online === false,
+      5_000,
+      'the server sees the lock go',
+    );
+    world.home.links.lock.restoreLink();
+    await world.waitFor(
+      async () => (await sync.slots(lockId)).some((s) => s.slot === 9),
+      10_000,
+      'slot 9 is reconciled',
+    );
+    const slots = await sync.slots(lockId);
+    expect(slots.find((s) => s.slot === 9)).toMatchObject({
+      sync: 'unknown-on-lock',
+      desired: 'clear',
+      principalId: null,
+    });
+    // What Threshold wrote and the lock kept is still confirmed.
+    expect(slots.filter((s) => s.sync === 'confirmed').map((s) => s.slot)).toEqual(confirmedBefore);
+    expect(notes).toContainEqual({
+      homeId: world.creds.homeId,
+      message: 'Front door lock holds a keypad code in slot 9 that Threshold did not set.',
+    });
+    expect((await auditEntries()).map((e) => e.kind)).toContain('pin.unknown-on-lock');
+  });
+
+  it('locks the keypad out for at least 15 s after three wrong codes, refuses the right one, audits and tells the owner', async () => {
+    const code = newCode();
+    await sync.assign(lockId, 4, code, { principalId: guest.id });
+    expect(await sync.settled(lockId, 4)).toMatchObject({ sync: 'confirmed' });
+    const lock = world.home.lock;
+    const audited = (await auditEntries()).length;
+    expect(lock.enterCode(newCode())).toMatchObject({ result: 'wrong-code', attempt: 1 });
+    expect(lock.enterCode(newCode())).toMatchObject({ result: 'wrong-code', attempt: 2 });
+    const enteredAt = Date.now();
+    const third = lock.enterCode(newCode());
+    expect(third).toMatchObject({ result: 'wrong-code', attempt: 3 });
+    const until = third.result === 'wrong-code' ? third.lockedOutUntil : null;
+    // At least 15 s from the third wrong code (the lock runs on this machine's clock).
+    expect(until).not.toBeNull();
+    expect(until! - enteredAt).toBeGreaterThanOrEqual(15_000);
+    expect(lock.enterCode(code)).toEqual({ result: 'ignored', lockedOutUntil: until });
+    await world.waitFor(
+      () => notes.some((n) => n.message.includes('Too many wrong codes')),
+      5_000,
+      'the owner is told',
+    );
+    expect(notes).toContainEqual({
+      homeId: world.creds.homeId,
+      message: 'Too many wrong codes on the keypad of Front door lock: it takes no codes for 15 s.',
+    });
+    await world.waitFor(
+      async () => (await auditEntries()).some((e) => e.kind === 'keypad.lockout'),
+      5_000,
+      'the lockout is audited',
+    );
+    const keypad = (await auditEntries())
+      .slice(audited)
+      .filter((e) => e.kind.startsWith('keypad.'));
+    expect(keypad.map((e) => [e.kind, e.data.attempt ?? null])).toEqual([
+      ['keypad.wrong-code', 1],
+      ['keypad.wrong-code', 2],
+      ['keypad.wrong-code', 3],
+      ['keypad.lockout', null],
+    ]);
+    const lockout = keypad.at(-1)!;
+    expect(lockout.data.untilMs).toBe(until);
+    // The right code did nothing: the bolt stays thrown and no opening is reported.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(lock.bolt()).toBe('locked');
+    const after = (await auditEntries()).slice(audited);
+    expect(after.filter((e) => e.kind === 'keypad.unlocked')).toEqual([]);
+  });
+
+  it('never lets a PIN out: not in the audit log, the store, the logs or anything devices send', async () => {
+    await world.sys.audit.drain();
+    expect(codes.length).toBeGreaterThanOrEqual(8);
+    const auditText = JSON.stringify(await auditEntries());
+    const tables = await world.sys.store.db.introspection.getTables();
+    let storeText = '';
+    for (const table of tables) {
+      const rows = await sql`select * from ${sql.table(table.name)}`.execute(world.sys.store.db);
+      storeText += JSON.stringify(rows.rows);
+    }
+    // The scan reads real rows: the guest's slots are there, by digest.
+    expect(storeText).toContain(
+      pinDigest(deriveDeviceKey(world.sys.keys.masterKey, lockId), 1, codes[0]!),
+    );
+    const logText = logLines.join('\n');
+    const seenText = gatewaySeen.join('\n');
+    // The tap works: it saw each code written in its pin.set command...
+    const pinSets = traffic.filter((m) => {
+      const t = parseDeviceTopic(m.topic);
+      return (
+        t?.channel === 'command' && (JSON.parse(m.text) as { action?: string }).action === 'pin.set'
+      );
+    });
+    expect(pinSets.some((m) => m.text.includes(codes[0]!))).toBe(true);
+    const elsewhere = traffic
+      .filter((m) => !pinSets.includes(m))
+      .map((m) => m.text)
+      .join('\n');
+    for (const code of codes) {
+      expect(auditText).not.toContain(code);
+      expect(storeText).not.toContain(code);
+      expect(logText).not.toContain(code);
+      expect(seenText).not.toContain(code);
+      // ...and nowhere else on the wire: not in replies, events, states or other commands.
+      expect(elsewhere).not.toContain(code);
+    }
+    expect(gatewaySeen.length).toBeGreaterThan(0);
+    // And the log these entries went into still verifies.
+    expect(await world.auditVerified()).toEqual({ ok: true, firstBreak: null });
+    expect(traffic.some((m) => parseDeviceTopic(m.topic)?.channel === 'reply')).toBe(true);
+  });
+});
