@@ -1261,6 +1261,51 @@ const MATRIX: readonly Row[] = [
       }),
   },
   {
+    route: 'GET /api/homes/:homeId/locks/:lockId/pins',
+    tenancies: WITH_CROSS,
+    cross: "own home, other tenant's lock",
+    expect: { anonymous: 401, owner: OWN_X, member: OWN_X, guest: 403, courier: 403, carrier: 403 },
+    notFound: { other: 'home.not-found', cross: 'device.not-found' },
+    request: (c) => ({
+      path: `/api/homes/${homeOf(c).homeId}/locks/${objectOf(c).devices.lock}/pins`,
+    }),
+    check: (_c, a) => expect(Array.isArray(a.body.slots)).toBe(true),
+  },
+  {
+    route: 'PUT /api/homes/:homeId/locks/:lockId/pins/:slot',
+    tenancies: WITH_CROSS,
+    cross: "own home, other tenant's lock",
+    expect: { anonymous: 401, owner: OWN_X, member: OWN_X, guest: 403, courier: 403, carrier: 403 },
+    notFound: { other: 'home.not-found', cross: 'device.not-found' },
+    request: (c) => ({
+      method: 'PUT',
+      path: `/api/homes/${homeOf(c).homeId}/locks/${objectOf(c).devices.lock}/pins/7`,
+      json: { principalId: homeOf(c).guest.id, name: 'Matrix' },
+    }),
+    state: async (c) =>
+      JSON.stringify(await x.sys.store.pinSlots.listForLock(objectOf(c).devices.lock)),
+    check: (_c, a) => expect(String(a.body.code)).toMatch(/^[0-9]{6}$/),
+    restore: async (c) => {
+      const lock = objectOf(c).devices.lock;
+      await x.sys.pins.clear(lock, 7);
+      await x.sys.pins.settled(lock, 7);
+    },
+  },
+  {
+    route: 'POST /api/homes/:homeId/locks/:lockId/pins/:slot/clear',
+    tenancies: WITH_CROSS,
+    cross: "own home, other tenant's lock",
+    expect: { anonymous: 401, owner: OWN_X, member: OWN_X, guest: 403, courier: 403, carrier: 403 },
+    notFound: { other: 'home.not-found', cross: 'device.not-found' },
+    request: (c) => ({
+      path: `/api/homes/${homeOf(c).homeId}/locks/${objectOf(c).devices.lock}/pins/8/clear`,
+      json: {},
+    }),
+    state: async (c) =>
+      JSON.stringify(await x.sys.store.pinSlots.listForLock(objectOf(c).devices.lock)),
+    check: (_c, a) => expect(a.body.slot).toMatchObject({ slot: 8, desired: 'clear' }),
+  },
+  {
     route: 'GET /api/homes/:homeId/cameras/:cameraId/live',
     tenancies: WITH_CROSS,
     cross: "own home, other tenant's camera",

@@ -247,3 +247,22 @@ export const InviteTokenParams = Type.Object(
 export const GrantParams = Type.Object({ homeId: Id, grantId: Id }, strict);
 export const InviteParams = Type.Object({ homeId: Id, inviteId: Id }, strict);
 export const GuestGrantParams = Type.Object({ grantId: Id }, strict);
+
+export const LockParams = Type.Object({ homeId: Id, lockId: Id }, strict);
+export const PinSlotParams = Type.Object(
+  { homeId: Id, lockId: Id, slot: Type.String({ pattern: '^[1-9][0-9]{0,4}$' }) },
+  strict,
+);
+
+/**
+ * Give a person a keypad code in a slot. Without `code`, Threshold makes a random 6-digit one;
+ * either way the code is answered once and never stored in clear.
+ */
+export const AssignPinRequest = Type.Object(
+  {
+    principalId: Id,
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    code: Type.Optional(Type.String({ pattern: '^[0-9]{4,10}$' })),
+  },
+  strict,
+);

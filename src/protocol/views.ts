@@ -215,6 +215,22 @@ export interface InviteView {
   readonly acceptedBy: string | null;
 }
 
+/** One keypad slot of a lock, as the household sees it (never the code). */
+export interface PinSlotView {
+  readonly lockId: string;
+  readonly slot: number;
+  readonly principalId: string | null;
+  readonly name: string | null;
+  readonly desired: 'set' | 'clear';
+  /** pending, confirmed, failed, out-of-sync, unknown-on-lock (see docs/device-protocol.md). */
+  readonly sync: string;
+  readonly attempts: number;
+  readonly nextAttemptAt: number | null;
+  readonly lastError: string | null;
+  readonly checkedAt: number | null;
+  readonly updatedAt: number;
+}
+
 /**
  * Events on `GET /api/events` (text/event-stream): the SSE event name is `type`, the data is
  * the JSON of the whole event.

@@ -23,12 +23,14 @@ import type { DeviceGateway } from './device-gateway.ts';
 import type { EventBus } from './event-bus.ts';
 import type { LiveViewService } from './live-view.ts';
 import type { Passkeys } from './passkeys.ts';
+import type { PinSync } from './pin-sync.ts';
 import { passkeyRoutes } from './routes/passkey-routes.ts';
 import { authRoutes } from './routes/auth-routes.ts';
 import { carrierRoutes } from './routes/carrier-routes.ts';
 import { courierRoutes } from './routes/courier-routes.ts';
 import { eventRoutes } from './routes/event-routes.ts';
 import { guestRoutes } from './routes/guest-routes.ts';
+import { pinRoutes } from './routes/pin-routes.ts';
 import { homeRoutes } from './routes/home-routes.ts';
 import { liveRoutes } from './routes/live-routes.ts';
 import { pushRoutes, type PushRouteDeps } from './routes/push-routes.ts';
@@ -46,6 +48,8 @@ export interface AppDeps {
   readonly clips: ClipStore;
   readonly events: EventBus;
   readonly liveView: LiveViewService;
+  /** Keypad PIN sync; without it the PIN routes are absent. */
+  readonly pins?: PinSync;
   /** Passkey registration and sign-in; without it the passkey routes are absent. */
   readonly passkeys?: Passkeys;
   /** Set by `threshold demo` only: the position the courier page may offer as "at the door". */
@@ -197,6 +201,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   await app.register(sessionRoutes(deps));
   await app.register(liveRoutes(deps));
   await app.register(guestRoutes(deps));
+  await app.register(pinRoutes(deps));
   if (deps.push) await app.register(pushRoutes(deps, deps.push));
   await app.register(courierRoutes(deps));
   await app.register(carrierRoutes(deps));

@@ -232,6 +232,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       events,
       liveView,
       passkeys,
+      pins,
       clock,
       ...(opts.demo ? { demo: { doorstep: DEMO_DOORSTEP } } : {}),
       push: { publicKey: vapid.publicKey, repo: store.pushSubscriptions, notifier: push },

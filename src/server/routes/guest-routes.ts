@@ -275,6 +275,22 @@ export const guestRoutes =
             data: { grantId: id, cascadeFrom: id === grantId ? null : grantId },
           });
           await deps.orchestrator.grantRevoked(id);
+          // A keypad code of someone whose access is gone is emptied on the lock too.
+          const holder = (await deps.store.guestGrants.get(id))?.principalId;
+          if (holder && deps.pins) {
+            const stillAllowed = (await deps.store.guestGrants.listForPrincipal(holder)).some(
+              (g) => g.revokedAt === null,
+            );
+            if (!stillAllowed) {
+              for (const slot of await deps.store.pinSlots.listByPrincipal(holder)) {
+                if (slot.desired === 'set')
+                  await deps.pins.clear(slot.lockDeviceId, slot.slot, {
+                    type: 'principal',
+                    id: p.id,
+                  });
+              }
+            }
+          }
         }
         const after = await deps.store.guestGrants.get(grantId);
         return { grant: await grantView(after ?? grant, home), revoked };
