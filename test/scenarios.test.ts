@@ -10,13 +10,17 @@ import { findScenario, SCENARIOS } from '../src/harness/scenarios/index.ts';
 const REPORT_KEYS = ['scenario', 'outcome', 'coverage', 'gaps', 'alerts', 'auditVerified'];
 
 describe('scenarios', () => {
-  it('has the five scenarios of the walking skeleton', () => {
+  it('has the walking skeleton’s five scenarios and the four of guests and keypad codes', () => {
     expect(SCENARIOS.map((s) => s.name)).toEqual([
       'delivery',
       'deauth',
       'freeze',
       'relock-jam',
       'replay',
+      'guest-schedule',
+      'pin-brute-force',
+      'revoke-cascade',
+      'guest-escalation',
     ]);
   });
 
@@ -71,6 +75,52 @@ describe('scenarios', () => {
     );
     expect(r.rejectReasons).toContain('wrong-session');
     expect(r.coverage).toBeLessThan(1);
+    expect(r.auditVerified).toBe(true);
+  }, 60_000);
+
+  it('guest-schedule: "Saturdays 14:00–18:00" holds on the home’s clock across the change to winter time', async () => {
+    const r = await runScenario(findScenario('guest-schedule')!);
+    expect(r.failures).toEqual([]);
+    expect(r.outcome).toBe('completed');
+    expect(r.summerInside).toMatchObject({ local: '2026-10-24 15:00 CEST' });
+    expect(r.winterEarly).toMatchObject({
+      local: '2026-10-31 13:30 CET',
+      status: 403,
+      code: 'grant.outside-schedule',
+    });
+    expect((r.winterEarly as { message: string }).message).toContain('Saturdays 14:00–18:00');
+    expect(r.winterInside).toMatchObject({ local: '2026-10-31 17:30 CET', outcome: 'completed' });
+    expect((r.winterInside as { utc: string }).utc).toMatch(/^2026-10-31T16:30/);
+    expect(r.auditVerified).toBe(true);
+  }, 60_000);
+
+  it('pin-brute-force: three wrong codes lock the keypad out for 15 s, told and audited without codes', async () => {
+    const r = await runScenario(findScenario('pin-brute-force')!);
+    expect(r.failures).toEqual([]);
+    expect(r.lockoutMs).toBeGreaterThanOrEqual(15_000);
+    expect(r.ignoredDuringLockout).toBe(true);
+    expect(r.wrongCodeEntries).toBe(3);
+    expect(r.lockoutEntries).toBe(1);
+    expect(r.codeLeaks).toBe(0);
+    expect((r.notices as string[]).length).toBeGreaterThan(0);
+    expect(r.auditVerified).toBe(true);
+  }, 60_000);
+
+  it('revoke-cascade: revoking a guest revokes what they shared on and ends a running visit', async () => {
+    const r = await runScenario(findScenario('revoke-cascade')!);
+    expect(r.failures).toEqual([]);
+    expect(r.revoked).toHaveLength(3);
+    expect(r.refusedAfter).toEqual({ status: 403, code: 'grant.revoked' });
+    expect(typeof r.relockMs).toBe('number');
+    expect(r.auditVerified).toBe(true);
+  }, 60_000);
+
+  it('guest-escalation: a guest is refused every owner-only action, each refusal audited', async () => {
+    const r = await runScenario(findScenario('guest-escalation')!);
+    expect(r.failures).toEqual([]);
+    expect(r.attempts).toBeGreaterThanOrEqual(16);
+    expect(r.refused).toBe(r.attempts);
+    expect(r.audited).toBe(r.attempts);
     expect(r.auditVerified).toBe(true);
   }, 60_000);
 });

@@ -30,7 +30,10 @@ export async function scenarioCommand(
   opts: ScenarioOptions,
 ): Promise<void> {
   if (opts.list) {
-    for (const s of SCENARIOS) console.log(`${s.name.padEnd(12)} ${s.expected}`);
+    for (const s of SCENARIOS)
+      console.log(
+        `${s.name.padEnd(Math.max(...SCENARIOS.map((x) => x.name.length)))} ${s.expected}`,
+      );
     return;
   }
   const chosen = opts.all ? SCENARIOS : name ? [findScenario(name)] : [];

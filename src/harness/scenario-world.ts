@@ -13,6 +13,7 @@ import type { Coverage } from '../core/observation-watchdog.ts';
 import { systemClock } from '../protocol/system-clock.ts';
 import type { SimHome } from '../devices/index.ts';
 import { simHomeFor } from './demo-sim-home.ts';
+import { shiftedClock } from './shifted-clock.ts';
 import { verifyEd25519 } from '../server/keys.ts';
 import {
   createDemoDelivery,
@@ -42,6 +43,11 @@ export interface WorldOptions {
   readonly maxOpenMs?: number;
   /** Benchmark trace points (see DeviceGatewayOptions.trace). */
   readonly trace?: SystemOptions['trace'];
+  /**
+   * Runs the server and the simulated devices on a clock this far from the wall clock, ms (e.g.
+   * to stand on a given Saturday at the home). Timers still run in real time.
+   */
+  readonly clockOffsetMs?: number;
 }
 
 /** One HTTP answer: status and parsed body. */
@@ -67,7 +73,9 @@ export class ScenarioWorld {
   static async create(opts: WorldOptions = {}): Promise<ScenarioWorld> {
     const tempDir = opts.dataDir === undefined;
     const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'threshold-scenario-'));
+    const clock = opts.clockOffsetMs ? shiftedClock(opts.clockOffsetMs) : systemClock;
     const sys = await startSystem({
+      clock,
       dataDir,
       port: 0,
       mqttPort: 0,
@@ -80,7 +88,7 @@ export class ScenarioWorld {
       const creds = await seedDemo(sys, dataDir, {
         credentialsFile: join(dataDir, 'scenario-credentials.json'),
       });
-      const home = simHomeFor(creds, sys.brokerUrl, systemClock);
+      const home = simHomeFor(creds, sys.brokerUrl, clock);
       await home.start();
       const world = new ScenarioWorld(sys, home, creds, dataDir, tempDir, maxOpenMs);
       world.offEvents = sys.events.subscribe((e) => {

@@ -3,11 +3,26 @@ import type { Scenario } from '../scenario.ts';
 import { deauth } from './deauth.ts';
 import { delivery } from './delivery.ts';
 import { freeze } from './freeze.ts';
+import { guestEscalation } from './guest-escalation.ts';
+import { guestSchedule } from './guest-schedule.ts';
+import { pinBruteForce } from './pin-brute-force.ts';
 import { relockJam } from './relock-jam.ts';
 import { replay } from './replay.ts';
+import { revokeCascade } from './revoke-cascade.ts';
 
-export const SCENARIOS: readonly Scenario[] = [delivery, deauth, freeze, relockJam, replay];
+export const SCENARIOS: readonly Scenario[] = [
+  delivery,
+  deauth,
+  freeze,
+  relockJam,
+  replay,
+  guestSchedule,
+  pinBruteForce,
+  revokeCascade,
+  guestEscalation,
+];
 
+/** The scenario named `name`, or undefined. */
 export function findScenario(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);
 }
