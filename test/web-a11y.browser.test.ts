@@ -140,6 +140,92 @@ describe('accessibility (axe, WCAG 2.1 A and AA)', () => {
   }, 60_000);
 });
 
+describe('accessibility of guests and keypad codes (axe, WCAG 2.1 A and AA)', () => {
+  /** The owner's bearer token, to prepare an invitation and a guest through the API. */
+  async function ownerToken(): Promise<string> {
+    const r = await fetch(`${world.sys.url}/api/auth/sign-in`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(world.creds.owner),
+    });
+    return ((await r.json()) as { token: string }).token;
+  }
+
+  async function invite(token: string, displayName: string): Promise<string> {
+    const r = await fetch(`${world.sys.url}/api/homes/${world.creds.homeId}/invites`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({
+        displayName,
+        doorId: world.creds.doorId,
+        schedule: {
+          kind: 'weekly',
+          slots: [{ days: ['mon', 'wed', 'fri'], start: '09:00', end: '12:00' }],
+        },
+        maxUses: 10,
+      }),
+    });
+    expect(r.status).toBe(200);
+    return ((await r.json()) as { token: string }).token;
+  }
+
+  it('the guests page (with a guest, an invitation and a keypad code), the invitation page and the guest page, at phone and desktop widths', async () => {
+    const owner = await ownerToken();
+    // A guest who accepted, with a keypad code; and an invitation not yet accepted.
+    const accepted = await invite(owner, 'Cleaner');
+    const creds = { username: 'cleaner-a11y', password: 'mop-and-bucket-42' };
+    const acc = await fetch(`${world.sys.url}/api/invites/${accepted}/accept`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(creds),
+    });
+    expect(acc.status).toBe(200);
+    const guestId = ((await acc.json()) as { principal: { id: string } }).principal.id;
+    const pin = await fetch(
+      `${world.sys.url}/api/homes/${world.creds.homeId}/locks/${world.creds.devices.lock.id}/pins/3`,
+      {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${owner}` },
+        body: JSON.stringify({ principalId: guestId, name: 'Cleaner' }),
+      },
+    );
+    expect(pin.status).toBe(200);
+    const pending = await invite(owner, 'Plumber');
+
+    for (const viewport of [PHONE, DESKTOP]) {
+      const { ctx, page } = await signedIn('owner', viewport);
+      await page.getByTestId('door-card').first().waitFor({ timeout: 10_000 });
+      await page.goto(`${base}/guests`);
+      await page.getByTestId('guest-grant').first().waitFor({ timeout: 10_000 });
+      await page.getByTestId('guest-invite').first().waitFor({ timeout: 10_000 });
+      await page.getByTestId('pin-slot').first().waitFor({ timeout: 10_000 });
+      expect(await axe(page), `guests at ${viewport.width}px`).toEqual([]);
+      await page.getByTestId('invite-kind-weekly').check();
+      await page.getByTestId('invite-add-slot').click();
+      expect(await axe(page), `weekly invite form at ${viewport.width}px`).toEqual([]);
+      await ctx.close();
+
+      const anon = await browser.newContext({ viewport, bypassCSP: true });
+      const invitePage = await anon.newPage();
+      await invitePage.goto(`${base}/invite/${pending}`);
+      await invitePage.getByTestId('invite-username').waitFor({ timeout: 10_000 });
+      expect(await axe(invitePage), `invitation at ${viewport.width}px`).toEqual([]);
+      await anon.close();
+
+      const guestCtx = await browser.newContext({ viewport, bypassCSP: true });
+      const guest = await guestCtx.newPage();
+      await guest.goto(`${base}/guest`);
+      await guest.getByTestId('username').fill(creds.username);
+      await guest.getByTestId('password').fill(creds.password);
+      await guest.getByTestId('sign-in').click();
+      await guest.getByTestId('guest-access').first().waitFor({ timeout: 10_000 });
+      expect(new URL(guest.url()).pathname).toBe('/guest');
+      expect(await axe(guest), `guest page at ${viewport.width}px`).toEqual([]);
+      await guestCtx.close();
+    }
+  }, 90_000);
+});
+
 describe('keyboard', () => {
   it('every control of the owner’s home is reached with Tab, each with a visible focus ring', async () => {
     const { ctx, page } = await signedIn('owner', DESKTOP);

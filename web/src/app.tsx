@@ -1,14 +1,17 @@
 /**
  * The app shell: who is signed in decides which face is shown. Owners and household members
- * get the home; couriers get `/courier`. Any 401 from the API brings back the sign-in page.
+ * get the home; couriers get `/courier`; guests get `/guest`. An invitation link
+ * (`/invite/:token`) opens without sign-in. Any 401 from the API brings back the sign-in page.
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { PrincipalSummary } from '../../src/protocol/views.ts';
 import { api, ApiError, onUnauthorized } from './api.ts';
 import { CourierApp } from './courier/courier-app.tsx';
+import { GuestApp } from './guest/guest-app.tsx';
+import { InvitePage } from './invite-page.tsx';
 import { resumeEvents, stopEvents } from './events.ts';
 import { OwnerApp } from './owner/owner-app.tsx';
-import { navigate, usePath } from './router.ts';
+import { matchPath, navigate, usePath } from './router.ts';
 import { SignInPage } from './sign-in.tsx';
 import { Mark } from './components/icons.tsx';
 import { unsubscribeThisBrowser } from './owner/push-settings.tsx';
@@ -24,18 +27,36 @@ function returnPath(): string | null {
   return here === '/sign-in' ? null : here;
 }
 
-/** Where a principal belongs: couriers at /courier, the household at /. */
-function faceOf(p: PrincipalSummary): 'courier' | 'owner' | 'none' {
+type Face = 'courier' | 'owner' | 'guest' | 'none';
+
+/** Where a principal belongs: couriers at /courier, guests at /guest, the household at /. */
+function faceOf(p: PrincipalSummary): Face {
   if (p.role === 'courier') return 'courier';
   if (p.role === 'owner' || p.role === 'member') return 'owner';
+  if (p.role === 'guest') return 'guest';
   return 'none';
 }
 
-function belongsTo(path: string, face: 'courier' | 'owner' | 'none'): boolean {
-  if (face === 'courier') return path === '/courier' || path.startsWith('/courier/');
+function under(path: string, prefix: string): boolean {
+  return path === prefix || path.startsWith(`${prefix}/`);
+}
+
+function belongsTo(path: string, face: Face): boolean {
+  if (face === 'courier') return under(path, '/courier');
+  if (face === 'guest') return under(path, '/guest');
   if (face === 'owner')
-    return path !== '/sign-in' && path !== '/courier' && !path.startsWith('/courier/');
+    return path !== '/sign-in' && !under(path, '/courier') && !under(path, '/guest');
   return true;
+}
+
+/** A face's own start page. */
+function homeOf(face: Face): string {
+  return face === 'courier' ? '/courier' : face === 'guest' ? '/guest' : '/';
+}
+
+/** An invitation link's token, when the page is one (it needs no sign-in). */
+function inviteToken(path: string): string | null {
+  return matchPath('/invite/:token', path)?.token ?? null;
 }
 
 /** The whole app. */
@@ -86,13 +107,14 @@ export function App() {
   }, []);
 
   // Keep the address bar honest: the sign-in page is /sign-in, each face at its own paths.
+  // An invitation link is left alone: it is for whoever holds it, signed in or not.
   useEffect(() => {
+    if (inviteToken(path) !== null) return;
     if (auth.status === 'signed-out' && path !== '/sign-in')
       navigate('/sign-in', { replace: true });
     if (auth.status === 'signed-in') {
       const face = faceOf(auth.principal);
-      if (!belongsTo(path, face))
-        navigate(face === 'courier' ? '/courier' : '/', { replace: true });
+      if (!belongsTo(path, face)) navigate(homeOf(face), { replace: true });
     }
   }, [auth, path]);
 
@@ -100,14 +122,11 @@ export function App() {
     resumeEvents();
     setAuth({ status: 'signed-in', principal });
     const face = faceOf(principal);
-    const to =
-      returnTo && returnTo !== '/' && belongsTo(returnTo, face)
-        ? returnTo
-        : face === 'courier'
-          ? '/courier'
-          : '/';
+    const to = returnTo && returnTo !== '/' && belongsTo(returnTo, face) ? returnTo : homeOf(face);
     navigate(to, { replace: true });
   }, []);
+
+  const invite = inviteToken(path);
 
   const signOut = useCallback(async () => {
     stopEvents();
@@ -119,6 +138,10 @@ export function App() {
     }
     setAuth({ status: 'signed-out', returnTo: null });
   }, []);
+
+  if (invite !== null && auth.status !== 'loading' && auth.status !== 'unreachable') {
+    return <InvitePage token={invite} onAccepted={(p) => signedIn(p, '/guest')} />;
+  }
 
   switch (auth.status) {
     case 'loading':
@@ -155,6 +178,8 @@ export function App() {
         return <CourierApp principal={auth.principal} onSignOut={() => void signOut()} />;
       if (face === 'owner')
         return <OwnerApp principal={auth.principal} onSignOut={() => void signOut()} />;
+      if (face === 'guest')
+        return <GuestApp principal={auth.principal} onSignOut={() => void signOut()} />;
       return (
         <div className="splash">
           <Mark size={44} />

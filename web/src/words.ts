@@ -137,3 +137,52 @@ export function lockErrorSentence(code: string, serverMessage: string): string {
       return serverMessage;
   }
 }
+
+/**
+ * Refusals as a guest should read them (docs/api.md §11.6). The schedule refusals keep the
+ * server's own message, which names the guest's schedule.
+ */
+const GUEST_SENTENCES: Record<string, string> = {
+  'grant.used': 'You have used all the entries of this invitation.',
+  'grant.revoked': 'Your access was withdrawn.',
+  'grant.unknown': 'This access does not exist (or is not yours).',
+  'session.active': 'Someone is at the door right now; try again in a few minutes.',
+  'camera.offline': 'The door camera is not working, so the door stays locked.',
+  'camera.frozen': 'The door camera is not working, so the door stays locked.',
+  'camera.not-recording': 'The door camera is not working, so the door stays locked.',
+  'lock.offline': 'The lock is not answering, so the door stays locked.',
+  'lock.jammed': 'The lock is jammed, so the door stays locked.',
+  'lock.unconfirmed': 'The lock did not confirm it opened. The household has been told.',
+  'door.open': 'The door is open. Close it first.',
+  'door.unknown': 'The door sensor is not answering, so the door stays locked.',
+  'session.finished': 'This visit is already finished.',
+  'network.unreachable': 'No connection to Threshold. Check your signal and try again.',
+};
+
+/** The guest's sentence for a refusal code, or the server's message (written for guests). */
+export function guestSentence(code: string, serverMessage: string): string {
+  return GUEST_SENTENCES[code] ?? serverMessage;
+}
+
+/** A keypad slot's sync state in words: "Confirmed by the lock", "Failed after 6 tries". */
+export function pinSyncLabel(slot: {
+  readonly sync: string;
+  readonly desired: 'set' | 'clear';
+  readonly attempts: number;
+}): string {
+  const emptying = slot.desired === 'clear';
+  switch (slot.sync) {
+    case 'pending':
+      return emptying ? 'Pending — being emptied' : 'Pending — being written';
+    case 'confirmed':
+      return emptying ? 'Empty — confirmed by the lock' : 'Confirmed by the lock';
+    case 'failed':
+      return `Failed after ${slot.attempts} ${slot.attempts === 1 ? 'try' : 'tries'}`;
+    case 'out-of-sync':
+      return 'Out of sync';
+    case 'unknown-on-lock':
+      return 'Set at the lock by hand';
+    default:
+      return slot.sync;
+  }
+}

@@ -75,7 +75,17 @@ export const webAppRoute =
       return reply.type('text/html; charset=utf-8').sendFile('index.html');
     };
     app.get('/', { schema: { hide: true } }, page);
-    for (const prefix of ['/courier', '/home', '/sessions', '/settings', '/alarms', '/sign-in']) {
+    for (const prefix of [
+      '/courier',
+      '/home',
+      '/sessions',
+      '/settings',
+      '/alarms',
+      '/sign-in',
+      '/guests',
+      '/guest',
+      '/invite',
+    ]) {
       app.get(prefix, { schema: { hide: true } }, page);
       app.get(`${prefix}/*`, { schema: { hide: true } }, page);
     }

@@ -1,6 +1,6 @@
 /**
  * The owner face: alarms on top of every page, the "ask me first" prompt when a courier is
- * waiting, then the page: home at a glance, timeline, a session, alarms or settings.
+ * waiting, then the page: home at a glance, timeline, a session, alarms, guests or settings.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { Home, HomeStatusView, PrincipalSummary } from '../../../src/protocol/views.ts';
@@ -12,6 +12,7 @@ import { useActiveSessions } from './active-sessions.ts';
 import { AlarmBanner, AlarmsPage, useAlarms } from './alarms.tsx';
 import { DecisionPrompts } from './decision-prompt.tsx';
 import { applyDeviceEvent } from './device-facts.ts';
+import { GuestsPage } from './guests-page.tsx';
 import { HomePage } from './home-page.tsx';
 import { OwnerContext, type OwnerState } from './owner-context.ts';
 import { SessionPage } from './session-page.tsx';
@@ -31,6 +32,7 @@ const NAV = [
   { to: '/', label: 'Home' },
   { to: '/sessions', label: 'Timeline' },
   { to: '/alarms', label: 'Alarms' },
+  { to: '/guests', label: 'Guests' },
   { to: '/settings', label: 'Settings' },
 ] as const;
 
@@ -156,6 +158,7 @@ function OwnerShell({ principal, home, onSignOut }: OwnerAppProps & { readonly h
   else if (sessionMatch?.id)
     page = <SessionPage key={sessionMatch.id} sessionId={sessionMatch.id} alarms={alarms} />;
   else if (path === '/alarms') page = <AlarmsPage alarms={alarms} />;
+  else if (path === '/guests') page = <GuestsPage />;
   else if (path === '/settings' || path.startsWith('/settings/'))
     page = <SettingsPage onSignOut={onSignOut} />;
   else
