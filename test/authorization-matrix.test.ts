@@ -302,7 +302,17 @@ const MATRIX: readonly Row[] = [
   publicPage('GET /docs/json', '/docs/json', /json/),
   publicPage('GET /docs/yaml', '/docs/yaml', /yaml/),
   publicPage('GET /', '/', /text\/html/),
-  ...['/courier', '/home', '/sessions', '/settings', '/alarms', '/sign-in'].flatMap((p) => [
+  ...[
+    '/courier',
+    '/home',
+    '/sessions',
+    '/settings',
+    '/alarms',
+    '/sign-in',
+    '/guests',
+    '/guest',
+    '/invite',
+  ].flatMap((p) => [
     publicPage(`GET ${p}`, p, /text\/html/),
     publicPage(`GET ${p}/*`, `${p}/anything/here`, /text\/html/),
   ]),
