@@ -928,6 +928,33 @@ const MATRIX: readonly Row[] = [
     check: (_c, a, req) => expect(a.body.invite).toMatchObject({ id: req.ref, status: 'revoked' }),
   },
   {
+    route: 'POST /api/homes/:homeId/members/:principalId/remove',
+    tenancies: WITH_CROSS,
+    cross: "own home, other tenant's member",
+    expect: { anonymous: 401, owner: OWN_X, member: 403, guest: 403, courier: 403, carrier: 403 },
+    notFound: { other: 'home.not-found', cross: 'principal.not-found' },
+    request: async (c) => {
+      // An allowed call removes someone: a member made for the purpose, never the world's own.
+      let id = objectOf(c).member.id;
+      if (c.tenancy === 'own' && c.outcome === 'allow') {
+        id = `member-matrix-${Math.random().toString(36).slice(2, 10)}`;
+        await x.sys.store.principals.create(
+          {
+            id,
+            role: 'member',
+            displayName: 'Matrix member',
+            homeId: x.own.homeId,
+            carrierId: null,
+          },
+          { username: id, passwordHash: 'unused' },
+        );
+      }
+      return { path: `/api/homes/${homeOf(c).homeId}/members/${id}/remove`, json: {}, ref: id };
+    },
+    state: async (_c, req) => x.sys.store.principals.isDisabled(req.ref ?? ''),
+    check: (_c, a, req) => expect(a.body).toMatchObject({ removed: req.ref }),
+  },
+  {
     // The link's token is the credential: whoever holds it may look, signed in or not.
     route: 'GET /api/invites/:token',
     tenancies: NONE,

@@ -382,3 +382,58 @@ describe('guests', () => {
     expect((await call('GET', `/api/invites/${weak.token}`, null)).status).toBe(200);
   });
 });
+
+describe('removing a household member', () => {
+  it('ends their sign-in, refuses their password, and revokes what they shared, in cascade', async () => {
+    // A member of the home, who invites a guest of their own.
+    const { hashPassword } = await import('../src/server/auth.ts');
+    await world.sys.store.principals.create(
+      { id: 'member-kim', role: 'member', displayName: 'Kim', homeId, carrierId: null },
+      { username: 'kim', passwordHash: await hashPassword('kims long password') },
+    );
+    const kim = String(
+      (
+        await call('POST', '/api/auth/sign-in', null, {
+          username: 'kim',
+          password: 'kims long password',
+        })
+      ).body.token,
+    );
+    const inv = await call('POST', `/api/homes/${homeId}/invites`, kim, {
+      displayName: 'Kim’s friend',
+      doorId,
+      schedule: { kind: 'always' },
+    });
+    expect(inv.status).toBe(200);
+    const friend = await acceptAsNewGuest(String(inv.body.token));
+    const grant = (
+      (await call('GET', '/api/guest/grants', friend)).body.grants as GuestGrantView[]
+    )[0]!;
+    expect(grant.grantedBy.id).toBe('member-kim');
+
+    // A member may not remove anyone; the owner may.
+    const byMember = await call('POST', `/api/homes/${homeId}/members/member-kim/remove`, kim, {});
+    expect(byMember.status).toBe(403);
+    const r = await call('POST', `/api/homes/${homeId}/members/member-kim/remove`, owner, {});
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ removed: 'member-kim', revoked: [grant.id] });
+
+    expect((await call('GET', '/api/me', kim)).status).toBe(401);
+    const again = await call('POST', '/api/auth/sign-in', null, {
+      username: 'kim',
+      password: 'kims long password',
+    });
+    expect(again.status).toBe(401);
+    const entry = await call('POST', `/api/guest/grants/${grant.id}/access`, friend, {});
+    expect(entry.status).toBe(403);
+    expect(entry.body.error).toMatchObject({ code: 'grant.revoked' });
+    // Only members can be removed, and only of one's own home.
+    expect(
+      (await call('POST', `/api/homes/${homeId}/members/courier-sam/remove`, owner, {})).status,
+    ).toBe(404);
+    const audit = await world.sys.store.audit.entriesForSubject(`home:${homeId}`);
+    expect(
+      audit.some((e) => e.kind === 'member.removed' && e.data.principalId === 'member-kim'),
+    ).toBe(true);
+  });
+});

@@ -5,9 +5,10 @@ import type { Role } from './model.ts';
 const ROLES: readonly Role[] = ['owner', 'member', 'guest', 'courier', 'carrier'];
 
 describe('capabilities', () => {
-  it('gives the owner everything and a member everything but managing devices', () => {
+  it('gives the owner everything and a member everything but managing devices and the household', () => {
     for (const c of CAPABILITIES) expect(can({ role: 'owner' }, c)).toBe(true);
-    for (const c of CAPABILITIES) expect(can({ role: 'member' }, c)).toBe(c !== 'manage-devices');
+    for (const c of CAPABILITIES)
+      expect(can({ role: 'member' }, c)).toBe(c !== 'manage-devices' && c !== 'manage-household');
   });
 
   it('gives a guest only "unlock", and couriers and carriers nothing of the household’s', () => {

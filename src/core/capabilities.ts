@@ -3,7 +3,8 @@
  * and it still checks the object (the home, the session, the delivery) against the principal.
  *
  * - owner: everything;
- * - member of the household: everything but managing devices (by default);
+ * - member of the household: everything but managing devices and the household itself (by
+ *   default);
  * - guest: only to unlock, and only within a grant (checked by the access decision);
  * - courier: nothing here; only its own current delivery, through the courier routes;
  * - carrier: nothing here; only its own deliveries, through the carrier API.
@@ -17,6 +18,7 @@ export const CAPABILITIES = [
   'manage-access',
   'manage-devices',
   'manage-delivery-settings',
+  'manage-household',
 ] as const;
 
 export type Capability = (typeof CAPABILITIES)[number];
@@ -24,7 +26,7 @@ export type Capability = (typeof CAPABILITIES)[number];
 /** The capabilities of each role, by default. */
 export const ROLE_CAPABILITIES: Readonly<Record<Role, readonly Capability[]>> = {
   owner: CAPABILITIES,
-  member: CAPABILITIES.filter((c) => c !== 'manage-devices'),
+  member: CAPABILITIES.filter((c) => c !== 'manage-devices' && c !== 'manage-household'),
   guest: ['unlock'],
   courier: [],
   carrier: [],

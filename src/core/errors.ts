@@ -48,6 +48,7 @@ export const ERROR_CATALOGUE = {
   },
   'invite.not-found': { status: 404, message: 'No such invitation.' },
   'grant.unknown': { status: 404, message: 'No such grant.' },
+  'principal.not-found': { status: 404, message: 'No such person in this home.' },
   'invite.used': {
     status: 410,
     message: 'This invitation has been used, withdrawn or has expired; ask for a new one.',

@@ -266,3 +266,5 @@ export const AssignPinRequest = Type.Object(
   },
   strict,
 );
+
+export const MemberParams = Type.Object({ homeId: Id, principalId: Id }, strict);

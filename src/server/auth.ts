@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hash, verify } from '@node-rs/argon2';
 import type { Clock } from '../core/clock.ts';
-import { problem, refuse, ok, type Result } from '../core/errors.ts';
+import { problem, refuse, ok, ThresholdError, type Result } from '../core/errors.ts';
 import type { Principal } from '../core/model.ts';
 import type { Store } from '../store/index.ts';
 
@@ -53,6 +53,9 @@ export class Authenticator {
     const stored = found?.passwordHash ?? (await dummyHash);
     const good = await verify(stored, password).catch(() => false);
     if (!found || !good) return refuse(problem('auth.invalid-credentials'));
+    // A removed member's password is refused like a wrong one.
+    if (await this.store.principals.isDisabled(found.principal.id))
+      return refuse(problem('auth.invalid-credentials'));
     return ok(await this.openSession(found.principal));
   }
 
@@ -63,6 +66,9 @@ export class Authenticator {
   async openSession(
     principal: Principal,
   ): Promise<{ principal: Principal; token: string; expiresAt: number }> {
+    // Whatever proved who they are (a passkey too), a disabled principal gets no session.
+    if (await this.store.principals.isDisabled(principal.id))
+      throw new ThresholdError('auth.invalid-credentials');
     const token = randomBytes(32).toString('base64url');
     const now = this.clock.now();
     const expiresAt = now + SESSION_TTL_MS;
@@ -84,7 +90,9 @@ export class Authenticator {
       return refuse(problem('auth.session-expired'));
     }
     const p = await this.store.principals.get(s.principalId);
-    return p ? ok(p) : refuse(problem('auth.required'));
+    if (!p || (await this.store.principals.isDisabled(p.id)))
+      return refuse(problem('auth.required'));
+    return ok(p);
   }
 
   async signOut(token: string): Promise<void> {

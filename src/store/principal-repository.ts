@@ -91,6 +91,33 @@ export class PrincipalRepository {
       : { principal: toPrincipal(row), passwordHash: row.password_hash };
   }
 
+  /**
+   * Disables a principal: it can no longer sign in, and all its sign-in sessions end. False
+   * when there is no such principal or it was disabled already.
+   */
+  async disable(id: string, atMs: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx
+        .updateTable('principals')
+        .set({ disabled_at: atMs })
+        .where('id', '=', id)
+        .where('disabled_at', 'is', null)
+        .executeTakeFirst();
+      await trx.deleteFrom('auth_sessions').where('principal_id', '=', id).execute();
+      return r.numUpdatedRows > 0n;
+    });
+  }
+
+  /** Whether the principal is disabled (or does not exist). */
+  async isDisabled(id: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('principals')
+      .select('disabled_at')
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row === undefined || row.disabled_at !== null;
+  }
+
   /** Whether a user name is taken, whatever its capitalisation ("Owner" is "owner"). */
   async usernameTaken(username: string): Promise<boolean> {
     const row = await this.db

@@ -68,6 +68,8 @@ export interface PrincipalRow {
   display_name: string;
   home_id: string | null;
   carrier_id: string | null;
+  /** When the principal was disabled (removed from the household), or null. */
+  disabled_at: number | null;
 }
 
 /** `api_keys`: carrier API credentials; only a hash of the key is stored. */

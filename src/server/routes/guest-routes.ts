@@ -23,6 +23,7 @@ import {
   HomeParams,
   InviteParams,
   InviteTokenParams,
+  MemberParams,
   SessionParams,
 } from '../../protocol/http.ts';
 import type { GuestGrantView, InviteView } from '../../protocol/views.ts';
@@ -268,34 +269,89 @@ export const guestRoutes =
           )),
         );
         for (const id of revoked) {
-          await deps.audit.append({
-            kind: 'grant.revoked',
-            actor: { type: 'principal', id: p.id },
-            subject: `home:${homeId}`,
-            data: { grantId: id, cascadeFrom: id === grantId ? null : grantId },
-          });
-          await deps.orchestrator.grantRevoked(id);
-          // A keypad code of someone whose access is gone is emptied on the lock too.
-          const holder = (await deps.store.guestGrants.get(id))?.principalId;
-          if (holder && deps.pins) {
-            const stillAllowed = (await deps.store.guestGrants.listForPrincipal(holder)).some(
-              (g) => g.revokedAt === null,
-            );
-            if (!stillAllowed) {
-              for (const slot of await deps.store.pinSlots.listByPrincipal(holder)) {
-                if (slot.desired === 'set')
-                  await deps.pins.clear(slot.lockDeviceId, slot.slot, {
-                    type: 'principal',
-                    id: p.id,
-                  });
-              }
-            }
-          }
+          await afterRevoke(p, homeId, id, id === grantId ? null : grantId);
         }
         const after = await deps.store.guestGrants.get(grantId);
         return { grant: await grantView(after ?? grant, home), revoked };
       },
     );
+
+    app.post(
+      '/api/homes/:homeId/members/:principalId/remove',
+      {
+        schema: {
+          tags: ['guests'],
+          summary:
+            'Remove a household member (owner only): they can no longer sign in, and every grant they shared is revoked, in cascade',
+          params: MemberParams,
+          body: EmptyBody,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await householdWith(deps, req, 'manage-household');
+        const { homeId, principalId } = req.params as { homeId: string; principalId: string };
+        await ownHome(deps, p, homeId);
+        const member = await deps.store.principals.get(principalId);
+        if (!member || member.homeId !== homeId || member.role !== 'member')
+          return denyObject(deps, p, 'principal.not-found', `principal:${principalId}`);
+        const now = deps.clock.now();
+        const disabled = await deps.store.principals.disable(member.id, now);
+        const revoked = await deps.store.guestGrants.revokeCascading(
+          member.id,
+          p.id,
+          now,
+          `member ${member.id} removed`,
+        );
+        await deps.audit.append({
+          kind: 'member.removed',
+          actor: { type: 'principal', id: p.id },
+          subject: `home:${homeId}`,
+          data: { principalId: member.id, alreadyRemoved: !disabled, revokedGrants: revoked },
+        });
+        for (const id of revoked) await afterRevoke(p, homeId, id, `member:${member.id}`);
+        // The member's own keypad codes go too.
+        if (deps.pins) {
+          for (const slot of await deps.store.pinSlots.listByPrincipal(member.id)) {
+            if (slot.desired === 'set')
+              await deps.pins.clear(slot.lockDeviceId, slot.slot, { type: 'principal', id: p.id });
+          }
+        }
+        return { removed: member.id, revoked };
+      },
+    );
+
+    /** What follows each revoked grant: on record, its running visit ended, its codes emptied. */
+    const afterRevoke = async (
+      p: Principal,
+      homeId: string,
+      id: string,
+      cascadeFrom: string | null,
+    ): Promise<void> => {
+      await deps.audit.append({
+        kind: 'grant.revoked',
+        actor: { type: 'principal', id: p.id },
+        subject: `home:${homeId}`,
+        data: { grantId: id, cascadeFrom },
+      });
+      await deps.orchestrator.grantRevoked(id);
+      // A keypad code of someone whose access is gone is emptied on the lock too.
+      const holder = (await deps.store.guestGrants.get(id))?.principalId;
+      if (holder && deps.pins) {
+        const stillAllowed = (await deps.store.guestGrants.listForPrincipal(holder)).some(
+          (g) => g.revokedAt === null,
+        );
+        if (!stillAllowed) {
+          for (const slot of await deps.store.pinSlots.listByPrincipal(holder)) {
+            if (slot.desired === 'set')
+              await deps.pins.clear(slot.lockDeviceId, slot.slot, {
+                type: 'principal',
+                id: p.id,
+              });
+          }
+        }
+      }
+    };
 
     app.post(
       '/api/homes/:homeId/invites/:inviteId/revoke',

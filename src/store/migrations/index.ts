@@ -8,6 +8,7 @@ import * as initial from './0001-initial.ts';
 import * as webApp from './0002-web-app.ts';
 import * as guestGrants from './0003-guest-grants.ts';
 import * as pinSlots from './0004-pin-slots.ts';
+import * as principalDisabled from './0005-principal-disabled.ts';
 
 /** Migrations by name; Kysely applies them in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -15,4 +16,5 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0002-web-app': webApp,
   '0003-guest-grants': guestGrants,
   '0004-pin-slots': pinSlots,
+  '0005-principal-disabled': principalDisabled,
 };
