@@ -16,16 +16,8 @@
  * instance on the `fastify.initialization` diagnostics channel before any route is added, and an
  * `onRoute` hook added there sees every route, hidden ones included.
  */
-import {
-  createECDH,
-  createHash,
-  generateKeyPairSync,
-  randomBytes,
-  randomUUID,
-  sign,
-} from 'node:crypto';
+import { createECDH, randomBytes, randomUUID } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { isoCBOR } from '@simplewebauthn/server/helpers';
 import type { FastifyInstance } from 'fastify';
 import type { AccessSession } from '../src/core/access-session.ts';
 import type { AuditEntry } from '../src/core/audit-chain.ts';
@@ -132,122 +124,13 @@ export interface Answer {
 const TERMINAL: readonly AccessSession['state'][] = ['completed', 'refused', 'aborted'];
 
 const b64u = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
-const sha256 = (data: string | Uint8Array): Buffer => createHash('sha256').update(data).digest();
 
-type CborValue = Parameters<typeof isoCBOR.encode>[0];
-
-/** What `POST /api/auth/passkeys/registration/options` gives the browser. */
-export interface CreationOptions {
-  readonly challenge: string;
-  readonly user: { readonly id: string };
-}
-
-/** What `POST /api/auth/passkeys/authentication/options` gives the browser. */
-export interface RequestOptions {
-  readonly challenge: string;
-}
-
-/**
- * A passkey authenticator in software (as in passkeys.test.ts): one ES256 credential,
- * attestation "none", user presence and verification given, a counter that counts up.
- */
-export class SoftAuthenticator {
-  private readonly credentialId = randomBytes(16);
-  private readonly keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  private counter = 0;
-  private userHandle = b64u(randomBytes(32));
-
-  constructor(
-    private readonly rpId: string,
-    private readonly origin: string,
-  ) {}
-
-  get id(): string {
-    return b64u(this.credentialId);
-  }
-
-  private coseKey(): Uint8Array {
-    const jwk = this.keys.publicKey.export({ format: 'jwk' });
-    return isoCBOR.encode(
-      new Map<string | number, CborValue>([
-        [1, 2],
-        [3, -7],
-        [-1, 1],
-        [-2, Buffer.from(String(jwk.x), 'base64url')],
-        [-3, Buffer.from(String(jwk.y), 'base64url')],
-      ]),
-    );
-  }
-
-  private authData(flags: number, attested: boolean): Buffer {
-    const counter = Buffer.alloc(4);
-    counter.writeUInt32BE(this.counter);
-    const parts = [sha256(this.rpId), Buffer.from([flags]), counter];
-    if (attested) {
-      const len = Buffer.alloc(2);
-      len.writeUInt16BE(this.credentialId.length);
-      parts.push(Buffer.alloc(16), len, this.credentialId, Buffer.from(this.coseKey()));
-    }
-    return Buffer.concat(parts);
-  }
-
-  private clientData(type: string, challenge: string): Buffer {
-    return Buffer.from(
-      JSON.stringify({ type, challenge, origin: this.origin, crossOrigin: false }),
-    );
-  }
-
-  /** `navigator.credentials.create()` for these options, as RegistrationResponseJSON. */
-  create(options: CreationOptions) {
-    this.userHandle = options.user.id;
-    // Flags: user present, user verified, backup eligible, backed up, attested credential data.
-    const authData = this.authData(0x01 | 0x04 | 0x08 | 0x10 | 0x40, true);
-    const attestationObject = isoCBOR.encode(
-      new Map<string | number, CborValue>([
-        ['fmt', 'none'],
-        ['attStmt', new Map<string | number, CborValue>()],
-        ['authData', authData],
-      ]),
-    );
-    return {
-      id: this.id,
-      rawId: this.id,
-      type: 'public-key',
-      response: {
-        clientDataJSON: b64u(this.clientData('webauthn.create', options.challenge)),
-        attestationObject: b64u(attestationObject),
-        transports: ['internal'],
-      },
-      clientExtensionResults: {},
-      authenticatorAttachment: 'platform',
-    };
-  }
-
-  /** `navigator.credentials.get()` for these options, as AuthenticationResponseJSON. */
-  get(options: RequestOptions) {
-    this.counter += 1;
-    const clientDataJSON = this.clientData('webauthn.get', options.challenge);
-    const authData = this.authData(0x01 | 0x04 | 0x08 | 0x10, false);
-    const signature = sign(
-      'sha256',
-      Buffer.concat([authData, sha256(clientDataJSON)]),
-      this.keys.privateKey,
-    );
-    return {
-      id: this.id,
-      rawId: this.id,
-      type: 'public-key',
-      response: {
-        clientDataJSON: b64u(clientDataJSON),
-        authenticatorData: b64u(authData),
-        signature: b64u(signature),
-        userHandle: this.userHandle,
-      },
-      clientExtensionResults: {},
-      authenticatorAttachment: 'platform',
-    };
-  }
-}
+export {
+  SoftAuthenticator,
+  type CreationOptions,
+  type RequestOptions,
+} from './soft-authenticator.ts';
+import { SoftAuthenticator, type CreationOptions } from './soft-authenticator.ts';
 
 /**
  * Runs `start` while collecting the routes of every Fastify instance created meanwhile, by
