@@ -18,6 +18,7 @@ import { Link } from '../router.ts';
 import { formatCountdown, formatHourMinute, useNow } from '../time.ts';
 import { courierSentence, stateOf, type AnySessionState } from '../words.ts';
 import { deliveryWindow } from './courier-app.tsx';
+import { RelockButton } from '../components/relock-button.tsx';
 
 /** A position as the access request sends it. */
 interface Position {
@@ -356,19 +357,11 @@ export function DeliveryFlow({ delivery, onDone }: DeliveryFlowProps) {
             Please be done by {formatHourMinute(session.deadlineAt, tz)}.
           </p>
         )}
-        {relock.kind === 'error' && (
-          <p className="notice notice-warn" role="alert">
-            {relock.text}
-          </p>
-        )}
-        <button
-          type="button"
-          className="btn btn-primary btn-block btn-huge"
-          onClick={() => void requestRelock()}
-          data-testid="relock"
-        >
-          Door closed — lock
-        </button>
+        <RelockButton
+          error={relock.kind === 'error' ? relock.text : null}
+          onLock={() => void requestRelock()}
+          testId="relock"
+        />
       </>
     );
   } else if (state === 'open' || state === 'relocking') {

@@ -20,6 +20,7 @@ import { SwipeUnlock } from '../components/swipe-unlock.tsx';
 import { Link } from '../router.ts';
 import { formatWhen, grantNow } from '../when.ts';
 import { guestSentence, stateOf } from '../words.ts';
+import { RelockButton } from '../components/relock-button.tsx';
 
 const SESSION_POLL_MS = 1_000;
 /** "May come in now" changes with the clock, and the household may revoke at any moment. */
@@ -173,19 +174,11 @@ function GrantCard({ grant, onChanged }: { grant: GuestGrantView; onChanged: () 
             The door locks by itself at {formatWhen(session.deadlineAt)}.
           </p>
         )}
-        {relock.kind === 'error' && (
-          <p className="notice notice-warn" role="alert">
-            {relock.text}
-          </p>
-        )}
-        <button
-          type="button"
-          className="btn btn-primary btn-block btn-huge"
-          onClick={() => void lock()}
-          data-testid="guest-relock"
-        >
-          Door closed — lock
-        </button>
+        <RelockButton
+          error={relock.kind === 'error' ? relock.text : null}
+          onLock={() => void lock()}
+          testId="guest-relock"
+        />
       </>
     );
   } else if (state === 'open' || state === 'relocking') {
