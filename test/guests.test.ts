@@ -200,6 +200,19 @@ describe('guests', () => {
     expect(audit.some((e) => e.kind === 'grant.revoked' && e.data.grantId === grant.id)).toBe(true);
   });
 
+  it('revoking one of a guest’s grants leaves their other grant working', async () => {
+    const inv = await invite({ schedule: { kind: 'always' } });
+    const guest = await acceptAsNewGuest(inv.token);
+    const first = (
+      (await call('GET', '/api/guest/grants', guest)).body.grants as GuestGrantView[]
+    )[0]!;
+    const stored = (await world.sys.store.guestGrants.get(first.id))!;
+    await world.sys.store.guestGrants.create({ ...stored, id: `${first.id}-second`, uses: 0 });
+    const r = await call('POST', `/api/homes/${homeId}/grants/${first.id}/revoke`, owner, {});
+    expect(r.body.revoked).toEqual([first.id]);
+    expect((await world.sys.store.guestGrants.get(`${first.id}-second`))?.revokedAt).toBeNull();
+  });
+
   it('revoking during a visit ends it: the door is locked, the visit closed', async () => {
     const inv = await invite({ schedule: { kind: 'always' } });
     const guest = await acceptAsNewGuest(inv.token);

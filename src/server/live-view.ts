@@ -65,8 +65,6 @@ interface CameraView {
   since: number | null;
   cancelCheck: (() => void) | null;
   cancelLease: (() => void) | null;
-  /** Who started the current watch (for the audit log). */
-  watcher: string | null;
 }
 
 export interface LiveViewOptions {
@@ -103,7 +101,6 @@ export class LiveViewService implements DeviceGatewayListener {
     this.armLeaseTimer(v);
     if (!wasWatched) {
       v.watchStartedAt = now;
-      v.watcher = principal.id;
       await this.o.audit.append({
         kind: 'live-view.started',
         actor: { type: 'principal', id: principal.id },
@@ -238,7 +235,6 @@ export class LiveViewService implements DeviceGatewayListener {
         since: null,
         cancelCheck: null,
         cancelLease: null,
-        watcher: null,
       };
       this.cameras.set(cameraId, v);
     }

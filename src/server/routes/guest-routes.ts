@@ -259,15 +259,21 @@ export const guestRoutes =
         const revoked = (await deps.store.guestGrants.revoke(grantId, p.id, now, 'revoked'))
           ? [grantId]
           : [];
-        // What the guest shared on stops working too.
-        revoked.push(
-          ...(await deps.store.guestGrants.revokeCascading(
-            grant.principalId,
-            p.id,
-            now,
-            `cascade from ${grantId}`,
-          )),
+        // Once the guest has no access left here, what they shared on stops working too. Their
+        // other grants stay: revoking one grant is not revoking the person.
+        const stillHeld = (await deps.store.guestGrants.listForPrincipal(grant.principalId)).some(
+          (g) => g.revokedAt === null && g.homeId === homeId,
         );
+        if (!stillHeld) {
+          revoked.push(
+            ...(await deps.store.guestGrants.revokeCascading(
+              grant.principalId,
+              p.id,
+              now,
+              `cascade from ${grantId}`,
+            )),
+          );
+        }
         for (const id of revoked) {
           await afterRevoke(p, homeId, id, id === grantId ? null : grantId);
         }

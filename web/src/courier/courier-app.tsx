@@ -5,7 +5,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import type { CourierDeliveryView, PrincipalSummary } from '../../../src/protocol/views.ts';
 import { api, messageOf } from '../api.ts';
-import { Mark } from '../components/icons.tsx';
+import { PhoneFrame } from '../components/phone-frame.tsx';
 import { Link, matchPath, navigate, usePath } from '../router.ts';
 import { formatDay, formatHourMinute, zonedIsoDate } from '../time.ts';
 import { DeliveryFlow } from './delivery-flow.tsx';
@@ -162,22 +162,13 @@ export function CourierApp({ principal, onSignOut }: CourierAppProps) {
   }
 
   return (
-    <div className="app courier">
-      <header className="topbar">
-        <div className="topbar-inner">
-          <Link to="/courier" className="brand" aria-label="Threshold — my deliveries">
-            <Mark />
-            <span className="brand-name">Threshold</span>
-          </Link>
-          <span className="topbar-home">{principal.displayName}</span>
-          <button type="button" className="btn btn-text topbar-signout" onClick={onSignOut}>
-            Sign out
-          </button>
-        </div>
-      </header>
-      <main id="main" className="main courier-main">
-        <section className="page">{content}</section>
-      </main>
-    </div>
+    <PhoneFrame
+      home="/courier"
+      homeLabel="Threshold — my deliveries"
+      displayName={principal.displayName}
+      onSignOut={onSignOut}
+    >
+      <section className="page">{content}</section>
+    </PhoneFrame>
   );
 }

@@ -15,9 +15,8 @@ import type {
   PrincipalSummary,
 } from '../../../src/protocol/views.ts';
 import { api, ApiError, messageOf } from '../api.ts';
-import { Mark } from '../components/icons.tsx';
+import { PhoneFrame } from '../components/phone-frame.tsx';
 import { SwipeUnlock } from '../components/swipe-unlock.tsx';
-import { Link } from '../router.ts';
 import { formatWhen, grantNow } from '../when.ts';
 import { guestSentence, stateOf } from '../words.ts';
 import { RelockButton } from '../components/relock-button.tsx';
@@ -287,34 +286,26 @@ export function GuestApp({ principal, onSignOut }: GuestAppProps) {
   }, [load]);
 
   return (
-    <div className="app courier guest">
-      <header className="topbar">
-        <div className="topbar-inner">
-          <Link to="/guest" className="brand" aria-label="Threshold — my access">
-            <Mark />
-            <span className="brand-name">Threshold</span>
-          </Link>
-          <span className="topbar-home">{principal.displayName}</span>
-          <button type="button" className="btn btn-text topbar-signout" onClick={onSignOut}>
-            Sign out
-          </button>
-        </div>
-      </header>
-      <main id="main" className="main courier-main">
-        <section className="page flow" data-testid="guest-page">
-          <h1 className="page-title">Hello, {principal.displayName}</h1>
-          {error && (
-            <p className="notice notice-warn" role="status">
-              Could not load your access: {error}
-            </p>
-          )}
-          {grants === null && !error && <p className="muted">Loading your access…</p>}
-          {grants?.length === 0 && <p className="empty">You have no access to a door yet.</p>}
-          {grants?.map((g) => (
-            <GrantCard key={g.id} grant={g} onChanged={load} />
-          ))}
-        </section>
-      </main>
-    </div>
+    <PhoneFrame
+      home="/guest"
+      homeLabel="Threshold — my access"
+      displayName={principal.displayName}
+      onSignOut={onSignOut}
+      className="guest"
+    >
+      <section className="page flow" data-testid="guest-page">
+        <h1 className="page-title">Hello, {principal.displayName}</h1>
+        {error && (
+          <p className="notice notice-warn" role="status">
+            Could not load your access: {error}
+          </p>
+        )}
+        {grants === null && !error && <p className="muted">Loading your access…</p>}
+        {grants?.length === 0 && <p className="empty">You have no access to a door yet.</p>}
+        {grants?.map((g) => (
+          <GrantCard key={g.id} grant={g} onChanged={load} />
+        ))}
+      </section>
+    </PhoneFrame>
   );
 }
