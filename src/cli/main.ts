@@ -55,7 +55,9 @@ const program = new Command('threshold')
 
 program
   .command('serve')
-  .description('Run the control plane: HTTP API on --port, embedded MQTT broker on --mqtt-port.')
+  .description(
+    'Run the control plane: web app and HTTP API on --port, embedded MQTT broker on --mqtt-port.',
+  )
   .option('--data <dir>', 'data directory (database, keys, clips)', './data')
   .option('--port <port>', 'HTTP port', port, 8080)
   .option('--host <host>', 'HTTP interface to listen on', '127.0.0.1')
