@@ -238,11 +238,22 @@ export class SessionOrchestrator implements DeviceGatewayListener {
 
   private async toView(s: AccessSession, coverage: Coverage): Promise<SessionView> {
     const { coverage: _c, ...rest } = s as AccessSession & { coverage?: Coverage };
-    const acks = s.alarms.length === 0 ? [] : await this.o.store.alarmAcks.listForSession(s.id);
-    const alarmViews: AlarmView[] = [];
+    return {
+      ...rest,
+      coverage,
+      who: await this.person(s.principalId),
+      alarmViews: await this.alarmViewsOf(s),
+    };
+  }
+
+  /** A session's alarms with their acknowledgements (one read, none for a quiet session). */
+  private async alarmViewsOf(s: AccessSession): Promise<AlarmView[]> {
+    if (s.alarms.length === 0) return [];
+    const acks = await this.o.store.alarmAcks.listForSession(s.id);
+    const views: AlarmView[] = [];
     for (const a of s.alarms) {
       const ack = acks.find((k) => k.alarmType === a.type);
-      alarmViews.push({
+      views.push({
         ...a,
         sessionId: s.id,
         homeId: s.homeId,
@@ -256,7 +267,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
           : null,
       });
     }
-    return { ...rest, coverage, who: await this.person(s.principalId), alarmViews };
+    return views;
   }
 
   private async person(
@@ -348,10 +359,9 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     const rows = await this.o.store.sessions.listForHome(homeId, { limit });
     const out: AlarmView[] = [];
     for (const row of rows) {
+      // The row just read is the session's record (a live session's newest state is in memory).
       const data = (this.live.get(row.id)?.session ?? row.data) as AccessSession;
-      if (!data.alarms || data.alarms.length === 0) continue;
-      const v = await this.view(row.id);
-      if (v) out.push(...v.alarmViews);
+      if (data.alarms?.length) out.push(...(await this.alarmViewsOf(data)));
     }
     return out.sort((a, b) => b.atMs - a.atMs);
   }
