@@ -1343,6 +1343,61 @@ const MATRIX: readonly Row[] = [
     check: (_c, a) => expect(a.body.slot).toMatchObject({ slot: 8, desired: 'clear' }),
   },
   {
+    route: 'GET /api/homes/:homeId/entries',
+    tenancies: OWN_OTHER,
+    expect: { anonymous: 401, owner: OWN, member: OWN, guest: 403, courier: 403, carrier: 403 },
+    notFound: { other: 'home.not-found' },
+    request: (c) => ({ path: `/api/homes/${homeOf(c).homeId}/entries?limit=20` }),
+    check: async (_c, a) => {
+      const entries = a.body.entries as { id: string }[];
+      const stored = await x.sys.store.entries.listForHome(x.own.homeId, null, 20);
+      expect(entries.map((e) => e.id)).toEqual(stored.map((e) => e.id));
+    },
+  },
+  {
+    route: 'GET /api/homes/:homeId/entry-alerts',
+    tenancies: OWN_OTHER,
+    expect: { anonymous: 401, owner: OWN, member: OWN, guest: 403, courier: 403, carrier: 403 },
+    notFound: { other: 'home.not-found' },
+    request: (c) => ({ path: `/api/homes/${homeOf(c).homeId}/entry-alerts` }),
+    check: async (c, a) => {
+      const stored = await x.sys.store.entries.alertSetting(
+        mine(c).id,
+        c.caller === 'owner' ? 'all' : 'chosen',
+      );
+      expect(a.body.alerts).toMatchObject({ mode: stored.mode, chosen: stored.chosen });
+    },
+  },
+  {
+    route: 'PUT /api/homes/:homeId/entry-alerts',
+    tenancies: OWN_OTHER,
+    expect: { anonymous: 401, owner: OWN, member: OWN, guest: 403, courier: 403, carrier: 403 },
+    notFound: { other: 'home.not-found' },
+    request: (c) => ({
+      path: `/api/homes/${homeOf(c).homeId}/entry-alerts`,
+      json: { mode: 'off', people: [] },
+    }),
+    state: async () =>
+      JSON.stringify(
+        await Promise.all(
+          [x.own.owner, x.own.member, x.other.owner, x.other.member].map((p) =>
+            x.sys.store.entries.alertSetting(p.id, 'chosen'),
+          ),
+        ),
+      ),
+    check: async (c) =>
+      expect(await x.sys.store.entries.alertSetting(mine(c).id, 'all')).toMatchObject({
+        mode: 'off',
+        chosen: true,
+      }),
+    restore: async (c) => {
+      await x.sys.store.db
+        .deleteFrom('entry_alert_settings')
+        .where('principal_id', '=', mine(c).id)
+        .execute();
+    },
+  },
+  {
     route: 'GET /api/homes/:homeId/cameras/:cameraId/live',
     tenancies: WITH_CROSS,
     cross: "own home, other tenant's camera",

@@ -1,8 +1,9 @@
 /**
  * Guests against the real system: the owner invites by link; the guest accepts, sees plainly
  * when they may come in, opens the door (the camera records first, as for a courier) and
- * locks it; outside the schedule the guest is refused in plain words; revocation takes effect
- * at once; and a guest cannot act as the owner.
+ * locks it; a guest whose grant does not ask for recording is let in with the camera offline,
+ * while one whose grant does is refused; outside the schedule the guest is refused in plain
+ * words; revocation takes effect at once; and a guest cannot act as the owner.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScenarioWorld } from '../src/harness/scenario-world.ts';
@@ -95,6 +96,7 @@ describe('guests', () => {
     const mine = await call('GET', '/api/guest/grants', guest);
     const grants = mine.body.grants as GuestGrantView[];
     expect(grants).toHaveLength(1);
+    expect(inv.invite.requiresRecording).toBe(true);
     expect(grants[0]).toMatchObject({
       description: 'Any time',
       doorName: 'Front door',
@@ -123,6 +125,124 @@ describe('guests', () => {
     const timeline = await call('GET', `/api/homes/${homeId}/sessions`, owner);
     const visit = (timeline.body.sessions as SessionView[]).find((s) => s.id === session.id);
     expect(visit?.who).toMatchObject({ displayName: 'Grandma', role: 'guest' });
+  });
+
+  it('a guest without recording is let in with the camera offline; the visit completes on the lock’s confirmation, and the record says why there is no clip', async () => {
+    const inv = await invite({ schedule: { kind: 'always' }, requiresRecording: false });
+    expect(inv.invite.requiresRecording).toBe(false);
+    const look = await call('GET', `/api/invites/${inv.token}`, null);
+    expect((look.body.invite as InviteView).requiresRecording).toBe(false);
+    const created = (await world.sys.store.audit.entriesForSubject(`home:${homeId}`)).find(
+      (e) => e.kind === 'invite.created' && e.data.inviteId === inv.invite.id,
+    );
+    expect(created?.data.requiresRecording).toBe(false);
+    const guest = await acceptAsNewGuest(inv.token);
+    const grant = (
+      (await call('GET', '/api/guest/grants', guest)).body.grants as GuestGrantView[]
+    )[0]!;
+    expect(grant.limits.requiresRecording).toBe(false);
+    // The owner's list says so too.
+    const listed = (
+      (await call('GET', `/api/homes/${homeId}/guests`, owner)).body.grants as GuestGrantView[]
+    ).find((g) => g.id === grant.id);
+    expect(listed?.limits.requiresRecording).toBe(false);
+
+    const cameraId = world.creds.devices.camera.id;
+    world.home.links.camera.cutLink();
+    try {
+      await world.waitFor(
+        () => world.sys.gateway.liveStatus(cameraId)?.online === false,
+        10_000,
+        'the server counts the camera offline',
+      );
+      const open = await call('POST', `/api/guest/grants/${grant.id}/access`, guest, {});
+      expect(open.status, JSON.stringify(open.body)).toBe(200);
+      const session = open.body.session as SessionView;
+      expect(session).toMatchObject({
+        state: 'open',
+        cameraDeviceId: null,
+        armedAt: null,
+        observation: 'none',
+      });
+      expect(world.home.lock.bolt()).toBe('unlocked');
+      await world.dropParcel();
+      const lock = await call('POST', `/api/guest/sessions/${session.id}/relock`, guest, {});
+      expect(lock.status, JSON.stringify(lock.body)).toBe(200);
+      const done = await world.waitForState(session.id, ['completed', 'aborted'], 10_000);
+      expect(done).toMatchObject({
+        state: 'completed',
+        outcome: null,
+        alarms: [],
+        freshFrameAfterLockAt: null,
+      });
+      expect(done.lockConfirmedAt).not.toBeNull();
+      expect(done.history.map((h) => h.state)).toEqual([
+        'requested',
+        'unlocking',
+        'open',
+        'relocking',
+        'verifying',
+        'completed',
+      ]);
+      expect(world.home.lock.bolt()).toBe('locked');
+      expect((await world.sys.store.guestGrants.get(grant.id))?.uses).toBe(1);
+
+      // On record: the request says recording was not required; no command went to a camera.
+      const entries = await world.sys.store.audit.entriesForSubject(`session:${session.id}`);
+      const requested = entries.find((e) => e.kind === 'session.requested');
+      expect(requested?.data).toMatchObject({ guestGrantId: grant.id, requiresRecording: false });
+      const sent = entries.filter((e) => e.kind === 'command.sent').map((e) => e.data.device);
+      expect(sent.length).toBeGreaterThan(0);
+      expect(sent.every((d) => d === world.creds.devices.lock.id)).toBe(true);
+      expect(entries.find((e) => e.kind === 'session.ended')?.data).toMatchObject({
+        recorded: false,
+        state: 'completed',
+      });
+      expect(entries.find((e) => e.kind === 'session.clip')?.data).toEqual({ frames: [] });
+      expect((await world.auditVerified()).ok).toBe(true);
+    } finally {
+      world.home.links.camera.restoreLink();
+      await world.waitFor(
+        () => world.sys.gateway.liveStatus(cameraId)?.online === true,
+        15_000,
+        'the camera is back',
+      );
+    }
+  });
+
+  it('a guest whose grant asks for recording is refused with the camera offline, the lock untouched', async () => {
+    const inv = await invite({ schedule: { kind: 'always' } });
+    expect(inv.invite.requiresRecording).toBe(true);
+    const guest = await acceptAsNewGuest(inv.token);
+    const grant = (
+      (await call('GET', '/api/guest/grants', guest)).body.grants as GuestGrantView[]
+    )[0]!;
+    expect(grant.limits.requiresRecording).toBe(true);
+    const cameraId = world.creds.devices.camera.id;
+    world.home.links.camera.cutLink();
+    try {
+      await world.waitFor(
+        () => world.sys.gateway.liveStatus(cameraId)?.online === false,
+        10_000,
+        'the server counts the camera offline',
+      );
+      const r = await call('POST', `/api/guest/grants/${grant.id}/access`, guest, {});
+      expect(r.status).toBe(409);
+      expect(r.body.error).toMatchObject({ code: 'camera.offline' });
+      expect(world.home.lock.bolt()).toBe('locked');
+      const refused = (await world.sys.store.audit.entriesForSubject(`grant:${grant.id}`)).filter(
+        (e) => e.kind === 'access.refused',
+      );
+      expect(refused.map((e) => e.data.code)).toEqual(['camera.offline']);
+      expect((await world.sys.store.guestGrants.get(grant.id))?.uses).toBe(0);
+    } finally {
+      world.home.links.camera.restoreLink();
+      await world.waitFor(
+        () => world.sys.gateway.liveStatus(cameraId)?.online === true,
+        15_000,
+        'the camera is back',
+      );
+    }
   });
 
   it('a one-time grant lets in once; then the guest is told plainly it is used', async () => {
@@ -348,8 +468,20 @@ describe('guests', () => {
       ],
       ['an unknown kind', { schedule: { kind: 'forever' } }, 400, 'request.invalid'],
       [
-        'recording switched off',
-        { schedule: { kind: 'always' }, requiresRecording: false },
+        'recording as a word, not a boolean',
+        { schedule: { kind: 'always' }, requiresRecording: 'no' },
+        400,
+        'request.invalid',
+      ],
+      [
+        'recording as null',
+        { schedule: { kind: 'always' }, requiresRecording: null },
+        400,
+        'request.invalid',
+      ],
+      [
+        'recording as 0',
+        { schedule: { kind: 'always' }, requiresRecording: 0 },
         400,
         'request.invalid',
       ],

@@ -20,18 +20,16 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { serverMqttCredentials } from '../src/broker/server-credentials.ts';
 import { CHECKPOINT_ENTRY_KIND } from '../src/core/audit-chain.ts';
-import { FakeClock } from '../src/core/clock.ts';
 import type { Principal } from '../src/core/model.ts';
 import { MemoryLink, SimLock } from '../src/devices/index.ts';
 import { ScenarioWorld } from '../src/harness/scenario-world.ts';
-import { deriveDeviceKey, verifyMac } from '../src/protocol/device-auth.ts';
-import type { CommandActionName, DeviceEventMessage } from '../src/protocol/device-messages.ts';
+import { deriveDeviceKey } from '../src/protocol/device-auth.ts';
+import type { DeviceEventMessage } from '../src/protocol/device-messages.ts';
 import { pinDigest } from '../src/protocol/pin-digest.ts';
 import { SERVER_SUBSCRIPTION, parseDeviceTopic } from '../src/protocol/topics.ts';
 import { AuditLog } from '../src/server/audit-log.ts';
-import type { CommandOptions, CommandOutcome } from '../src/server/device-gateway.ts';
 import { loadOrCreateKeys, sha256Hex } from '../src/server/keys.ts';
-import { PinSync, type PinGateway, type PinSyncTiming } from '../src/server/pin-sync.ts';
+import { PinSync, type PinSyncTiming } from '../src/server/pin-sync.ts';
 import { PinSlotRepository, type PinSlot } from '../src/store/pin-slot-repository.ts';
 import {
   COURIER,
@@ -42,76 +40,7 @@ import {
   seedHome,
   type TestStore,
 } from '../src/store/test-store.ts';
-
-/** A fake clock that can say when its next timer is due, so a test can run to it. */
-class SteppingClock extends FakeClock {
-  private readonly dues = new Set<{ readonly at: number }>();
-
-  override schedule(atMs: number, fn: () => void): () => void {
-    const due = { at: Math.max(atMs, this.now()) };
-    this.dues.add(due);
-    const cancel = super.schedule(atMs, () => {
-      this.dues.delete(due);
-      fn();
-    });
-    return () => {
-      this.dues.delete(due);
-      cancel();
-    };
-  }
-
-  nextDue(): number | null {
-    let next: number | null = null;
-    for (const d of this.dues) if (next === null || d.at < next) next = d.at;
-    return next;
-  }
-}
-
-/**
- * The gateway's command path, in memory: each command is built and signed for the lock's key,
- * goes through the lock's real endpoint (gate, behaviour, signed reply), and the reply's MAC is
- * checked as the gateway checks it. `reachable = false` plays a lock that is offline.
- */
-class LinkGateway implements PinGateway {
-  readonly sent: { at: number; action: CommandActionName; slot: number | null }[] = [];
-  reachable = true;
-  private gate: Promise<void> | null = null;
-
-  constructor(
-    private readonly link: MemoryLink,
-    private readonly clock: FakeClock,
-    private readonly key: Uint8Array,
-  ) {}
-
-  async command(
-    _deviceId: string,
-    action: CommandActionName,
-    options: CommandOptions = {},
-  ): Promise<CommandOutcome> {
-    const command = this.link.command({ action, ...options.pin });
-    this.sent.push({ at: this.clock.now(), action, slot: options.pin?.slot ?? null });
-    if (this.gate !== null) await this.gate;
-    if (!this.reachable) return { status: 'timeout', commandId: command.id };
-    const reply = await this.link.deliver(command);
-    if (reply === null || !verifyMac(this.key, this.link.topic('reply'), reply))
-      return { status: 'timeout', commandId: command.id };
-    return { status: reply.status, reply, commandId: command.id };
-  }
-
-  /** Holds every command on its way until the returned function is called. */
-  hold(): () => void {
-    let release = (): void => {};
-    this.gate = new Promise<void>((resolve) => (release = resolve));
-    return () => {
-      this.gate = null;
-      release();
-    };
-  }
-
-  writes(action: 'pin.set' | 'pin.clear'): number[] {
-    return this.sent.filter((s) => s.action === action).map((s) => s.at);
-  }
-}
+import { flush, LinkGateway, SteppingClock } from './pin-link.ts';
 
 const FAST: Partial<PinSyncTiming> = {
   retryBaseMs: 2_000,
@@ -120,11 +49,6 @@ const FAST: Partial<PinSyncTiming> = {
   commandTimeoutMs: 10_000,
   reconcileEveryMs: null,
 };
-
-/** Lets promise chains and SQLite writes run out, without moving the clock. */
-async function flush(): Promise<void> {
-  for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-}
 
 describe('PinSync on a fake clock', () => {
   let t: TestStore;
@@ -598,6 +522,22 @@ describe('PinSync against the real broker and the simulated lock', () => {
       carrierId: null,
     };
     await sys.store.principals.create(guest, { username: 'gina', passwordHash: 'unused' });
+    // "Any time" at the front door: her codes' windows reach a lease ahead, renewed as they go.
+    const owner = await sys.store.principals.getByUsername(world.creds.owner.username);
+    await sys.store.guestGrants.create({
+      id: 'grant-gina',
+      homeId: world.creds.homeId,
+      doorId: world.creds.doorId,
+      principalId: guest.id,
+      grantedBy: owner!.principal.id,
+      schedule: { kind: 'always' },
+      limits: { maxUses: null, maxMinutesPerEntry: null, requiresRecording: true },
+      uses: 0,
+      createdAt: sys.clock.now(),
+      revokedAt: null,
+      revokedBy: null,
+      revokeReason: null,
+    });
     const credentials = serverMqttCredentials(sys.keys.masterKey);
     wiretap = await connectAsync(sys.brokerUrl, {
       ...credentials,

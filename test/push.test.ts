@@ -465,6 +465,73 @@ describe('Web Push subscriptions', () => {
     expect((await repo.getByEndpoint(ownerBrowser.json.endpoint))?.lastSuccessAt).not.toBeNull();
   }, 30_000);
 
+  it('pushes "who unlocked" to those who asked: the owner by default, a member for chosen people, nobody about themselves', async () => {
+    const { store } = world.sys;
+    const entryNotifier = new PushNotifier({
+      events: world.sys.events,
+      subscriptions: repo,
+      homes: store.homes,
+      sessions: store.sessions,
+      vapid,
+      clock: world.sys.clock,
+      allowInsecureEndpoints: true,
+      entryWatchers: (entry, homeId) => world.sys.entries.watchersOf(entry, homeId),
+    });
+    entryNotifier.start();
+    try {
+      const door = (await store.homes.getDoor(world.creds.doorId))!;
+      const owner = (await store.principals.get('owner-alex'))!;
+      const member = (await store.principals.get('member-jo'))!;
+      const entryPushes = (browser: FakeBrowser) =>
+        service
+          .to(browser.path)
+          .map((r) => ({ r, p: open(browser, r) }))
+          .filter((x) => x.p.tag.startsWith('entry:'));
+      const before = {
+        owner: entryPushes(ownerBrowser).length,
+        member: entryPushes(memberBrowser).length,
+        neighbour: entryPushes(neighbourBrowser).length,
+      };
+
+      // The member unlocks from afar: the owner (default "every entry") is told; the member,
+      // who chose nobody yet, is not, and would not be about their own entry anyway.
+      const byMember = await world.sys.entries.remote(member, door);
+      await entryNotifier.idle();
+      const toOwner = entryPushes(ownerBrowser).slice(before.owner);
+      expect(toOwner).toHaveLength(1);
+      const { r, p } = toOwner[0]!;
+      expect(p).toMatchObject({
+        title: 'Front door unlocked',
+        tag: `entry:${byMember.id}`,
+        url: '/',
+        homeId: world.creds.homeId,
+        sessionId: null,
+        alarmType: null,
+      });
+      expect(p.body).toMatch(
+        /^Jo \(household\) unlocked Front door from the app at \d\d:\d\d:\d\d\.$/,
+      );
+      checkVapid(r, vapid, service.origin);
+      expect(entryPushes(memberBrowser)).toHaveLength(before.member);
+
+      // The member chooses the owner; the owner turns entry alerts off.
+      await store.entries.setAlertSetting(member.id, 'chosen', [owner.id], world.sys.clock.now());
+      await store.entries.setAlertSetting(owner.id, 'off', [], world.sys.clock.now());
+      const byOwner = await world.sys.entries.remote(owner, door);
+      await entryNotifier.idle();
+      const toMember = entryPushes(memberBrowser).slice(before.member);
+      expect(toMember.map((x) => x.p.tag)).toEqual([`entry:${byOwner.id}`]);
+      expect(toMember[0]!.p.body).toMatch(/^Alex \(owner\) unlocked Front door from the app/);
+      expect(entryPushes(ownerBrowser)).toHaveLength(before.owner + 1);
+      // The other home hears of none of it.
+      expect(entryPushes(neighbourBrowser)).toHaveLength(before.neighbour);
+    } finally {
+      await store.db.deleteFrom('entry_alert_settings').execute();
+      await store.db.deleteFrom('entry_alert_people').execute();
+      await entryNotifier.stop();
+    }
+  });
+
   it('removes a subscription at once when the push service answers 410 Gone', async () => {
     const gone = fakeBrowser(service, 'gone');
     const sub = await call(devUrl, tokens.member, 'POST', '/api/push/subscriptions', gone.json);

@@ -10,7 +10,7 @@ import { findScenario, SCENARIOS } from '../src/harness/scenarios/index.ts';
 const REPORT_KEYS = ['scenario', 'outcome', 'coverage', 'gaps', 'alerts', 'auditVerified'];
 
 describe('scenarios', () => {
-  it('has the walking skeleton’s five scenarios and the four of guests and keypad codes', () => {
+  it('has the walking skeleton’s five scenarios and the five of guests and keypad codes', () => {
     expect(SCENARIOS.map((s) => s.name)).toEqual([
       'delivery',
       'deauth',
@@ -21,6 +21,7 @@ describe('scenarios', () => {
       'pin-brute-force',
       'revoke-cascade',
       'guest-escalation',
+      'revoke-offline',
     ]);
   });
 
@@ -121,6 +122,19 @@ describe('scenarios', () => {
     expect(r.attempts).toBeGreaterThanOrEqual(16);
     expect(r.refused).toBe(r.attempts);
     expect(r.audited).toBe(r.attempts);
+    expect(r.auditVerified).toBe(true);
+  }, 60_000);
+
+  it('revoke-offline: a code revoked while the lock is offline stops within one lease of the last write', async () => {
+    const r = await runScenario(findScenario('revoke-offline')!);
+    expect(r.failures).toEqual([]);
+    expect(r.boundMs).toBeGreaterThan(0);
+    expect(r.boundMs).toBeLessThanOrEqual(r.leaseMs as number);
+    expect(r.worksJustBefore).toBe(true);
+    expect(r.refusedJustAfter).toBe(true);
+    expect(r.revokeStatus).toBe(200);
+    expect(r.windowAfter).toEqual({ fromMs: 0, untilMs: 0 });
+    expect(r.codeLeaks).toBe(0);
     expect(r.auditVerified).toBe(true);
   }, 60_000);
 });

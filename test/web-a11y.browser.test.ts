@@ -106,6 +106,8 @@ describe('accessibility (axe, WCAG 2.1 A and AA)', () => {
       await page
         .locator('[data-testid="live-view"][data-live-status="live"]')
         .waitFor({ timeout: 10_000 });
+      // "Who came in" with the finished visit's entry and its link.
+      await page.getByTestId('entry').first().waitFor({ timeout: 10_000 });
       expect(await axe(page), `home at ${viewport.width}px`).toEqual([]);
 
       await page.goto(`${base}/sessions`);
@@ -123,10 +125,31 @@ describe('accessibility (axe, WCAG 2.1 A and AA)', () => {
 
       await page.goto(`${base}/settings`);
       await page.getByTestId('settings-in-home').waitFor({ timeout: 10_000 });
+      await page.getByTestId('entry-alerts-mode-all').waitFor({ timeout: 10_000 });
       expect(await axe(page), `settings at ${viewport.width}px`).toEqual([]);
+      // The entry-alerts choice with its list of people open (not saved).
+      await page.getByTestId('entry-alerts-mode-chosen').check();
+      await page.getByTestId('entry-alerts-people').waitFor();
+      expect(await axe(page), `settings, choosing people, at ${viewport.width}px`).toEqual([]);
       await ctx.close();
     }
   }, 90_000);
+
+  it('a keypad-lockout notice under the banner, at phone and desktop widths', async () => {
+    const { ctx, page } = await signedIn('owner', PHONE);
+    await page.getByTestId('door-card').first().waitFor({ timeout: 10_000 });
+    // The notice comes as an event only, so the page must be listening before the codes: a key
+    // turned in the lock shows as a *new* entry only when its event reached the page.
+    world.home.lock.turnByHand('unlocked');
+    await page.locator('.entry-new[data-method="manual"]').waitFor({ timeout: 10_000 });
+    world.home.lock.turnByHand('locked');
+    for (const wrong of ['0000', '0001', '0002']) world.home.lock.enterCode(wrong);
+    await page.getByTestId('notice').waitFor({ timeout: 10_000 });
+    expect(await axe(page), 'notice at phone width').toEqual([]);
+    await page.setViewportSize(DESKTOP);
+    expect(await axe(page), 'notice at desktop width').toEqual([]);
+    await ctx.close();
+  }, 60_000);
 
   it('the courier’s deliveries and the door step, at phone width', async () => {
     await world.newDelivery();

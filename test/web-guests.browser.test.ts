@@ -8,6 +8,10 @@
  * a keypad code, sees the lock confirm it, and the code opens the simulated lock. Then the owner
  * revokes her: her page says so and has no swipe, and her keypad slot is emptied.
  *
+ * Then the owner invites a neighbour with "Camera must record each entry" turned off: the
+ * neighbour's page says entries are not recorded, she lets herself in with the camera offline,
+ * and the owner's guests page, timeline and visit page say "Not recorded" (no red coverage).
+ *
  * Screenshots go to test-output/screenshots. No page may log a console error or warning.
  */
 import { existsSync } from 'node:fs';
@@ -205,5 +209,111 @@ describe('guests in the web app', () => {
       (p) => !/Failed to load resource: the server responded with a status of 422/.test(p),
     );
     expect(others).toEqual([]);
+  }, 120_000);
+
+  it('a neighbour invited without recording lets herself in with the camera offline; every page says "Not recorded"', async () => {
+    const seen: string[] = [];
+    const ownerCtx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const owner = await ownerCtx.newPage();
+    collectConsoleProblems(owner, seen);
+    await owner.goto(`${base}/guests`);
+    await owner.getByTestId('username').fill(world.creds.owner.username);
+    await owner.getByTestId('password').fill(world.creds.owner.password);
+    await owner.getByTestId('sign-in').click();
+    await owner.getByTestId('invite-form').waitFor({ timeout: 10_000 });
+
+    // Recording is on unless the owner turns it off; the form says what off means.
+    const recording = owner.getByTestId('invite-recording');
+    expect(await recording.isChecked()).toBe(true);
+    await expect(owner.getByTestId('invite-form').innerText()).resolves.toMatch(
+      /Camera must record each entry[\s\S]*not recorded[\s\S]*lock and the door are still checked/,
+    );
+    await owner.getByTestId('invite-name').fill('Neighbour');
+    await owner.getByTestId('invite-kind-always').check();
+    await recording.uncheck();
+    await expect(owner.getByTestId('invite-summary').innerText()).resolves.toMatch(
+      /^Entries are not recorded/,
+    );
+    await owner.getByTestId('invite-form').screenshot({
+      path: join(SCREENSHOT_DIR, 'owner-invite-unrecorded.png'),
+    });
+    await owner.getByTestId('invite-submit').click();
+    const linkInput = owner.getByTestId('invite-link');
+    await linkInput.waitFor({ timeout: 10_000 });
+    const link = await linkInput.inputValue();
+    const pendingRow = owner.getByTestId('guest-invite').filter({ hasText: 'Neighbour' });
+    await pendingRow.waitFor({ timeout: 5_000 });
+    await expect(pendingRow.innerText()).resolves.toMatch(/Not recorded/);
+    // The next invitation starts recorded again.
+    await owner.getByRole('button', { name: 'Done' }).click();
+    expect(await owner.getByTestId('invite-recording').isChecked()).toBe(true);
+
+    // The neighbour accepts; her page says plainly her entries are not recorded.
+    const guestCtx = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      isMobile: true,
+      hasTouch: true,
+    });
+    const guest = await guestCtx.newPage();
+    collectConsoleProblems(guest, seen);
+    await guest.goto(link);
+    await guest.getByTestId('invite-username').fill('neighbour');
+    await guest.getByTestId('invite-password').fill('across-the-street');
+    await guest.getByTestId('invite-accept').click();
+    await guest.getByTestId('guest-page').waitFor({ timeout: 10_000 });
+    await expect(guest.getByTestId('guest-recording').innerText()).resolves.toBe(
+      'Your entries are not recorded: the camera is not switched on for you.',
+    );
+
+    // The camera goes offline; her grant does not need it, so the door opens all the same.
+    const cameraId = world.creds.devices.camera.id;
+    world.home.links.camera.cutLink();
+    try {
+      await expect
+        .poll(() => world.sys.gateway.liveStatus(cameraId)?.online, { timeout: 10_000 })
+        .toBe(false);
+      await swipe(guest);
+      await expect.poll(() => world.home.lock.bolt(), { timeout: 12_000 }).toBe('unlocked');
+      await guest.getByTestId('guest-relock').waitFor({ timeout: 5_000 });
+      await world.dropParcel();
+      await guest.getByTestId('guest-relock').click();
+      await guest
+        .locator('[data-testid="guest-access"][data-session-state="completed"]')
+        .waitFor({ timeout: 15_000 });
+      expect(world.home.lock.bolt()).toBe('locked');
+      await screenshot(guest, 'guest-unrecorded-done');
+    } finally {
+      world.home.links.camera.restoreLink();
+    }
+
+    // The owner's guests page: "Not recorded" beside the neighbour.
+    await owner.reload();
+    const neighbour = owner.getByTestId('guest-grant').filter({ hasText: 'Neighbour' });
+    await neighbour.waitFor({ timeout: 10_000 });
+    await expect(neighbour.getByTestId('guest-recording').innerText()).resolves.toBe(
+      'Not recorded',
+    );
+    await expect(neighbour.innerText()).resolves.toMatch(/1 entry so far/);
+
+    // The timeline: the newest visit is hers, "Not recorded" in grey, not a red bar.
+    await owner.getByRole('link', { name: 'Timeline', exact: true }).click();
+    const row = owner.getByTestId('session-row').first();
+    await row.waitFor({ timeout: 10_000 });
+    await expect(row.innerText()).resolves.toMatch(/Neighbour/);
+    const bar = row.getByTestId('coverage-bar');
+    expect(await bar.getAttribute('data-recorded')).toBe('false');
+    expect(await row.locator('.coverage-gap').count()).toBe(0);
+    await expect(row.innerText()).resolves.toMatch(/Not recorded/);
+    await row.click();
+    await owner.getByTestId('session-not-recorded').waitFor({ timeout: 10_000 });
+    expect(await owner.locator('[data-testid="coverage-bar"][data-recorded="false"]').count()).toBe(
+      1,
+    );
+    await expect(owner.locator('.proofs').innerText()).resolves.not.toMatch(/Camera proved/);
+    await screenshot(owner, 'owner-session-unrecorded');
+
+    await guestCtx.close();
+    await ownerCtx.close();
+    expect(seen).toEqual([]);
   }, 120_000);
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  checkDoorDevices,
   DEFAULT_ACCESS_POLICY,
   decideAccess,
   type AccessDecision,
@@ -418,6 +419,22 @@ describe('decideAccess', () => {
       expect(
         decideAccess({ ...withGrant({ requiresRecording: false })(base), camera: null }).allow,
       ).toBe(true);
+    });
+
+    it('checkDoorDevices skips only the camera when recording is not required', () => {
+      const stale = { online: true, lastSeenAt: NOW - DEFAULT_ACCESS_POLICY.deviceStaleMs - 1 };
+      expect(checkDoorDevices({ ...base, camera: stale }, false)).toBeNull();
+      expect(checkDoorDevices({ ...base, camera: stale }, true)?.code).toBe('camera.offline');
+      expect(
+        checkDoorDevices({ ...base, camera: null, lock: { ...base.lock, bolt: 'jammed' } }, false)
+          ?.code,
+      ).toBe('lock.jammed');
+      expect(
+        checkDoorDevices(
+          { ...base, camera: null, doorSensor: { ...base.doorSensor!, position: 'open' } },
+          false,
+        )?.code,
+      ).toBe('door.open');
     });
 
     it('refuses a lock that has been silent too long, saying since when', () => {

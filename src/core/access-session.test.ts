@@ -3,7 +3,9 @@ import {
   DEFAULT_SESSION_TIMING,
   createSession,
   describeOutcome,
+  isRecorded,
   isTerminal,
+  NOT_RECORDED_TEXT,
   step,
   type AccessSession,
   type NewSessionInput,
@@ -1093,5 +1095,372 @@ describe('"ask me first": the owner answers before anything opens', () => {
     const r = run.send({ type: 'unlock-requested' }, T0 + 1_000);
     expect(r.refusal?.code).toBe('session.active');
     expect(run.s.state).toBe('awaiting-owner');
+  });
+});
+
+describe('a session without a camera (a guest grant without recording)', () => {
+  const GUEST_INPUT: Partial<NewSessionInput> = {
+    deliveryId: null,
+    principalId: 'guest-1',
+    cameraDeviceId: null,
+  };
+  /** A guest's unrecorded session; the `Run` helpers that feed camera events are not used. */
+  const unrecorded = (input: Partial<NewSessionInput> = {}) =>
+    new Run({ ...GUEST_INPUT, ...input });
+  const cameraCommands = (r: StepResult) => commands(r).filter((c) => c.device === 'camera');
+  /** start → unlocking → open (the lock's own word), the door still closed. */
+  const toOpen = (run: Run) => {
+    run.send({ type: 'start' }, T0);
+    run.send({ type: 'lock-report', bolt: 'unlocked', changedAt: UNLOCKED - 100 }, UNLOCKED);
+    return run;
+  };
+  /** … the guest went in and out and asked to lock → relocking. */
+  const toRelocking = (run: Run) => {
+    toOpen(run);
+    run.send({ type: 'door-report', position: 'open' }, DOOR_OPENED);
+    run.send({ type: 'door-report', position: 'closed' }, DOOR_CLOSED);
+    run.send({ type: 'relock-requested' }, RELOCK);
+    return run;
+  };
+
+  it('is created with nothing to observe', () => {
+    const s = createSession({ ...INPUT, ...GUEST_INPUT }, T0);
+    expect(s).toMatchObject({ state: 'requested', cameraDeviceId: null, observation: 'none' });
+    expect(isRecorded(s)).toBe(false);
+    expect(isRecorded(createSession(INPUT, T0))).toBe(true);
+  });
+
+  it('cannot be made for a delivery: a courier’s session is always recorded', () => {
+    expect(() => createSession({ ...INPUT, cameraDeviceId: null }, T0)).toThrow(
+      /delivery session must have a camera/,
+    );
+  });
+
+  it('opens without arming, relocks, and completes on the lock’s confirmation and the door closed', () => {
+    const run = unrecorded();
+    const all: StepResult[] = [];
+
+    let r = run.send({ type: 'start' }, T0);
+    all.push(r);
+    expect(r.effects).toEqual([
+      { type: 'command', device: 'lock', action: 'unlock', relockAfterMs: MAX_OPEN },
+      { type: 'transition', from: 'requested', to: 'unlocking', reason: NOT_RECORDED_TEXT },
+    ]);
+    expect(run.s).toMatchObject({
+      state: 'unlocking',
+      deadlineAt: T0 + unlockTimeoutMs,
+      armedAt: null,
+      observation: 'none',
+    });
+
+    r = run.send({ type: 'lock-report', bolt: 'unlocked', changedAt: UNLOCKED - 100 }, UNLOCKED);
+    all.push(r);
+    expect(transitions(r)).toEqual(['unlocking→open']);
+    expect(run.s).toMatchObject({ unlockedAt: UNLOCKED, deadlineAt: UNLOCKED + MAX_OPEN });
+
+    all.push(run.send({ type: 'door-report', position: 'open' }, DOOR_OPENED));
+    all.push(run.send({ type: 'door-report', position: 'closed' }, DOOR_CLOSED));
+    r = run.send({ type: 'relock-requested' }, RELOCK);
+    all.push(r);
+    expect(r.effects).toEqual([
+      { type: 'command', device: 'lock', action: 'lock' },
+      { type: 'transition', from: 'open', to: 'relocking', reason: 'guest asked to lock' },
+    ]);
+
+    // The lock's own report is the last word: no picture is waited for.
+    r = run.send({ type: 'lock-report', bolt: 'locked', changedAt: LOCKED_BY_LOCK }, LOCK_REPORTED);
+    all.push(r);
+    expect(r.effects).toEqual([
+      { type: 'transition', from: 'relocking', to: 'verifying', reason: 'lock confirmed locked' },
+      { type: 'transition', from: 'verifying', to: 'completed' },
+    ]);
+    expect(run.s).toMatchObject({
+      state: 'completed',
+      endedAt: LOCK_REPORTED,
+      lockConfirmedAt: LOCK_REPORTED,
+      lockedAtByLock: LOCKED_BY_LOCK,
+      freshFrameAfterLockAt: null,
+      outcome: null,
+      alarms: [],
+    });
+    expect(run.s.history.map((h) => h.state)).toEqual([
+      'requested',
+      'unlocking',
+      'open',
+      'relocking',
+      'verifying',
+      'completed',
+    ]);
+    expect(describeOutcome(run.s)).toBe(
+      "Completed: door locked and closed. Not recorded: this guest's grant does not ask for the camera.",
+    );
+    // Not one command to a camera, from start to end.
+    expect(all.flatMap(cameraCommands)).toEqual([]);
+  });
+
+  it('does not complete while the door is not known closed; completes when the sensor says closed', () => {
+    const run = unrecorded();
+    toOpen(run);
+    run.send({ type: 'relock-requested' }, RELOCK);
+    run.send({ type: 'door-report', position: 'unknown' }, RELOCK + 100);
+    run.send({ type: 'lock-report', bolt: 'locked', changedAt: LOCKED_BY_LOCK }, LOCK_REPORTED);
+    expect(run.s.state).toBe('verifying');
+    const r = run.send({ type: 'door-report', position: 'closed' }, LOCK_REPORTED + 200);
+    expect(r.effects).toEqual([{ type: 'transition', from: 'verifying', to: 'completed' }]);
+  });
+
+  it('aborts door.unknown when the door is still not known closed at the verify deadline', () => {
+    const run = unrecorded();
+    toOpen(run);
+    run.send({ type: 'relock-requested' }, RELOCK);
+    run.send({ type: 'door-report', position: 'unknown' }, RELOCK + 100);
+    run.send({ type: 'lock-report', bolt: 'locked', changedAt: LOCKED_BY_LOCK }, LOCK_REPORTED);
+    const r = run.deadline();
+    expect(r.effects).toEqual([
+      {
+        type: 'alarm',
+        alarm: {
+          type: 'door-left-open',
+          atMs: LOCK_REPORTED + verifyTimeoutMs,
+          sinceMs: LOCK_REPORTED + verifyTimeoutMs,
+          message: 'Door left open',
+        },
+      },
+      { type: 'transition', from: 'verifying', to: 'aborted', reason: 'door.unknown' },
+    ]);
+  });
+
+  it('raises lock-state-mismatch when the door opens with the bolt locked, and aborts door.open', () => {
+    const run = unrecorded();
+    toOpen(run);
+    run.send({ type: 'relock-requested' }, RELOCK);
+    // The lock confirms while the door sensor says open: not complete.
+    run.send({ type: 'door-report', position: 'open' }, RELOCK + 100);
+    run.send({ type: 'lock-report', bolt: 'locked', changedAt: LOCKED_BY_LOCK }, LOCK_REPORTED);
+    expect(run.s.state).toBe('verifying');
+    expect(run.s.alarms.map((a) => a.type)).toEqual([]);
+    const mismatch = run.deadline();
+    expect(alarmTypes(mismatch)).toEqual(['lock-state-mismatch']);
+    expect(run.s).toMatchObject({ state: 'aborted', outcome: { code: 'door.open' } });
+    expect(cameraCommands(mismatch)).toEqual([]);
+  });
+
+  it('completes on the lock alone where no door sensor is fitted', () => {
+    const run = unrecorded({ doorSensorDeviceId: null, door: 'unknown' });
+    toOpen(run);
+    run.send({ type: 'relock-requested' }, RELOCK);
+    run.send({ type: 'lock-report', bolt: 'locked', changedAt: LOCKED_BY_LOCK }, LOCK_REPORTED);
+    expect(run.s.state).toBe('completed');
+  });
+
+  it('takes the lock locking itself (its own deadline) as the relock, and completes', () => {
+    const run = unrecorded();
+    toOpen(run);
+    const r = run.send(
+      { type: 'lock-report', bolt: 'locked', changedAt: T0 + 60_000 },
+      T0 + 60_200,
+    );
+    expect(transitions(r)).toEqual(['open→verifying', 'verifying→completed']);
+    expect(commands(r)).toEqual([]);
+  });
+
+  it('ignores everything a camera could say, in every state: no alarm, no move, no block', () => {
+    const cameraEvents: SessionEvent[] = [
+      { type: 'camera-recording' },
+      { type: 'fresh-frame' },
+      { type: 'observation', status: 'lost', sinceMs: T0 },
+      { type: 'observation', status: 'frozen', sinceMs: T0 },
+      { type: 'observation', status: 'live', sinceMs: T0 },
+      { type: 'heartbeat-rejected', reason: 'bad-mac' },
+    ];
+    const reach: Record<string, (run: Run) => void> = {
+      requested: () => undefined,
+      unlocking: (run) => run.send({ type: 'start' }, T0),
+      open: (run) => toOpen(run),
+      relocking: (run) => toRelocking(run),
+      verifying: (run) => {
+        toOpen(run);
+        run.send({ type: 'relock-requested' }, RELOCK);
+        run.send({ type: 'door-report', position: 'unknown' }, RELOCK + 100);
+        run.send({ type: 'lock-report', bolt: 'locked', changedAt: LOCKED_BY_LOCK }, LOCK_REPORTED);
+      },
+    };
+    for (const [state, go] of Object.entries(reach)) {
+      const run = unrecorded();
+      go(run);
+      expect(run.s.state).toBe(state);
+      const before = run.s;
+      for (const e of cameraEvents) {
+        const at = LOCK_REPORTED + 500;
+        const r = run.send(e, at);
+        expect(r.effects, `${e.type} in ${state}`).toEqual([]);
+        expect(r.refusal).toBeNull();
+        expect(run.s).toEqual({ ...before, updatedAt: at });
+      }
+      expect(run.s.unlockBlocked).toBeNull();
+      expect(run.s.observation).toBe('none');
+    }
+  });
+
+  it('locks again when the lock does not confirm the unlock in time; alarms when the relock is not confirmed either', () => {
+    const run = unrecorded();
+    run.send({ type: 'start' }, T0);
+    let r = run.deadline();
+    expect(commands(r)).toEqual([{ type: 'command', device: 'lock', action: 'lock' }]);
+    expect(transitions(r)).toEqual(['unlocking→relocking']);
+    r = run.deadline();
+    expect(alarmTypes(r)).toEqual(['lock-unconfirmed']);
+    // It keeps asking, then gives up with lock.unconfirmed; no camera to disarm.
+    for (let i = 0; i < 100 && run.s.state === 'relocking'; i++) run.deadline();
+    expect(run.s).toMatchObject({ state: 'aborted', outcome: { code: 'lock.unconfirmed' } });
+    expect(run.last?.effects.at(-1)).toEqual({
+      type: 'transition',
+      from: 'relocking',
+      to: 'aborted',
+      reason: 'lock.unconfirmed',
+    });
+  });
+
+  it('aborts lock.jammed when the lock jams while opening, with the alarm', () => {
+    const run = unrecorded();
+    run.send({ type: 'start' }, T0);
+    const r = run.send({ type: 'lock-report', bolt: 'jammed', changedAt: T0 + 200 }, T0 + 300);
+    expect(alarmTypes(r)).toEqual(['lock-jammed']);
+    expect(run.s).toMatchObject({ state: 'aborted', outcome: { code: 'lock.jammed' } });
+    expect(commands(r)).toEqual([]);
+  });
+
+  it('raises session-overrun and door-left-open at the open deadline, and locks', () => {
+    const run = unrecorded();
+    toOpen(run);
+    run.send({ type: 'door-report', position: 'open' }, DOOR_OPENED);
+    const r = run.deadline();
+    expect(alarmTypes(r)).toEqual(['session-overrun', 'door-left-open']);
+    expect(commands(r)).toEqual([{ type: 'command', device: 'lock', action: 'lock' }]);
+    expect(run.s.state).toBe('relocking');
+    // Closed and locked by the lock's own word: complete, with its alarms and no recording.
+    run.send({ type: 'door-report', position: 'closed' }, run.s.updatedAt + 1_000);
+    run.send(
+      { type: 'lock-report', bolt: 'locked', changedAt: run.s.updatedAt + 1_100 },
+      run.s.updatedAt + 1_200,
+    );
+    expect(run.s.state).toBe('completed');
+    expect(describeOutcome(run.s)).toBe(
+      "Completed with 2 alarm(s). Not recorded: this guest's grant does not ask for the camera.",
+    );
+  });
+
+  it('refuses to relock while the door is open, and refuses a second unlock', () => {
+    const run = unrecorded();
+    run.send({ type: 'start' }, T0);
+    expect(run.send({ type: 'unlock-requested' }, T0 + 100).refusal?.code).toBe('session.active');
+    run.send({ type: 'lock-report', bolt: 'unlocked', changedAt: UNLOCKED - 100 }, UNLOCKED);
+    run.send({ type: 'door-report', position: 'open' }, DOOR_OPENED);
+    const r = run.send({ type: 'relock-requested' }, DOOR_OPENED + 1_000);
+    expect(r.refusal?.code).toBe('door.open');
+    expect(r.effects).toEqual([]);
+    expect(run.send({ type: 'unlock-requested' }, DOOR_OPENED + 2_000).refusal?.code).toBe(
+      'session.wrong-state',
+    );
+  });
+
+  it('raises unexpected-entry and locks again when the lock opens after confirming', () => {
+    const run = unrecorded();
+    toOpen(run);
+    run.send({ type: 'relock-requested' }, RELOCK);
+    run.send({ type: 'door-report', position: 'unknown' }, RELOCK + 100);
+    run.send({ type: 'lock-report', bolt: 'locked', changedAt: LOCKED_BY_LOCK }, LOCK_REPORTED);
+    const r = run.send(
+      { type: 'lock-report', bolt: 'unlocked', changedAt: T0 + 33_000 },
+      T0 + 33_100,
+    );
+    expect(alarmTypes(r)).toEqual(['unexpected-entry']);
+    expect(commands(r)).toEqual([{ type: 'command', device: 'lock', action: 'lock' }]);
+    expect(transitions(r)).toEqual(['verifying→relocking']);
+  });
+
+  it('locks again when the bolt is not known locked at the verify deadline', () => {
+    const run = unrecorded();
+    toOpen(run);
+    run.send({ type: 'relock-requested' }, RELOCK);
+    run.send({ type: 'door-report', position: 'unknown' }, RELOCK + 100);
+    run.send({ type: 'lock-report', bolt: 'locked', changedAt: LOCKED_BY_LOCK }, LOCK_REPORTED);
+    run.send({ type: 'lock-report', bolt: 'unknown', changedAt: T0 + 33_000 }, T0 + 33_100);
+    const r = run.deadline();
+    expect(transitions(r)).toEqual(['verifying→relocking']);
+  });
+
+  it('is refused with the reason when cancelled before opening (nothing sent), locked when cancelled after', () => {
+    const before = unrecorded();
+    let r = before.send({ type: 'cancel', reason: 'grant.revoked' }, T0);
+    expect(r.effects).toEqual([
+      { type: 'transition', from: 'requested', to: 'refused', reason: 'grant.revoked' },
+    ]);
+    const after = unrecorded();
+    toOpen(after);
+    r = after.send({ type: 'cancel', reason: 'grant.revoked' }, T0 + 5_000);
+    expect(commands(r)).toEqual([{ type: 'command', device: 'lock', action: 'lock' }]);
+    expect(after.s.state).toBe('relocking');
+  });
+
+  it('opens at once when the owner, asked first, lets the guest in', () => {
+    const run = unrecorded({ askOwnerTimeoutMs: 60_000 });
+    run.send({ type: 'start' }, T0);
+    expect(run.s.state).toBe('awaiting-owner');
+    const r = run.send({ type: 'owner-decision', decision: 'let-in', by: 'owner-1' }, T0 + 5_000);
+    expect(r.effects).toEqual([
+      { type: 'command', device: 'lock', action: 'unlock', relockAfterMs: MAX_OPEN },
+      {
+        type: 'transition',
+        from: 'awaiting-owner',
+        to: 'unlocking',
+        reason: `owner let in; ${NOT_RECORDED_TEXT}`,
+      },
+    ]);
+  });
+
+  it('a finished one refuses unlock and relock like any other', () => {
+    const run = unrecorded({ doorSensorDeviceId: null });
+    toOpen(run);
+    run.send({ type: 'relock-requested' }, RELOCK);
+    run.send({ type: 'lock-report', bolt: 'locked', changedAt: LOCKED_BY_LOCK }, LOCK_REPORTED);
+    expect(run.s.state).toBe('completed');
+    for (const type of ['unlock-requested', 'relock-requested'] as const)
+      expect(run.send({ type }, T0 + 100_000).refusal?.code).toBe('session.finished');
+  });
+});
+
+describe('a session with a camera: nothing loosened by sessions without one', () => {
+  it('never unlocks while the camera has not proved it records, and is refused camera.offline when it goes silent', () => {
+    const run = new Run({ ...INPUT, deliveryId: null, principalId: 'guest-1' });
+    let r = run.send({ type: 'start' }, T0);
+    expect(commands(r)).toEqual([{ type: 'command', device: 'camera', action: 'arm' }]);
+    // The lock reporting, a relock or unlock request: none of it opens the door.
+    r = run.send({ type: 'unlock-requested' }, T0 + 100);
+    expect(r.refusal?.code).toBe('session.active');
+    r = run.send({ type: 'observation', status: 'lost', sinceMs: T0 }, T0 + 1_300);
+    expect(run.s).toMatchObject({ state: 'refused', outcome: { code: 'camera.offline' } });
+    expect(commands(r)).toEqual([{ type: 'command', device: 'camera', action: 'disarm' }]);
+    expect(run.s.unlockedAt).toBeNull();
+  });
+
+  it('is refused camera.not-recording when the camera never confirms (an offline camera)', () => {
+    const run = new Run();
+    run.send({ type: 'start' }, T0);
+    const r = run.deadline();
+    expect(run.s).toMatchObject({ state: 'refused', outcome: { code: 'camera.not-recording' } });
+    expect(commands(r).filter((c) => c.device === 'lock')).toEqual([]);
+  });
+
+  it('still waits for a fresh frame after the relock before it completes', () => {
+    const run = new Run().toVerifying();
+    expect(run.s.state).toBe('verifying');
+    run.send({ type: 'door-report', position: 'closed' }, LOCK_REPORTED + 100);
+    expect(run.s.state).toBe('verifying');
+    run.deadline();
+    expect(run.s).toMatchObject({
+      state: 'aborted',
+      outcome: { code: 'session.observation-lost' },
+    });
   });
 });

@@ -19,6 +19,15 @@
  * When observation is lost or frozen during the session, the session raises the alarm, never
  * allows another unlock, and locks the door as soon as it is closed.
  *
+ * A session without a camera (`cameraDeviceId: null`) is a guest's entry under a grant that
+ * does not ask for recording ("camera must record" turned off by the household). It is the
+ * same machine with the camera's steps left out, and nothing else loosened: it goes from
+ * requested straight to unlocking, sends no camera command, ignores camera traffic (so raises
+ * no observation alarm), and completes on the lock's own confirmed relock and, where a door
+ * sensor is fitted, the door reported closed. Every lock and door check, deadline and alarm is
+ * that of a recorded session. A courier's session always has a camera (see
+ * {@link createSession}).
+ *
  * The machine is a pure function {@link step}: (session, event, now) → (session, effects). The
  * orchestrator persists the session, performs the effects and calls back at `deadlineAt`.
  */
@@ -103,7 +112,11 @@ export interface AccessSession {
   readonly principalId: string;
   readonly lockDeviceId: string;
   readonly doorSensorDeviceId: string | null;
-  readonly cameraDeviceId: string;
+  /**
+   * The camera that must prove it records this session, or null for a session that is not
+   * recorded (a guest grant without "camera must record"; never a courier's).
+   */
+  readonly cameraDeviceId: string | null;
   readonly state: SessionState;
   readonly createdAt: number;
   readonly updatedAt: number;
@@ -113,7 +126,8 @@ export interface AccessSession {
   /** The longest the door may stay unlocked, ms (from the grant). */
   readonly maxOpenMs: number;
   readonly timing: SessionTiming;
-  readonly observation: 'pending' | 'live' | 'lost' | 'frozen';
+  /** What the camera proves: `none` for a session without a camera (not recorded). */
+  readonly observation: 'none' | 'pending' | 'live' | 'lost' | 'frozen';
   /** Set when the owner is asked before the door opens ("ask me first"); null otherwise. */
   readonly approval: OwnerApproval | null;
   /** Once set, no further unlock is allowed in this session. */
@@ -205,9 +219,18 @@ export type NewSessionInput = Pick<
   readonly askOwnerTimeoutMs?: number;
 };
 
-/** A new session in state `requested`; feed it `start`. */
+/** The words a session without a camera ends with, and its history gives as the reason. */
+export const NOT_RECORDED_TEXT = "Not recorded: this guest's grant does not ask for the camera.";
+
+/**
+ * A new session in state `requested`; feed it `start`. Throws (a bug in the caller, not a
+ * refusal) for a courier's session without a camera: deliveries are always recorded.
+ */
 export function createSession(input: NewSessionInput, now: number): AccessSession {
   const { askOwnerTimeoutMs, ...rest } = input;
+  if (input.cameraDeviceId === null && input.deliveryId !== null) {
+    throw new Error(`session ${input.id}: a delivery session must have a camera`);
+  }
   return {
     ...rest,
     timing: input.timing ?? DEFAULT_SESSION_TIMING,
@@ -220,7 +243,7 @@ export function createSession(input: NewSessionInput, now: number): AccessSessio
     updatedAt: now,
     endedAt: null,
     deadlineAt: null,
-    observation: 'pending',
+    observation: input.cameraDeviceId === null ? 'none' : 'pending',
     unlockBlocked: null,
     boltChangedAt: null,
     armedAt: null,
@@ -238,6 +261,11 @@ export function createSession(input: NewSessionInput, now: number): AccessSessio
 /** Whether the session has ended. */
 export function isTerminal(s: Pick<AccessSession, 'state'>): boolean {
   return TERMINAL_STATES.has(s.state);
+}
+
+/** Whether a camera records the session (false only for a guest grant without recording). */
+export function isRecorded(s: Pick<AccessSession, 'cameraDeviceId'>): boolean {
+  return s.cameraDeviceId !== null;
 }
 
 const ALARM_TEXT: Record<AlarmType, string> = {
@@ -297,7 +325,8 @@ class Step {
   end(to: 'completed' | 'refused' | 'aborted', outcome: Problem | null): void {
     this.set({ outcome });
     this.go(to, null, outcome?.code);
-    this.command('camera', 'disarm');
+    // Nothing was armed in a session without a camera: nothing to disarm.
+    if (isRecorded(this.s)) this.command('camera', 'disarm');
   }
 
   command(
@@ -334,6 +363,25 @@ class Step {
   }
 }
 
+/**
+ * The door may be opened (the owner, if asked, said yes): a recorded session arms the camera
+ * and waits for its proof; one without a camera asks the lock to open at once.
+ */
+function beginEntry(st: Step, reason?: string): void {
+  const s = st.s;
+  if (isRecorded(s)) {
+    st.command('camera', 'arm');
+    st.go('arming', st.now + s.timing.armingTimeoutMs, reason);
+    return;
+  }
+  st.command('lock', 'unlock', s.maxOpenMs);
+  st.go(
+    'unlocking',
+    st.now + s.timing.unlockTimeoutMs,
+    reason === undefined ? NOT_RECORDED_TEXT : `${reason}; ${NOT_RECORDED_TEXT}`,
+  );
+}
+
 /** Starts relocking: command the lock and wait for its own report. */
 function startRelock(st: Step, reason: string): void {
   st.set({ relockRequestedAt: st.now });
@@ -353,7 +401,9 @@ function tryComplete(st: Step): void {
   const s = st.s;
   if (s.state !== 'verifying') return;
   const doorOk = s.doorSensorDeviceId === null || s.door === 'closed';
-  if (s.bolt === 'locked' && doorOk && s.freshFrameAfterLockAt !== null) {
+  // Without a camera there is no picture to wait for; the lock and the door still decide.
+  const frameOk = !isRecorded(s) || s.freshFrameAfterLockAt !== null;
+  if (s.bolt === 'locked' && doorOk && frameOk) {
     st.end('completed', null);
   }
 }
@@ -373,6 +423,14 @@ function onObservationFailed(st: Step, status: 'lost' | 'frozen', sinceMs: numbe
   }
 }
 
+/** The events only a session's camera causes. */
+const CAMERA_EVENTS: ReadonlySet<SessionEvent['type']> = new Set([
+  'camera-recording',
+  'fresh-frame',
+  'observation',
+  'heartbeat-rejected',
+]);
+
 /** Applies one event to a session. Events that do not apply to the current state change nothing. */
 export function step(session: AccessSession, event: SessionEvent, now: number): StepResult {
   const st = new Step(session, now);
@@ -389,6 +447,11 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
     if (event.type === 'door-report') st.set({ door: event.position });
     return st.result();
   }
+  if (!isRecorded(s) && CAMERA_EVENTS.has(event.type)) {
+    // No camera belongs to this session: whatever a camera says is not about it, and can
+    // neither move it on nor raise an observation alarm.
+    return st.result();
+  }
 
   switch (event.type) {
     case 'start':
@@ -397,8 +460,7 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
         st.go('awaiting-owner', now + s.approval.timeoutMs, 'asking the owner first');
         break;
       }
-      st.command('camera', 'arm');
-      st.go('arming', now + s.timing.armingTimeoutMs);
+      beginEntry(st);
       break;
 
     case 'owner-decision':
@@ -414,8 +476,7 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
         st.go('refused', null, 'delivery.owner-declined');
         break;
       }
-      st.command('camera', 'arm');
-      st.go('arming', now + s.timing.armingTimeoutMs, 'owner let in');
+      beginEntry(st, 'owner let in');
       break;
 
     case 'camera-recording':
@@ -531,7 +592,7 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
         st.refuse('door.open', 'Close the door first, then lock.');
         break;
       }
-      startRelock(st, 'courier asked to lock');
+      startRelock(st, s.deliveryId === null ? 'guest asked to lock' : 'courier asked to lock');
       break;
 
     case 'unlock-requested':
@@ -619,7 +680,8 @@ function onDeadline(st: Step): void {
         st.end('aborted', problem(s.door === 'open' ? 'door.open' : 'door.unknown'));
         return;
       }
-      // Locked and closed, but the camera never showed the door after the relock.
+      // Locked and closed, but the camera never showed the door after the relock. (A session
+      // without a camera never waits here: with bolt and door confirmed it completed already.)
       st.end(
         'aborted',
         problem(
@@ -640,6 +702,11 @@ function onDeadline(st: Step): void {
 export function describeOutcome(s: AccessSession): string {
   switch (s.state) {
     case 'completed':
+      if (!isRecorded(s)) {
+        return s.alarms.length === 0
+          ? `Completed: door locked and closed. ${NOT_RECORDED_TEXT}`
+          : `Completed with ${s.alarms.length} alarm(s). ${NOT_RECORDED_TEXT}`;
+      }
       return s.alarms.length === 0
         ? 'Completed: door locked and closed, confirmed on camera.'
         : `Completed with ${s.alarms.length} alarm(s).`;

@@ -178,6 +178,72 @@ describe('decideGuestEntry', () => {
     ).toBe('lock.offline');
   });
 
+  describe('a grant without recording ("camera must record" off)', () => {
+    const unrecorded: GuestGrant = {
+      ...GRANT,
+      limits: { ...GRANT.limits, requiresRecording: false },
+    };
+    const silentFor = SAT_SUMMER_1500 - 10 * 60_000;
+
+    it.each([
+      ['no camera known', null],
+      ['the camera offline', { online: false, lastSeenAt: silentFor }],
+      ['the camera silent too long', { online: true, lastSeenAt: silentFor }],
+      ['the camera never heard', { online: true, lastSeenAt: null }],
+    ] as const)('lets the guest in with %s', (_name, camera) => {
+      expect(decideGuestEntry(request({ grant: unrecorded, camera }))).toEqual({
+        allow: true,
+        grant: unrecorded,
+        deadlineAt: SAT_SUMMER_1500 + 45 * 60_000,
+      });
+    });
+
+    it.each([
+      [
+        'the lock offline',
+        { lock: { online: false, lastSeenAt: silentFor, bolt: 'locked' } },
+        'lock.offline',
+      ],
+      [
+        'the lock jammed',
+        { lock: { online: true, lastSeenAt: SAT_SUMMER_1500, bolt: 'jammed' } },
+        'lock.jammed',
+      ],
+      [
+        'the door open',
+        { doorSensor: { online: true, lastSeenAt: SAT_SUMMER_1500, position: 'open' } },
+        'door.open',
+      ],
+      [
+        'the door sensor silent',
+        { doorSensor: { online: true, lastSeenAt: silentFor, position: 'closed' } },
+        'door.unknown',
+      ],
+      [
+        'the door position unknown',
+        { doorSensor: { online: true, lastSeenAt: SAT_SUMMER_1500, position: 'unknown' } },
+        'door.unknown',
+      ],
+      ['another session at the door', { activeSessionAtDoor: true }, 'session.active'],
+      ['outside the schedule', { now: Date.UTC(2026, 9, 24, 17, 0) }, 'grant.outside-schedule'],
+    ] as const)('still refuses with %s (camera offline too)', (_name, patch, code) => {
+      const r = decideGuestEntry(
+        request({ grant: unrecorded, camera: null, ...(patch as Partial<GuestEntryRequest>) }),
+      );
+      expect(refusal(r).code).toBe(code);
+    });
+
+    it('the same request with recording on is refused camera.offline, saying since when', () => {
+      const r = refusal(
+        decideGuestEntry(
+          request({ grant: GRANT, camera: { online: false, lastSeenAt: silentFor } }),
+        ),
+      );
+      expect(r.code).toBe('camera.offline');
+      expect(r.detail).toEqual({ since: silentFor });
+    });
+  });
+
   it('checks revocation before the schedule: a revoked grant is "revoked", not "outside the schedule"', () => {
     const r = refusal(
       decideGuestEntry(

@@ -223,6 +223,7 @@ export class SimCamera implements DeviceBehaviour {
       case 'pin.set':
       case 'pin.clear':
       case 'pin.list':
+      case 'pin.window':
         throw new CommandFailure('command.unsupported', `a camera cannot ${command.action}`);
     }
   }

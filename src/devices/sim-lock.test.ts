@@ -4,6 +4,7 @@ import { sign, verifyMac } from '../protocol/device-auth.ts';
 import {
   decodePinList,
   MAX_MESSAGE_BYTES,
+  MAX_PIN_SLOT,
   PIN_LIST_PAGE_SIZE,
   type CommandMessage,
   type LockStateMessage,
@@ -332,9 +333,11 @@ describe('SimLock keypad and PIN slots', () => {
   });
 
   it('lists many slots in pages, each page within the message size limit', async () => {
-    const { link, lock } = pinLock({ pinCapacity: 200 });
-    const slots = Array.from({ length: 45 }, (_, i) => 3 + i * 4);
-    for (const slot of slots) lock.setPinLocally(slot, String(100_000 + slot));
+    const { link, lock } = pinLock({ pinCapacity: MAX_PIN_SLOT });
+    // The longest entries there can be: five-digit slots, windows with the largest times.
+    const slots = Array.from({ length: 45 }, (_, i) => MAX_PIN_SLOT - 200 + i * 4);
+    const window = { fromMs: 7_258_118_399_999, untilMs: 7_258_118_400_000 };
+    for (const slot of slots) lock.setPinLocally(slot, String(100_000 + slot), 'x', window);
     const first = await link.deliver(link.command({ action: 'pin.list' }));
     const page1 = decodePinList(first?.status === 'ok' ? first.data : null);
     expect(page1?.slots.map((s) => s.slot)).toEqual(slots.slice(0, PIN_LIST_PAGE_SIZE));
@@ -343,6 +346,7 @@ describe('SimLock keypad and PIN slots', () => {
     const second = await link.deliver(link.command({ action: 'pin.list', slot: page1!.next! }));
     const page2 = decodePinList(second?.status === 'ok' ? second.data : null);
     expect(page2?.slots.map((s) => s.slot)).toEqual(slots.slice(PIN_LIST_PAGE_SIZE));
+    expect(page2?.slots[0]).toMatchObject(window);
     expect(page2?.next).toBeNull();
   });
 
@@ -454,6 +458,125 @@ describe('SimLock keypad and PIN slots', () => {
     expect(() => pinLock({ keypadLockoutMs: 14_999 })).toThrow(RangeError);
     expect(() => pinLock({ pinCapacity: 0 })).toThrow(RangeError);
     expect(() => pinLock({ wrongCodeLimit: 0 })).toThrow(RangeError);
+  });
+
+  it('takes a code only inside its window, by its own clock, and a right code outside looks wrong', async () => {
+    const { clock, link, lock, keypadEvents, everything } = pinLock();
+    const t0 = clock.now();
+    const set = await link.deliver(
+      link.command({
+        action: 'pin.set',
+        slot: 5,
+        code: CODE,
+        fromMs: t0 + 60_000,
+        untilMs: t0 + 120_000,
+      }),
+    );
+    expect(set).toMatchObject({ status: 'ok', data: { slot: 5 } });
+    expect(lock.pinWindow(5)).toEqual({ fromMs: t0 + 60_000, untilMs: t0 + 120_000 });
+    // Before the window: exactly what a wrong code gets, and it counts towards the lockout.
+    const early = lock.enterCode(CODE);
+    const wrong = lock.enterCode('0000');
+    expect(early).toEqual({ result: 'wrong-code', attempt: 1, lockedOutUntil: null });
+    expect(wrong).toEqual({ result: 'wrong-code', attempt: 2, lockedOutUntil: null });
+    clock.advanceTo(t0 + 60_000);
+    expect(lock.enterCode(CODE)).toEqual({ result: 'unlocked', slot: 5 });
+    clock.advanceTo(t0 + 119_999);
+    expect(lock.enterCode(CODE)).toEqual({ result: 'unlocked', slot: 5 });
+    clock.advanceTo(t0 + 120_000);
+    expect(lock.enterCode(CODE)).toEqual({
+      result: 'wrong-code',
+      attempt: 1,
+      lockedOutUntil: null,
+    });
+    // Only the server learns which slot it was: the event names it, the keypad does not.
+    expect(keypadEvents().map((e) => [e.name, e.slot ?? null, e.attempt ?? null])).toEqual([
+      ['keypad.wrong-code', 5, 1],
+      ['keypad.wrong-code', null, 2],
+      ['keypad.unlocked', 5, null],
+      ['keypad.unlocked', 5, null],
+      ['keypad.wrong-code', 5, 1],
+    ]);
+    for (const e of keypadEvents()) expect(verifyMac(KEY, link.topic('event'), e)).toBe(true);
+    expect(everything()).not.toContain(CODE);
+  });
+
+  it('locks the keypad out when codes outside their window are tried, as for wrong ones', () => {
+    const { clock, lock, keypadEvents } = pinLock();
+    lock.setPinLocally(2, CODE, 'Cleaner', { fromMs: 0, untilMs: 0 });
+    lock.enterCode(CODE);
+    lock.enterCode(CODE);
+    expect(lock.enterCode(CODE)).toEqual({
+      result: 'wrong-code',
+      attempt: 3,
+      lockedOutUntil: clock.now() + 15_000,
+    });
+    expect(keypadEvents().at(-1)).toMatchObject({ name: 'keypad.lockout' });
+  });
+
+  it('changes a window with pin.window without the code, lists it, and widens to all times', async () => {
+    const { clock, link, lock, everything } = pinLock();
+    const t0 = clock.now();
+    await link.deliver(link.command({ action: 'pin.set', slot: 3, code: CODE, name: 'Gina' }));
+    expect(lock.pinWindow(3)).toBeNull();
+    const narrowed = await link.deliver(
+      link.command({ action: 'pin.window', slot: 3, fromMs: 0, untilMs: t0 + 1_000 }),
+    );
+    expect(narrowed).toMatchObject({ status: 'ok', data: { slot: 3 } });
+    const list = await link.deliver(link.command({ action: 'pin.list' }));
+    const data = decodePinList(list?.status === 'ok' ? list.data : null);
+    expect(data?.slots).toEqual([
+      { slot: 3, set: true, digest: pinDigest(KEY, 3, CODE), fromMs: 0, untilMs: t0 + 1_000 },
+    ]);
+    // The code and its name stay; only the window changed.
+    expect(lock.pinName(3)).toBe('Gina');
+    expect(lock.enterCode(CODE).result).toBe('unlocked');
+    clock.advance(1_000);
+    expect(lock.enterCode(CODE).result).toBe('wrong-code');
+    await link.deliver(link.command({ action: 'pin.window', slot: 3 }));
+    expect(lock.pinWindow(3)).toBeNull();
+    expect(lock.enterCode(CODE).result).toBe('unlocked');
+    // A window write can be swallowed too.
+    lock.dropPinWrites(1);
+    await link.deliver(link.command({ action: 'pin.window', slot: 3, fromMs: 0, untilMs: 0 }));
+    expect(lock.pinWindow(3)).toBeNull();
+    expect(everything()).not.toContain(CODE);
+  });
+
+  it('refuses a window it cannot keep: half a window, an end before the start, an empty slot', async () => {
+    const { clock, link, lock } = pinLock({ pinCapacity: 10 });
+    const t0 = clock.now();
+    await link.deliver(link.command({ action: 'pin.set', slot: 1, code: CODE }));
+    const cases = [
+      [{ action: 'pin.set', slot: 2, code: '1234', fromMs: t0 }, 'both fromMs and untilMs'],
+      [{ action: 'pin.set', slot: 2, code: '1234', untilMs: t0 }, 'both fromMs and untilMs'],
+      [
+        { action: 'pin.set', slot: 2, code: '1234', fromMs: t0, untilMs: t0 - 1 },
+        'end before it starts',
+      ],
+      [{ action: 'pin.window', slot: 1, fromMs: t0 }, 'both fromMs and untilMs'],
+      [{ action: 'pin.window', slot: 1, fromMs: 5, untilMs: 4 }, 'end before it starts'],
+      [{ action: 'pin.window', slot: 4, fromMs: 0, untilMs: 0 }, 'slot 4 is empty'],
+      [{ action: 'pin.window', slot: 11 }, 'slots 1 to 10'],
+      [{ action: 'pin.window' }, 'needs a slot'],
+    ] as const;
+    for (const [fields, message] of cases) {
+      const reply = await link.deliver(link.command(fields));
+      expect(reply).toMatchObject({ status: 'error', error: { code: 'command.invalid' } });
+      expect(reply?.status === 'error' ? reply.error.message : '').toContain(message);
+    }
+    // Negative times do not pass the command schema.
+    const negative = { ...link.command({ action: 'pin.window', slot: 1, untilMs: 5 }), fromMs: -1 };
+    expect(await link.deliver(Buffer.from(JSON.stringify(negative)))).toMatchObject({
+      status: 'error',
+      error: { code: 'command.invalid' },
+    });
+    expect(lock.pinSlots()).toEqual([1]);
+    expect(lock.pinWindow(1)).toBeNull();
+    expect(lock.pinWindow(4)).toBeUndefined();
+    expect(() => lock.setPinLocally(2, '2222', undefined, { fromMs: 2, untilMs: 1 })).toThrow(
+      RangeError,
+    );
   });
 
   it('keeps codes set by hand, and refuses bad ones', async () => {

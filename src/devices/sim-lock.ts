@@ -24,17 +24,26 @@
  *   the lock by hand ({@link SimLock.setPinLocally}), as a real lock's menu allows; and
  *   {@link SimLock.dropPinWrites} makes it acknowledge writes without keeping them, as real
  *   locks sometimes do, so only the read-back can tell.
+ * - A slot may carry a validity window `[fromMs, untilMs)`, set with the code (`pin.set`) or
+ *   alone (`pin.window`), checked against the lock's own clock, as Matter year-day schedules
+ *   and Z-Wave Schedule Entry Lock schedules are. A right code outside its window is treated
+ *   exactly as a wrong one at the keypad (same outcome, counts towards the lockout: a guesser
+ *   learns nothing), but its 'keypad.wrong-code' event names the slot, for the server.
  *
  * Commands: `lock`, `unlock` (`relockAfterMs`, `sessionId`), `report`; the reply data is
- * `{bolt, changedAt, autoRelockAt}`. `pin.set {slot, code, name?}` and `pin.clear {slot}`
- * reply `{slot}`; `pin.list {slot?}` replies `{capacity, slots, next}` (see PinListData).
+ * `{bolt, changedAt, autoRelockAt}`. `pin.set {slot, code, name?, fromMs?, untilMs?}`,
+ * `pin.window {slot, fromMs?, untilMs?}` and `pin.clear {slot}` reply `{slot}`;
+ * `pin.list {slot?}` replies `{capacity, slots, next}` (see PinListData), windows included.
  * Codes never appear in what the lock publishes or logs.
  */
 import type { Clock } from '../core/clock.ts';
+import { windowAllows, type PinWindow } from '../core/pin-window.ts';
 import {
   MAX_PIN_SLOT,
   PIN_CODE_PATTERN,
   PIN_LIST_PAGE_SIZE,
+  pinWindowFields,
+  readPinWindow,
   type Bolt,
   type CommandMessage,
   type PinListDataMessage,
@@ -76,8 +85,9 @@ export type KeypadOutcome =
   /** The code of `slot` was right: the bolt is being drawn. */
   | { readonly result: 'unlocked'; readonly slot: number }
   /**
-   * The code was wrong; `attempt` counts wrong codes in a row. `lockedOutUntil` is set when
-   * this one locked the keypad out.
+   * The code was wrong, or right but outside its slot's window (the keypad cannot be asked which);
+   * `attempt` counts wrong codes in a row. `lockedOutUntil` is set when this one locked the
+   * keypad out.
    */
   | {
       readonly result: 'wrong-code';
@@ -90,6 +100,8 @@ export type KeypadOutcome =
 interface StoredPin {
   readonly code: string;
   readonly name: string | null;
+  /** When the code opens, by this lock's clock; null for at all times. */
+  readonly window: PinWindow | null;
 }
 
 /** Where a movement drives the bolt. */
@@ -229,7 +241,8 @@ export class SimLock implements DeviceBehaviour {
       this.wrongInRow = 0;
     }
     const slot = this.slotOf(code);
-    if (slot !== null) {
+    const inWindow = slot !== null && windowAllows(this.pins.get(slot)!.window, now);
+    if (slot !== null && inWindow) {
       this.wrongInRow = 0;
       this.connection.publishEvent({ name: 'keypad.unlocked', slot });
       // Drawn by the motor like a remote unlock without a deadline: the lock's own relock applies.
@@ -244,7 +257,12 @@ export class SimLock implements DeviceBehaviour {
     }
     this.wrongInRow += 1;
     const attempt = this.wrongInRow;
-    this.connection.publishEvent({ name: 'keypad.wrong-code', attempt });
+    // Only the server hears that it was a slot's code at the wrong time.
+    this.connection.publishEvent({
+      name: 'keypad.wrong-code',
+      attempt,
+      ...(slot === null ? {} : { slot }),
+    });
     if (attempt < this.wrongCodeLimit)
       return { result: 'wrong-code', attempt, lockedOutUntil: null };
     this.lockedOutUntil = now + this.keypadLockoutMs;
@@ -260,13 +278,16 @@ export class SimLock implements DeviceBehaviour {
   }
 
   /**
-   * Someone sets a code at the lock itself (its own menu or app), not through Threshold.
-   * Throws on a slot or code the lock would refuse (a mistake in the caller).
+   * Someone sets a code at the lock itself (its own menu or app), not through Threshold, valid
+   * at all times unless a `window` is given. Throws on a slot, code or window the lock would
+   * refuse (a mistake in the caller).
    */
-  setPinLocally(slot: number, code: string, name?: string): void {
+  setPinLocally(slot: number, code: string, name?: string, window: PinWindow | null = null): void {
     const refusal = this.pinRefusal(slot, code);
     if (refusal !== null) throw new RangeError(refusal);
-    this.pins.set(slot, { code, name: name ?? null });
+    const read = readPinWindow(pinWindowFields(window));
+    if (!read.ok) throw new RangeError(read.reason);
+    this.pins.set(slot, { code, name: name ?? null, window: read.window });
   }
 
   /** Someone empties a slot at the lock itself. */
@@ -279,14 +300,22 @@ export class SimLock implements DeviceBehaviour {
     return this.pins.get(slot)?.name ?? null;
   }
 
+  /**
+   * The validity window of a slot's code (ms, this lock's clock); null when the code works at
+   * all times, undefined when the slot holds no code.
+   */
+  pinWindow(slot: number): PinWindow | null | undefined {
+    return this.pins.get(slot)?.window;
+  }
+
   /** The slots that hold a code now, ascending. */
   pinSlots(): number[] {
     return [...this.pins.keys()].sort((a, b) => a - b);
   }
 
   /**
-   * Fault switch: the next `n` PIN writes (`pin.set`, `pin.clear`), or all of them, are
-   * acknowledged `ok` but not carried out; 0 ends it.
+   * Fault switch: the next `n` PIN writes (`pin.set`, `pin.window`, `pin.clear`), or all of
+   * them, are acknowledged `ok` but not carried out; 0 ends it.
    */
   dropPinWrites(n: number | 'all'): void {
     if (n !== 'all' && (!Number.isInteger(n) || n < 0))
@@ -318,6 +347,8 @@ export class SimLock implements DeviceBehaviour {
         return this.data();
       case 'pin.set':
         return this.pinSet(command);
+      case 'pin.window':
+        return this.pinWindowCommand(command);
       case 'pin.clear':
         return this.pinClear(command);
       case 'pin.list':
@@ -339,8 +370,26 @@ export class SimLock implements DeviceBehaviour {
     // The message may name the slot but never the code: replies end up in logs.
     const refusal = this.pinRefusal(slot, code);
     if (refusal !== null) throw new CommandFailure('command.invalid', refusal);
+    const window = readPinWindow(command);
+    if (!window.ok) throw new CommandFailure('command.invalid', window.reason);
     if (this.dropThisWrite()) return { slot };
-    this.pins.set(slot, { code, name: command.name ?? null });
+    this.pins.set(slot, { code, name: command.name ?? null, window: window.window });
+    return { slot };
+  }
+
+  /** `pin.window`: a new window for the code a slot holds; the code itself stays. */
+  private pinWindowCommand(command: CommandMessage): Record<string, unknown> {
+    const slot = command.slot;
+    if (slot === undefined) throw new CommandFailure('command.invalid', 'pin.window needs a slot');
+    if (slot > this.pinCapacity)
+      throw new CommandFailure('command.invalid', `this lock has slots 1 to ${this.pinCapacity}`);
+    const window = readPinWindow(command);
+    if (!window.ok) throw new CommandFailure('command.invalid', window.reason);
+    const pin = this.pins.get(slot);
+    // A window without a code would be a promise about nothing: set the code first.
+    if (pin === undefined) throw new CommandFailure('command.invalid', `slot ${slot} is empty`);
+    if (this.dropThisWrite()) return { slot };
+    this.pins.set(slot, { ...pin, window: window.window });
     return { slot };
   }
 
@@ -363,11 +412,15 @@ export class SimLock implements DeviceBehaviour {
     const page = set.slice(0, PIN_LIST_PAGE_SIZE);
     const data: PinListDataMessage = {
       capacity: this.pinCapacity,
-      slots: page.map((slot) => ({
-        slot,
-        set: true,
-        digest: pinDigest(key, slot, this.pins.get(slot)!.code),
-      })),
+      slots: page.map((slot) => {
+        const pin = this.pins.get(slot)!;
+        return {
+          slot,
+          set: true,
+          digest: pinDigest(key, slot, pin.code),
+          ...pinWindowFields(pin.window),
+        };
+      }),
       next: set[PIN_LIST_PAGE_SIZE] ?? null,
     };
     return data;

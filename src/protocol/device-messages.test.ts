@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { decodePayload, decodePinList, type ChannelPayloads } from './device-messages.ts';
+import {
+  decodePayload,
+  decodePinList,
+  PIN_LIST_PAGE_SIZE,
+  pinWindowFields,
+  readPinWindow,
+  type ChannelPayloads,
+} from './device-messages.ts';
 import { pinDigest, pinDigestKey } from './pin-digest.ts';
 
 const MAC = 'A'.repeat(43);
@@ -29,6 +36,8 @@ describe('keypad additions to the device protocol', () => {
     const ok: Partial<ChannelPayloads['event']>[] = [
       { name: 'keypad.unlocked', slot: 3 },
       { name: 'keypad.wrong-code', attempt: 2 },
+      // A right code outside its window: the event names the slot.
+      { name: 'keypad.wrong-code', attempt: 2, slot: 4 },
       { name: 'keypad.lockout', untilMs: 1_768_478_415_000 },
     ];
     for (const fields of ok) expect(decode('event', { ...event, ...fields }).ok).toBe(true);
@@ -55,6 +64,16 @@ describe('keypad additions to the device protocol', () => {
       { action: 'pin.clear', slot: 2 },
       { action: 'pin.list' },
       { action: 'pin.list', slot: 41 },
+      { action: 'pin.set', slot: 1, code: '0000', fromMs: 0, untilMs: 0 },
+      {
+        action: 'pin.set',
+        slot: 1,
+        code: '0000',
+        fromMs: 1_768_478_400_000,
+        untilMs: 1_768_482_000_000,
+      },
+      { action: 'pin.window', slot: 3, fromMs: 0, untilMs: 1_768_482_000_000 },
+      { action: 'pin.window', slot: 3 },
     ]) {
       expect(decode('command', { ...command, ...fields }).ok).toBe(true);
     }
@@ -67,6 +86,10 @@ describe('keypad additions to the device protocol', () => {
       { action: 'pin.set', slot: 1, code: '1234', name: 'x'.repeat(33) },
       { action: 'pin.clear', slot: 0 },
       { action: 'pin.forget', slot: 1 },
+      { action: 'pin.window', slot: 3, fromMs: -1, untilMs: 5 },
+      { action: 'pin.window', slot: 3, fromMs: 0.5, untilMs: 5 },
+      { action: 'pin.window', slot: 3, fromMs: '0', untilMs: 5 },
+      { action: 'pin.window', slot: 3, fromMs: 0, untilMs: 7_258_118_400_001 },
     ]) {
       const r = decode('command', { ...command, ...fields });
       expect(r).toMatchObject({ ok: false, reason: 'schema' });
@@ -79,20 +102,47 @@ describe('keypad additions to the device protocol', () => {
     const entry = (slot: number) => ({ slot, set: true, digest: DIGEST });
     expect(decodePinList({ capacity: 30, slots: [entry(1), entry(7)], next: null })).not.toBeNull();
     expect(decodePinList({ capacity: 30, slots: [], next: 41 })).not.toBeNull();
+    const full = Array.from({ length: PIN_LIST_PAGE_SIZE }, (_, i) => entry(i + 1));
+    expect(decodePinList({ capacity: 30, slots: full, next: null })).not.toBeNull();
+    const windowed = { ...entry(2), fromMs: 0, untilMs: 1_768_482_000_000 };
+    expect(decodePinList({ capacity: 30, slots: [windowed], next: null })?.slots).toEqual([
+      windowed,
+    ]);
     for (const bad of [
       { capacity: 30, slots: [entry(7), entry(1)], next: null },
       { capacity: 30, slots: [entry(7), entry(7)], next: null },
       { capacity: 30, slots: [{ slot: 1, set: false, digest: DIGEST }], next: null },
       { capacity: 30, slots: [{ slot: 1, set: true, digest: 'short' }], next: null },
       { capacity: 30, slots: [{ ...entry(1), code: '1234' }], next: null },
+      // Half a window, or one that ends before it starts, is not believed.
+      { capacity: 30, slots: [{ ...entry(1), fromMs: 5 }], next: null },
+      { capacity: 30, slots: [{ ...entry(1), untilMs: 5 }], next: null },
+      { capacity: 30, slots: [{ ...entry(1), fromMs: 6, untilMs: 5 }], next: null },
       { capacity: 0, slots: [], next: null },
-      { capacity: 30, slots: Array.from({ length: 41 }, (_, i) => entry(i + 1)), next: null },
+      {
+        capacity: 30,
+        slots: Array.from({ length: PIN_LIST_PAGE_SIZE + 1 }, (_, i) => entry(i + 1)),
+        next: null,
+      },
       { capacity: 30, slots: [] },
       null,
       'slots',
     ]) {
       expect(decodePinList(bad)).toBeNull();
     }
+  });
+
+  it('reads a window as both bounds or neither, never ending before it starts', () => {
+    expect(readPinWindow({})).toEqual({ ok: true, window: null });
+    expect(readPinWindow({ fromMs: 3, untilMs: 3 })).toEqual({
+      ok: true,
+      window: { fromMs: 3, untilMs: 3 },
+    });
+    expect(readPinWindow({ fromMs: 3 })).toMatchObject({ ok: false });
+    expect(readPinWindow({ untilMs: 3 })).toMatchObject({ ok: false });
+    expect(readPinWindow({ fromMs: 4, untilMs: 3 })).toMatchObject({ ok: false });
+    expect(pinWindowFields(null)).toEqual({});
+    expect(pinWindowFields({ fromMs: 1, untilMs: 2 })).toEqual({ fromMs: 1, untilMs: 2 });
   });
 
   it('makes PIN digests with their own key, bound to slot and code', () => {

@@ -9,6 +9,7 @@
  */
 import { Type, type Static, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
+import type { PinWindow } from '../core/pin-window.ts';
 import { ID_PATTERN, type Channel } from './topics.ts';
 
 /** Largest JSON payload of any channel but `frame`, bytes. */
@@ -42,11 +43,19 @@ export const MAX_PIN_SLOT = 65_535;
 export const PIN_CODE_PATTERN = '^[0-9]{4,10}$';
 /** Longest name a `pin.set` may give a slot, characters. */
 export const MAX_PIN_NAME_LENGTH = 32;
-/** Most slots one `pin.list` reply carries; the rest comes on the next page (`next`). */
-export const PIN_LIST_PAGE_SIZE = 40;
+/**
+ * Most slots one `pin.list` reply carries; the rest comes on the next page (`next`). 25 entries
+ * with windows and the largest numbers stay well under {@link MAX_MESSAGE_BYTES}.
+ */
+export const PIN_LIST_PAGE_SIZE = 25;
 
 /** A keypad slot number, 1-based as on Z-Wave and Matter locks. */
 const PinSlotNumber = Type.Integer({ minimum: 1, maximum: MAX_PIN_SLOT });
+/**
+ * A bound of a keypad slot's validity window: ms since the epoch by the lock's clock. Unlike
+ * {@link TimeMs} it may be 0 ("since ever"; a window `0`–`0` is never valid).
+ */
+const PinWindowMs = Type.Integer({ minimum: 0, maximum: 7_258_118_400_000 });
 /**
  * What a lock reports instead of a PIN: HMAC-SHA256 under a key derived from the device key,
  * base64url without padding; see `pinDigest` in pin-digest.ts.
@@ -124,7 +133,10 @@ export const DeviceEventName = Type.Union([
   Type.Literal('command.rejected'),
   /** A right code was entered on the keypad; `slot` says whose. The bolt moves next. */
   Type.Literal('keypad.unlocked'),
-  /** A wrong code was entered; `attempt` counts wrong codes in a row (1, 2, …). */
+  /**
+   * A wrong code was entered; `attempt` counts wrong codes in a row (1, 2, …). A right code
+   * outside its slot's window counts as wrong, and the event names the `slot`.
+   */
   Type.Literal('keypad.wrong-code'),
   /** Too many wrong codes in a row: the keypad ignores every code until `untilMs`. */
   Type.Literal('keypad.lockout'),
@@ -141,7 +153,11 @@ export const DeviceEvent = Type.Object(
     at: TimeMs,
     name: DeviceEventName,
     detail: Type.Optional(Type.String({ maxLength: 256 })),
-    /** `keypad.unlocked`: the slot whose code was entered. */
+    /**
+     * `keypad.unlocked`: the slot whose code was entered. `keypad.wrong-code`: only when the
+     * code was a slot's own but entered outside the slot's validity window (the person at the
+     * keypad is told nothing more than for a wrong code).
+     */
     slot: Type.Optional(PinSlotNumber),
     /** `keypad.wrong-code`: wrong codes in a row, this one included. */
     attempt: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })),
@@ -203,8 +219,10 @@ export const CommandAction = Type.Union([
   Type.Literal('arm'),
   Type.Literal('disarm'),
   Type.Literal('report'),
-  /** Locks with a keypad: store `code` in `slot` (optionally named). */
+  /** Locks with a keypad: store `code` in `slot` (optionally named, optionally windowed). */
   Type.Literal('pin.set'),
+  /** Locks with a keypad: change the validity window of the set `slot`, without its code. */
+  Type.Literal('pin.window'),
   /** Locks with a keypad: empty `slot`. */
   Type.Literal('pin.clear'),
   /** Locks with a keypad: list the set slots from `slot` (default 1), as digests. */
@@ -226,7 +244,10 @@ export const Command = Type.Object(
     sessionId: Type.Optional(Id),
     /** For `unlock`: the lock throws the bolt by itself after this many ms (principle 2). */
     relockAfterMs: Type.Optional(Type.Integer({ minimum: 1_000, maximum: 3_600_000 })),
-    /** For `pin.set`, `pin.clear`: the keypad slot; for `pin.list`: the first slot to list. */
+    /**
+     * For `pin.set`, `pin.clear`, `pin.window`: the keypad slot; for `pin.list`: the first slot
+     * to list.
+     */
     slot: Type.Optional(PinSlotNumber),
     /**
      * For `pin.set`: the PIN. The only message that ever carries one; it is signed, not
@@ -235,14 +256,30 @@ export const Command = Type.Object(
     code: Type.Optional(Type.String({ pattern: PIN_CODE_PATTERN })),
     /** For `pin.set`: a label the lock may show or keep (e.g. "Cleaner"). */
     name: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_PIN_NAME_LENGTH })),
+    /**
+     * For `pin.set`, `pin.window`: the slot's validity window `[fromMs, untilMs)` by the lock's
+     * clock; both or neither (neither: valid at all times), `fromMs <= untilMs`. See
+     * {@link readPinWindow}.
+     */
+    fromMs: Type.Optional(PinWindowMs),
+    untilMs: Type.Optional(PinWindowMs),
     mac: Mac,
   },
   strict,
 );
 
-/** One set slot in a `pin.list` reply: never the code, only its digest. */
+/**
+ * One set slot in a `pin.list` reply: never the code, only its digest; and its validity window
+ * if it has one (both bounds, as written by `pin.set` or `pin.window`).
+ */
 export const PinListEntry = Type.Object(
-  { slot: PinSlotNumber, set: Type.Literal(true), digest: PinDigest },
+  {
+    slot: PinSlotNumber,
+    set: Type.Literal(true),
+    digest: PinDigest,
+    fromMs: Type.Optional(PinWindowMs),
+    untilMs: Type.Optional(PinWindowMs),
+  },
   strict,
 );
 
@@ -276,7 +313,10 @@ export type DeviceEventNameValue = Static<typeof DeviceEventName>;
 export type PinListEntryMessage = Static<typeof PinListEntry>;
 export type PinListDataMessage = Static<typeof PinListData>;
 /** The fields of a command that only the `pin.*` actions use. */
-export type PinCommandFields = Pick<CommandMessage, 'slot' | 'code' | 'name'>;
+export type PinCommandFields = Pick<
+  CommandMessage,
+  'slot' | 'code' | 'name' | 'fromMs' | 'untilMs'
+>;
 export type DoorPositionName = Static<typeof DoorPosition>;
 
 /** The one topic-channel → schema map. */
@@ -347,14 +387,45 @@ export function decodePayload<C extends Channel>(channel: C, payload: Uint8Array
 const pinListValidator = Compile(PinListData);
 
 /**
- * Reads the `data` of a `pin.list` reply; null when it does not match {@link PinListData} or
- * its slots are not strictly ascending (a lock that lists a slot twice is not believed).
+ * Reads the `data` of a `pin.list` reply; null when it does not match {@link PinListData}, its
+ * slots are not strictly ascending (a lock that lists a slot twice is not believed), or an
+ * entry's window is not valid ({@link readPinWindow}).
  */
 export function decodePinList(data: unknown): PinListDataMessage | null {
   if (!pinListValidator.Check(data)) return null;
   const list: PinListDataMessage = data;
-  for (let i = 1; i < list.slots.length; i++) {
-    if (list.slots[i]!.slot <= list.slots[i - 1]!.slot) return null;
+  for (let i = 0; i < list.slots.length; i++) {
+    if (i > 0 && list.slots[i]!.slot <= list.slots[i - 1]!.slot) return null;
+    if (!readPinWindow(list.slots[i]!).ok) return null;
   }
   return list;
+}
+
+/** What {@link readPinWindow} found. */
+export type PinWindowReading =
+  | { readonly ok: true; readonly window: PinWindow | null }
+  | { readonly ok: false; readonly reason: string };
+
+/**
+ * The validity window carried by a `pin.set` or `pin.window` command or a `pin.list` entry:
+ * null when neither bound is there (valid at all times), a window when both are and `fromMs <=
+ * untilMs`, else a reason in words (the schema checks each bound alone; this checks the pair).
+ */
+export function readPinWindow(fields: {
+  readonly fromMs?: number;
+  readonly untilMs?: number;
+}): PinWindowReading {
+  const { fromMs, untilMs } = fields;
+  if (fromMs === undefined && untilMs === undefined) return { ok: true, window: null };
+  if (fromMs === undefined || untilMs === undefined)
+    return { ok: false, reason: 'a window needs both fromMs and untilMs, or neither' };
+  if (fromMs > untilMs) return { ok: false, reason: 'a window cannot end before it starts' };
+  return { ok: true, window: { fromMs, untilMs } };
+}
+
+/** The command fields of a window: none for "at all times". */
+export function pinWindowFields(
+  window: PinWindow | null,
+): Pick<CommandMessage, 'fromMs' | 'untilMs'> {
+  return window === null ? {} : { fromMs: window.fromMs, untilMs: window.untilMs };
 }

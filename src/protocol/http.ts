@@ -227,6 +227,17 @@ export const CreateInviteRequest = Type.Object(
     maxMinutesPerEntry: Type.Optional(
       Type.Union([Type.Integer({ minimum: 1, maximum: 1_440 }), Type.Null()]),
     ),
+    /**
+     * "Camera must record each entry" (default true): the door opens only once the camera
+     * proves it records. False: the guest's entries are not recorded (no camera is armed, no
+     * clip), while every lock and door check still applies.
+     */
+    requiresRecording: Type.Optional(
+      Type.Boolean({
+        description:
+          'Camera must record each entry (default true). False: no clip of this guest’s entries; every lock and door check still applies.',
+      }),
+    ),
   },
   strict,
 );
@@ -268,3 +279,25 @@ export const AssignPinRequest = Type.Object(
 );
 
 export const MemberParams = Type.Object({ homeId: Id, principalId: Id }, strict);
+
+/** `GET /api/homes/:homeId/entries`: a page of entries, newest first. */
+export const EntriesQuery = Type.Object(
+  {
+    before: Type.Optional(
+      Type.String({ pattern: '^[0-9]{1,15}$', description: 'only entries before this, ms' }),
+    ),
+    limit: Type.Optional(
+      Type.String({ pattern: '^[0-9]{1,3}$', description: 'at most this many, 1 to 200' }),
+    ),
+  },
+  strict,
+);
+
+/** Whose entries the signed-in owner or member wants pushed to them. */
+export const EntryAlertsRequest = Type.Object(
+  {
+    mode: Type.Union([Type.Literal('all'), Type.Literal('chosen'), Type.Literal('off')]),
+    people: Type.Array(Id, { maxItems: 200, uniqueItems: true }),
+  },
+  strict,
+);

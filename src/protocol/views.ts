@@ -88,7 +88,11 @@ export interface AlarmView extends SessionAlarm {
 /** The owner's answer to an "ask me first" delivery. */
 export type OwnerDecision = 'let-in' | 'leave-at-door';
 
-/** An access session as the API shows it: its state machine snapshot plus its coverage. */
+/**
+ * An access session as the API shows it: its state machine snapshot plus its coverage. A
+ * session with `cameraDeviceId: null` was not recorded (a guest grant without "camera must
+ * record"): its coverage is empty by design, not a gap, and is shown as "Not recorded".
+ */
 export interface SessionView extends AccessSession {
   readonly coverage: Coverage;
   /** Who the session is for (display name and role), when known. */
@@ -191,6 +195,10 @@ export interface GuestGrantView {
   readonly schedule: GrantSchedule;
   /** The schedule in plain words, in the home's time zone. */
   readonly description: string;
+  /**
+   * Entries in all, minutes per entry, and `requiresRecording`: whether the camera must prove
+   * it records before the door opens (false: this guest's entries are not recorded).
+   */
   readonly limits: GrantLimits;
   readonly uses: number;
   readonly createdAt: number;
@@ -209,6 +217,8 @@ export interface InviteView {
   readonly doorId: string;
   readonly displayName: string;
   readonly description: string;
+  /** Whether the camera must record each entry of the grant this invitation makes. */
+  readonly requiresRecording: boolean;
   readonly createdAt: number;
   readonly expiresAt: number;
   readonly status: 'pending' | 'accepted' | 'expired' | 'revoked';
@@ -229,6 +239,66 @@ export interface PinSlotView {
   readonly lastError: string | null;
   readonly checkedAt: number | null;
   readonly updatedAt: number;
+  /**
+   * When the code opens, as Threshold writes it to the lock: from `fromMs` (inclusive) to
+   * `untilMs` (exclusive), ms by the lock's clock; null for at all times (the owner's codes,
+   * and empty slots). `fromMs` 0: open since ever. It never reaches more than a lease ahead (a
+   * guest's 1 h, a member's 24 h) and is renewed while the lock is online, so an offline lock
+   * stops taking a revoked code by `untilMs`. `fromMs === untilMs`, or an `untilMs` in the
+   * past: the code opens nothing now.
+   */
+  readonly window: { readonly fromMs: number; readonly untilMs: number } | null;
+  /** The window the lock last listed for the slot (null: none, or no code listed). */
+  readonly lockWindow: { readonly fromMs: number; readonly untilMs: number } | null;
+}
+
+/**
+ * One unlock of a home's door, by whom and how ("who unlocked"): `GET
+ * /api/homes/:homeId/entries` and the `entry` event.
+ */
+export interface EntryView {
+  readonly id: string;
+  /** When, ms since the epoch (server clock). */
+  readonly at: number;
+  readonly lockId: string;
+  readonly doorId: string | null;
+  /** The door's name, or the lock's when it is fitted to no door on record. */
+  readonly doorName: string;
+  /**
+   * `app`: with the app at the door (a courier's or guest's visit, `sessionId`); `remote`: from
+   * the app, from afar (owner or member); `pin`: a keypad code (`slot`); `manual`: a key or
+   * the thumb-turn, which the lock cannot attribute.
+   */
+  readonly method: 'app' | 'remote' | 'pin' | 'manual';
+  /** Who, when known. */
+  readonly principalId: string | null;
+  /** Their name as the household knows it; null when unknown. */
+  readonly who: string | null;
+  /** Their role; null when unknown. */
+  readonly role: 'owner' | 'member' | 'guest' | 'courier' | 'carrier' | null;
+  readonly slot: number | null;
+  readonly sessionId: string | null;
+  /** One line for people: "Sam (guest) unlocked Front door with keypad code, slot 3". */
+  readonly summary: string;
+}
+
+/**
+ * Whose entries the signed-in owner or member is told about by push (`GET`/`PUT
+ * /api/homes/:homeId/entry-alerts`). Every entry is shown in the page either way.
+ */
+export interface EntryAlertsView {
+  /** `all`: every entry but their own; `chosen`: the entries of `people`; `off`: none. */
+  readonly mode: 'all' | 'chosen' | 'off';
+  /** Principal ids whose entries they chose (used with `chosen`). */
+  readonly people: readonly string[];
+  /** The people they may choose from: the home's members, guests and couriers of record. */
+  readonly candidates: readonly {
+    readonly id: string;
+    readonly name: string;
+    readonly role: 'owner' | 'member' | 'guest';
+  }[];
+  /** False until they chose: `mode` is then their role's default (owner all, member chosen). */
+  readonly chosen: boolean;
 }
 
 /**
@@ -246,6 +316,7 @@ export type ServerEvent =
   | { readonly type: 'alarm-ack'; readonly homeId: string; readonly alarm: AlarmView }
   | { readonly type: 'device'; readonly homeId: string; readonly device: DeviceLiveStatus }
   | { readonly type: 'live'; readonly homeId: string; readonly view: LiveViewStatus }
+  | { readonly type: 'entry'; readonly homeId: string; readonly entry: EntryView }
   | {
       /** Something at the home that needs the owner's attention (e.g. a keypad lockout). */
       readonly type: 'notice';

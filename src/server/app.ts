@@ -23,11 +23,13 @@ import type { DeviceGateway } from './device-gateway.ts';
 import type { EventBus } from './event-bus.ts';
 import type { LiveViewService } from './live-view.ts';
 import type { Passkeys } from './passkeys.ts';
+import type { EntryRecorder } from './entries.ts';
 import type { PinSync } from './pin-sync.ts';
 import { passkeyRoutes } from './routes/passkey-routes.ts';
 import { authRoutes } from './routes/auth-routes.ts';
 import { carrierRoutes } from './routes/carrier-routes.ts';
 import { courierRoutes } from './routes/courier-routes.ts';
+import { entryRoutes } from './routes/entry-routes.ts';
 import { eventRoutes } from './routes/event-routes.ts';
 import { guestRoutes } from './routes/guest-routes.ts';
 import { pinRoutes } from './routes/pin-routes.ts';
@@ -50,6 +52,8 @@ export interface AppDeps {
   readonly liveView: LiveViewService;
   /** Keypad PIN sync; without it the PIN routes are absent. */
   readonly pins?: PinSync;
+  /** "Who unlocked": without it the entry routes are not served. */
+  readonly entries?: EntryRecorder;
   /** Passkey registration and sign-in; without it the passkey routes are absent. */
   readonly passkeys?: Passkeys;
   /** Set by `threshold demo` only: the position the courier page may offer as "at the door". */
@@ -202,6 +206,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   await app.register(liveRoutes(deps));
   await app.register(guestRoutes(deps));
   await app.register(pinRoutes(deps));
+  await app.register(entryRoutes(deps));
   if (deps.push) await app.register(pushRoutes(deps, deps.push));
   await app.register(courierRoutes(deps));
   await app.register(carrierRoutes(deps));

@@ -1,22 +1,37 @@
 /**
  * Keypad PINs: the server writes codes to locks, reads them back to be sure, and keeps each
- * slot's sync state (see {@link PinSyncState}).
+ * slot's sync state (see {@link PinSyncState}) and its validity window (see pin-window.ts).
  *
  * - `assign` records what Threshold wants in a slot (the code's keyed digest only, never the
  *   code), sends `pin.set`, then reads the slots back with `pin.list`. The slot is `confirmed`
  *   only when the lock lists the slot with the digest of the code written: a lock that
  *   acknowledged the write but did not keep it is caught here. Otherwise the pair is tried
- *   again after 2 s, 4 s, 8 s … (capped), and after `maxAttempts` the slot is `failed`.
+ *   again after 2 s, 4 s, 8 s … (capped); a write of a code is given up after `maxAttempts`
+ *   (the slot is `failed`), a write that needs no code (a clear, a window) goes on until it
+ *   lands, so a revocation reaches a lock that was away as soon as it is back.
  * - The code lives in this process's memory only while its write is being tried, then it is
  *   forgotten. A restart in between cannot resume the write: the slot is marked `failed` and
- *   the owner assigns a new code. (Clears need no code and are resumed.)
+ *   the owner assigns a new code. (Clears and writes of a window alone need no code and are
+ *   resumed.)
+ * - Each code carries the validity window its holder should have (`desiredPinWindow`: the
+ *   owner's none, a member's a day ahead, a guest's the first stretch their grants allow, at
+ *   most an hour ahead), written with the code (`pin.set`) or alone (`pin.window`) and confirmed
+ *   by the read-back like the code. `refreshWindows` recomputes the windows and writes those
+ *   that `needsRewrite` says must change: a shrink (revocation, a used-up grant) at once, a
+ *   renewal when the lock's window has less than half a lease left. It runs every quarter of
+ *   the shorter lease, at the end of each slot's window, when a lock comes online, and when
+ *   routes call it. So a lock that cannot be reached stops taking a revoked guest's code at
+ *   most `guestLeaseMs` after the last write that reached it.
  * - `reconcile` (when a lock comes online, and every `reconcileEveryMs`) lists the lock's slots
  *   and flags what differs: a slot the lock holds that Threshold did not write is
  *   `unknown-on-lock`, a confirmed slot that changed or vanished is `out-of-sync`. Nothing found
- *   this way is changed on the lock without the owner.
+ *   this way is changed on the lock without the owner, except a window that differs on a slot
+ *   that holds Threshold's code: that needs no code, and is written again at once.
  * - Keypad events from locks are audited (`keypad.unlocked` with the slot and whose it is,
- *   `keypad.wrong-code`, `keypad.lockout`); a lockout, and an opening with a code Threshold did
- *   not write, are told to the owner through `notify`.
+ *   `keypad.wrong-code`, `keypad.outside-window` for a right code at the wrong time,
+ *   `keypad.lockout`); a lockout, a code outside its hours, and an opening with a code Threshold
+ *   did not write, are told to the owner through `notify`. Each opening is also handed to
+ *   `onKeypadEntry` once audited.
  *
  * PINs never appear in the audit log, the store, the logs or any event: only slot numbers.
  * Commands to one lock are sent one pair at a time, so a read-back always follows its write.
@@ -25,6 +40,15 @@ import type { AuditActor, AuditFact } from '../core/audit-chain.ts';
 import type { Clock } from '../core/clock.ts';
 import { ok, problem, refuse, type Result } from '../core/errors.ts';
 import type { Device } from '../core/model.ts';
+import {
+  checkLeases,
+  DEFAULT_PIN_LEASES,
+  desiredPinWindow,
+  leaseFor,
+  needsRewrite,
+  sameWindow,
+  type PinWindow,
+} from '../core/pin-window.ts';
 import { deriveDeviceKey } from '../protocol/device-auth.ts';
 import {
   decodePinList,
@@ -32,6 +56,8 @@ import {
   MAX_PIN_SLOT,
   PIN_CODE_PATTERN,
   PIN_LIST_PAGE_SIZE,
+  pinWindowFields,
+  readPinWindow,
   type DeviceEventMessage,
 } from '../protocol/device-messages.ts';
 import { pinDigest } from '../protocol/pin-digest.ts';
@@ -61,6 +87,14 @@ export interface PinSyncTiming {
   readonly commandTimeoutMs: number;
   /** Reconcile every known lock this often; null for only when a lock comes online. Default 1 h. */
   readonly reconcileEveryMs: number | null;
+  /**
+   * How far ahead a guest's window may reach: a lock that cannot be reached stops taking a
+   * revoked guest's code at most this long after the last write that reached it. Whole
+   * seconds. Default 1 h.
+   */
+  readonly guestLeaseMs: number;
+  /** The same for a household member's code. Whole seconds. Default 24 h. */
+  readonly memberLeaseMs: number;
 }
 
 /** Defaults of {@link PinSyncTiming}. */
@@ -70,6 +104,8 @@ export const DEFAULT_PIN_SYNC_TIMING: PinSyncTiming = {
   maxAttempts: 6,
   commandTimeoutMs: 10_000,
   reconcileEveryMs: 60 * 60_000,
+  guestLeaseMs: DEFAULT_PIN_LEASES.guestLeaseMs,
+  memberLeaseMs: DEFAULT_PIN_LEASES.memberLeaseMs,
 };
 
 /** What {@link PinSync} needs of the device gateway. */
@@ -78,8 +114,11 @@ export type PinGateway = Pick<DeviceGateway, 'command'>;
 /** Settings of a {@link PinSync}. */
 export interface PinSyncOptions {
   readonly gateway: PinGateway;
-  /** Locks and principals are looked up here; slots are kept in `pinSlots` or on `db`. */
-  readonly store: Pick<Store, 'db' | 'homes' | 'principals'>;
+  /**
+   * Locks, principals and guest grants (for the windows) are looked up here; slots are kept in
+   * `pinSlots` or on `db`.
+   */
+  readonly store: Pick<Store, 'db' | 'homes' | 'principals' | 'guestGrants'>;
   /** The slot repository; default one on `store.db`. */
   readonly pinSlots?: PinSlotRepository;
   readonly audit: Pick<AuditLog, 'append'>;
@@ -88,6 +127,11 @@ export interface PinSyncOptions {
   readonly masterKey: Uint8Array;
   /** Tells a home's owner something that needs their attention (a keypad lockout). */
   readonly notify: (homeId: string, message: string) => void;
+  /**
+   * Called once a `keypad.unlocked` is audited (e.g. to record who unlocked and count a
+   * guest's use). A throw is logged, never passed on.
+   */
+  readonly onKeypadEntry?: (entry: KeypadEntryReport) => void;
   readonly logger?: {
     warn(obj: object, msg: string): void;
     info(obj: object, msg: string): void;
@@ -105,24 +149,57 @@ export interface PinAssignment {
   readonly actor?: AuditActor;
 }
 
-/** What the lock listed: slot → digest, and how many slots it has. */
+/** An opening by keypad code, as {@link PinSyncOptions.onKeypadEntry} hears of it. */
+export interface KeypadEntryReport {
+  readonly homeId: string;
+  readonly lockId: string;
+  /** The slot the lock named, or null. */
+  readonly slot: number | null;
+  /** Whose code it is, when the slot holds a code Threshold wrote and confirmed; else null. */
+  readonly principalId: string | null;
+  /** When the lock says it happened, ms by the lock's clock. */
+  readonly deviceAt: number;
+}
+
+/** One set slot as the lock listed it. */
+interface ListedSlot {
+  readonly digest: string;
+  /** Its validity window; null for at all times. */
+  readonly window: PinWindow | null;
+}
+
+/** What the lock listed: its set slots, and how many slots it has. */
 interface LockListing {
   readonly capacity: number;
-  readonly digests: ReadonlyMap<number, string>;
+  readonly slots: ReadonlyMap<number, ListedSlot>;
+}
+
+/** What the lock last listed for one slot (digest and window), and when. */
+interface SeenOnLock {
+  readonly lockDigest: string | null;
+  readonly lockWindow: PinWindow | null;
+  readonly checkedAt: number | null;
 }
 
 /**
- * A write being tried for one slot. It carries the slot as requested (`intent`), and `code`,
- * the PIN itself, held only as long as this object lives.
+ * A write being tried for one slot. It carries the slot as requested (`intent`; its window is
+ * recomputed before each attempt), and `code`, the PIN itself, held only as long as this object
+ * lives (null for a clear and for a write of the window alone).
  */
 interface SlotOperation {
   readonly token: number;
-  readonly intent: PinSlot;
+  intent: PinSlot;
   readonly code: string | null;
   attempts: number;
   /** What the lock last listed for the slot, and when. */
-  seen: { readonly lockDigest: string | null; readonly checkedAt: number | null };
+  seen: SeenOnLock;
   cancelTimer: (() => void) | null;
+}
+
+/** What a slot's holder should have on the lock now, and the lease that bounds it. */
+interface WantedWindow {
+  readonly window: PinWindow | null;
+  readonly leaseMs: number;
 }
 
 /** Runs tasks one after another per key; a task that fails does not stop the next. */
@@ -170,10 +247,14 @@ export class PinSync implements DeviceGatewayListener {
   /** Slot counts locks reported, to refuse a slot a lock does not have. */
   private readonly capacities = new Map<string, number>();
   private readonly running = new Set<Promise<unknown>>();
+  private readonly onKeypadEntry: PinSyncOptions['onKeypadEntry'];
+  /** Per lock: the timer that refreshes its windows when the first one ends. */
+  private readonly windowEndTimers = new Map<string, { at: number; cancel: () => void }>();
   private nextToken = 1;
   private started = false;
   private stopped = false;
   private cancelReconcile: (() => void) | null = null;
+  private cancelRefresh: (() => void) | null = null;
 
   constructor(options: PinSyncOptions) {
     this.gateway = options.gateway;
@@ -183,6 +264,7 @@ export class PinSync implements DeviceGatewayListener {
     this.clock = options.clock;
     this.masterKey = options.masterKey;
     this.notify = options.notify;
+    this.onKeypadEntry = options.onKeypadEntry;
     this.logger = options.logger;
     this.timing = { ...DEFAULT_PIN_SYNC_TIMING, ...options.timing };
     const t = this.timing;
@@ -193,17 +275,19 @@ export class PinSync implements DeviceGatewayListener {
     if (!(t.commandTimeoutMs > 0)) throw new RangeError('commandTimeoutMs must be > 0');
     if (t.reconcileEveryMs !== null && !(t.reconcileEveryMs > 0))
       throw new RangeError('reconcileEveryMs must be > 0 or null');
+    checkLeases({ guestLeaseMs: t.guestLeaseMs, memberLeaseMs: t.memberLeaseMs });
   }
 
   /**
-   * Picks up after a restart: pending clears are tried again; pending writes of a code cannot
-   * be (the code was only in memory) and become `failed`. Starts periodic reconciliation.
+   * Picks up after a restart: pending clears and window writes are tried again; pending writes
+   * of a code cannot be (the code was only in memory) and become `failed`. Starts periodic
+   * reconciliation and window refreshes, and refreshes the windows now.
    */
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
     for (const row of await this.repo.listBySyncState('pending')) {
-      if (row.desired === 'clear') {
+      if (row.desired === 'clear' || row.windowOnly) {
         const op = this.register(row, null);
         this.schedule(op, row.nextAttemptAt ?? this.clock.now());
         continue;
@@ -224,6 +308,8 @@ export class PinSync implements DeviceGatewayListener {
       });
     }
     this.scheduleReconcile();
+    this.scheduleRefresh();
+    this.track(this.refreshWindows());
   }
 
   /**
@@ -234,6 +320,10 @@ export class PinSync implements DeviceGatewayListener {
     this.stopped = true;
     this.cancelReconcile?.();
     this.cancelReconcile = null;
+    this.cancelRefresh?.();
+    this.cancelRefresh = null;
+    for (const timer of this.windowEndTimers.values()) timer.cancel();
+    this.windowEndTimers.clear();
     for (const op of this.ops.values()) op.cancelTimer?.();
     this.ops.clear();
     for (const waiters of this.settleWaiters.values()) for (const w of waiters) w();
@@ -267,6 +357,7 @@ export class PinSync implements DeviceGatewayListener {
     const principal = await this.store.principals.get(assignment.principalId);
     if (principal === null || principal.homeId !== lock.value.homeId)
       return refuse(problem('request.invalid', 'That person does not belong to this home.'));
+    const { window } = await this.wantedWindow(lock.value, principal.id);
     const row = await this.request(
       lockId,
       slot,
@@ -285,6 +376,9 @@ export class PinSync implements DeviceGatewayListener {
         lockDigest: previous?.lockDigest ?? null,
         checkedAt: previous?.checkedAt ?? null,
         updatedAt: now,
+        window,
+        lockWindow: previous?.lockWindow ?? null,
+        windowOnly: false,
       }),
       () => ({
         kind: 'pin.assigned',
@@ -326,6 +420,9 @@ export class PinSync implements DeviceGatewayListener {
           lockDigest: previous?.lockDigest ?? null,
           checkedAt: previous?.checkedAt ?? null,
           updatedAt: now,
+          window: null,
+          lockWindow: previous?.lockWindow ?? null,
+          windowOnly: false,
         };
       },
       () => ({
@@ -370,14 +467,35 @@ export class PinSync implements DeviceGatewayListener {
     if (!listing.ok) return refuse(problem('lock.offline', listing.error));
     const now = this.clock.now();
     const recorded = (await this.repo.listForLock(lockId)).map((r) => r.slot);
-    const slots = new Set([...recorded, ...listing.value.digests.keys()]);
+    const slots = new Set([...recorded, ...listing.value.slots.keys()]);
     for (const slot of [...slots].sort((a, b) => a - b)) {
-      const onLock = listing.value.digests.get(slot) ?? null;
+      const onLock = listing.value.slots.get(slot) ?? null;
       await this.slotQueues.run(slotKey(lockId, slot), () =>
         this.judgeSlot(lock.value, slot, onLock, now),
       );
     }
     return ok(await this.repo.listForLock(lockId));
+  }
+
+  /**
+   * Recomputes the window of every set slot (of the home's locks, or of all locks) for now and
+   * writes those that must change: call it after a grant is created, accepted or revoked, and
+   * after a guest's use is counted. A slot with a write under way gets it at once; a slot whose
+   * lock holds Threshold's code gets a write of the window alone; for any other slot (a code
+   * not on the lock) only the wish is recorded. Never rejects: a failure is logged.
+   */
+  async refreshWindows(homeId?: string): Promise<void> {
+    try {
+      for (const device of await this.store.homes.listDevices(homeId)) {
+        if (this.stopped) return;
+        if (device.kind === 'lock') await this.refreshLock(device);
+      }
+    } catch (err) {
+      this.logger?.warn(
+        { homeId: homeId ?? null, err: err instanceof Error ? err.message : String(err) },
+        'PIN window refresh failed',
+      );
+    }
   }
 
   /**
@@ -398,7 +516,12 @@ export class PinSync implements DeviceGatewayListener {
         this.schedule(op, this.clock.now());
       }
     }
-    this.track(this.reconcile(device.id));
+    this.track(
+      this.reconcile(device.id).then(async () => {
+        const lock = await this.lock(device.id);
+        if (lock.ok) await this.refreshLock(lock.value);
+      }),
+    );
   }
 
   /**
@@ -423,15 +546,21 @@ export class PinSync implements DeviceGatewayListener {
     });
   }
 
-  /** Brings one settled slot in line with what the lock listed (`onLock`: digest or null). */
+  /**
+   * Brings one settled slot in line with what the lock listed (`listed`: digest and window, or
+   * null for an empty slot). A slot that holds Threshold's code with another window is flagged
+   * and its window written again (no code needed).
+   */
   private async judgeSlot(
     lock: Device,
     slot: number,
-    onLock: string | null,
+    listed: ListedSlot | null,
     now: number,
   ): Promise<void> {
     const row = await this.repo.get(lock.id, slot);
     if (this.ops.has(slotKey(lock.id, slot)) || row?.sync === 'pending') return;
+    const onLock = listed?.digest ?? null;
+    const lockWindow = listed?.window ?? null;
     if (row === null) {
       if (onLock === null) return;
       const found: PinSlot = {
@@ -448,21 +577,148 @@ export class PinSync implements DeviceGatewayListener {
         lockDigest: onLock,
         checkedAt: now,
         updatedAt: now,
+        window: null,
+        lockWindow,
+        windowOnly: false,
       };
       await this.repo.save(found);
       await this.flag(found, lock);
       return;
     }
-    const next = judge(row, onLock);
+    const next = judge(row, onLock, lockWindow);
     const updated: PinSlot = {
       ...row,
       sync: next,
       lockDigest: onLock,
+      lockWindow,
       checkedAt: now,
       updatedAt: this.clock.now(),
     };
     await this.repo.save(updated);
     if (next !== row.sync) await this.flag(updated, lock);
+    if (row.desired === 'set' && onLock === row.codeDigest && next === 'out-of-sync')
+      await this.startWindowWrite(updated);
+  }
+
+  /** Refreshes the windows of one lock's set slots (see {@link refreshWindows}). */
+  private async refreshLock(lock: Device): Promise<void> {
+    if (this.stopped) return;
+    for (const row of await this.repo.listForLock(lock.id)) {
+      if (row.desired !== 'set' || row.principalId === null) continue;
+      await this.slotQueues.run(slotKey(lock.id, row.slot), () => this.refreshSlot(lock, row.slot));
+    }
+    await this.armWindowEnd(lock.id);
+  }
+
+  /** Refreshes one slot's window; the caller holds the slot's queue. */
+  private async refreshSlot(lock: Device, slot: number): Promise<void> {
+    const row = await this.repo.get(lock.id, slot);
+    if (this.stopped || row === null || row.desired !== 'set' || row.principalId === null) return;
+    const wanted = await this.wantedWindow(lock, row.principalId);
+    const now = this.clock.now();
+    const op = this.ops.get(slotKey(lock.id, slot));
+    if (op !== undefined) {
+      // Its next attempt recomputes the window; a change that matters moves it to now. (An
+      // attempt in flight is checked again once it is confirmed.)
+      if (
+        op.cancelTimer !== null &&
+        needsRewrite(op.intent.window, wanted.window, now, wanted.leaseMs)
+      ) {
+        op.cancelTimer();
+        op.cancelTimer = null;
+        this.schedule(op, now);
+      }
+      return;
+    }
+    const ours = row.lockDigest !== null && row.lockDigest === row.codeDigest;
+    // What the lock holds: the confirmed window, else the one it last listed with our code.
+    const onLock = row.sync === 'confirmed' ? row.window : row.lockWindow;
+    if (ours && needsRewrite(onLock, wanted.window, now, wanted.leaseMs)) {
+      await this.startWindowWrite({ ...row, window: wanted.window });
+    } else if (!ours && !sameWindow(row.window, wanted.window)) {
+      // No code of ours on the lock to narrow: the wish is kept for the next write of a code.
+      await this.repo.save({ ...row, window: wanted.window, updatedAt: now });
+    }
+  }
+
+  /**
+   * Starts a write of `row`'s window alone (the lock holds Threshold's code already); the caller
+   * holds the slot's queue. Not audited until it is confirmed (renewals are frequent).
+   */
+  private async startWindowWrite(row: PinSlot): Promise<void> {
+    if (this.stopped) return;
+    const now = this.clock.now();
+    const intent: PinSlot = {
+      ...row,
+      sync: 'pending',
+      windowOnly: true,
+      attempts: 0,
+      nextAttemptAt: now,
+      lastError: null,
+      updatedAt: now,
+    };
+    const op = this.register(intent, null);
+    await this.repo.save(intent);
+    this.schedule(op, now);
+  }
+
+  /**
+   * Arms the timer that refreshes a lock's windows when the first of them ends, so the next
+   * window of a slot is written as soon as the current one is over.
+   */
+  private async armWindowEnd(lockId: string): Promise<void> {
+    const now = this.clock.now();
+    let next: number | null = null;
+    for (const row of await this.repo.listForLock(lockId)) {
+      const end = row.desired === 'set' ? (row.window?.untilMs ?? null) : null;
+      if (end !== null && end > now && (next === null || end < next)) next = end;
+    }
+    const armed = this.windowEndTimers.get(lockId);
+    if (this.stopped || armed?.at === next) return;
+    armed?.cancel();
+    this.windowEndTimers.delete(lockId);
+    if (next === null) return;
+    const cancel = this.clock.schedule(next, () => {
+      this.windowEndTimers.delete(lockId);
+      this.track(
+        this.lock(lockId).then(async (lock) => {
+          if (lock.ok) await this.refreshLock(lock.value);
+        }),
+      );
+    });
+    this.windowEndTimers.set(lockId, { at: next, cancel });
+  }
+
+  /** The window a principal's code should have on `lock` now, and their lease. */
+  private async wantedWindow(lock: Device, principalId: string): Promise<WantedWindow> {
+    const leases = {
+      guestLeaseMs: this.timing.guestLeaseMs,
+      memberLeaseMs: this.timing.memberLeaseMs,
+    };
+    const principal = await this.store.principals.get(principalId);
+    // A person of another home, or one removed, has no business at this keypad.
+    const role =
+      principal !== null &&
+      principal.homeId === lock.homeId &&
+      !(await this.store.principals.isDisabled(principalId))
+        ? principal.role
+        : null;
+    let grants: Awaited<ReturnType<Store['guestGrants']['listForPrincipal']>> = [];
+    if (role === 'guest') {
+      const doors = new Set(
+        (await this.store.homes.listDoors(lock.homeId))
+          .filter((d) => d.lockDeviceId === lock.id)
+          .map((d) => d.id),
+      );
+      grants = (await this.store.guestGrants.listForPrincipal(principalId)).filter(
+        (g) => g.homeId === lock.homeId && doors.has(g.doorId),
+      );
+    }
+    const timeZone = (await this.store.homes.getHome(lock.homeId))?.timeZone ?? 'UTC';
+    return {
+      window: desiredPinWindow({ role, grants }, timeZone, this.clock.now(), leases),
+      leaseMs: leaseFor(role, leases),
+    };
   }
 
   private async keypadEvent(device: RegisteredDevice, event: DeviceEventMessage): Promise<void> {
@@ -490,6 +746,13 @@ export class PinSync implements DeviceGatewayListener {
           },
           deviceMac: event.mac,
         });
+        this.reportEntry({
+          homeId: device.homeId,
+          lockId: device.id,
+          slot,
+          principalId: ours ? row.principalId : null,
+          deviceAt: event.at,
+        });
         if (!ours && !uncertain) {
           const which = slot === null ? 'an unnamed slot' : `slot ${slot}`;
           this.notify(
@@ -499,15 +762,42 @@ export class PinSync implements DeviceGatewayListener {
         }
         return;
       }
-      case 'keypad.wrong-code':
+      case 'keypad.wrong-code': {
+        if (event.slot === undefined) {
+          await this.audit.append({
+            kind: 'keypad.wrong-code',
+            actor,
+            subject,
+            data: { attempt: event.attempt ?? null, ...facts },
+            deviceMac: event.mac,
+          });
+          return;
+        }
+        // A slot's own code, but outside the window the lock holds for it.
+        const slot = event.slot;
+        const row = await this.repo.get(device.id, slot);
+        const held = row?.desired === 'set' ? row : null;
         await this.audit.append({
-          kind: 'keypad.wrong-code',
+          kind: 'keypad.outside-window',
           actor,
           subject,
-          data: { attempt: event.attempt ?? null, ...facts },
+          data: {
+            slot,
+            principalId: held?.principalId ?? null,
+            attempt: event.attempt ?? null,
+            ...facts,
+          },
           deviceMac: event.mac,
         });
+        const lockName = await this.lockName(device.id);
+        this.notify(
+          device.homeId,
+          held?.name
+            ? `${held.name}'s code was entered outside their hours on ${lockName}.`
+            : `A code was entered outside its hours on ${lockName}.`,
+        );
         return;
+      }
       case 'keypad.lockout': {
         const untilMs = event.untilMs ?? null;
         await this.audit.append({
@@ -545,7 +835,11 @@ export class PinSync implements DeviceGatewayListener {
       intent,
       code,
       attempts: intent.attempts,
-      seen: { lockDigest: intent.lockDigest, checkedAt: intent.checkedAt },
+      seen: {
+        lockDigest: intent.lockDigest,
+        lockWindow: intent.lockWindow,
+        checkedAt: intent.checkedAt,
+      },
       cancelTimer: null,
     };
     if (!this.stopped) this.ops.set(key, op);
@@ -565,10 +859,17 @@ export class PinSync implements DeviceGatewayListener {
     return !this.stopped && this.ops.get(key)?.token === op.token;
   }
 
-  /** One attempt: the write, then the read-back, then confirmed, another try, or failed. */
+  /**
+   * One attempt: the write (with the window the holder should have now), then the read-back,
+   * then confirmed, another try, or failed. A write of the window alone is not given up (it
+   * needs no code, and the lock must get it) unless the lock refuses it for good or no longer
+   * holds the code.
+   */
   private async attempt(op: SlotOperation): Promise<void> {
     const { lockDeviceId: lockId, slot, desired } = op.intent;
     const outcome = await this.lockQueues.run(lockId, async () => {
+      if (!this.current(op)) return null;
+      await this.updateWindow(op);
       if (!this.current(op)) return null;
       const write = await this.write(op);
       if (!this.current(op) || write.permanent) return { write, listing: null };
@@ -582,17 +883,60 @@ export class PinSync implements DeviceGatewayListener {
     op.attempts += 1;
     const { write, listing } = outcome;
     if (listing?.ok === true) {
-      op.seen = { lockDigest: listing.value.digests.get(slot) ?? null, checkedAt: now };
+      const listed = listing.value.slots.get(slot);
+      op.seen = {
+        lockDigest: listed?.digest ?? null,
+        lockWindow: listed?.window ?? null,
+        checkedAt: now,
+      };
     }
     const onLock = op.seen.lockDigest;
-    const matches = desired === 'set' ? onLock === op.intent.codeDigest : onLock === null;
+    const codeThere = onLock === op.intent.codeDigest;
+    const matches =
+      desired === 'set'
+        ? codeThere && sameWindow(op.seen.lockWindow, op.intent.window)
+        : onLock === null;
+    const windowOnly = desired === 'set' && op.code === null;
     if (listing?.ok === true && matches) {
       await this.saveOp(op, { sync: 'confirmed', nextAttemptAt: null, lastError: null });
+      const window = op.intent.window;
+      await this.audit.append(
+        windowOnly
+          ? {
+              kind: 'pin.window',
+              actor: SYSTEM,
+              subject: `device:${lockId}`,
+              data: {
+                slot,
+                principalId: op.intent.principalId,
+                fromMs: window?.fromMs ?? null,
+                untilMs: window?.untilMs ?? null,
+                attempts: op.attempts,
+              },
+            }
+          : {
+              kind: 'pin.confirmed',
+              actor: SYSTEM,
+              subject: `device:${lockId}`,
+              data: { slot, desired, attempts: op.attempts },
+            },
+      );
+      this.finish(op);
+      if (desired === 'set') this.recheck(lockId, slot);
+      return;
+    }
+    if (windowOnly && listing?.ok === true && !codeThere) {
+      // The code this window was for is gone from the lock: nothing to narrow, the owner acts.
+      await this.saveOp(op, {
+        sync: 'out-of-sync',
+        nextAttemptAt: null,
+        lastError: 'the lock no longer holds this code',
+      });
       await this.audit.append({
-        kind: 'pin.confirmed',
+        kind: 'pin.out-of-sync',
         actor: SYSTEM,
         subject: `device:${lockId}`,
-        data: { slot, desired, attempts: op.attempts },
+        data: { slot, desired, principalId: op.intent.principalId },
       });
       this.finish(op);
       return;
@@ -604,7 +948,10 @@ export class PinSync implements DeviceGatewayListener {
           : `no read-back: ${listing.error}`),
       op.code,
     );
-    if (write.permanent || op.attempts >= this.timing.maxAttempts) {
+    // A write that needs no code (a clear, a window) goes on until it lands: a revocation must
+    // reach the lock once it is back, and nothing secret is held meanwhile.
+    const codeless = op.code === null;
+    if (write.permanent || (!codeless && op.attempts >= this.timing.maxAttempts)) {
       await this.saveOp(op, { sync: 'failed', nextAttemptAt: null, lastError: error });
       this.logger?.warn(
         { lockId, slot, attempts: op.attempts, error },
@@ -614,7 +961,13 @@ export class PinSync implements DeviceGatewayListener {
         kind: 'pin.failed',
         actor: SYSTEM,
         subject: `device:${lockId}`,
-        data: { slot, desired, attempts: op.attempts, error },
+        data: {
+          slot,
+          desired,
+          attempts: op.attempts,
+          error,
+          ...(windowOnly ? { windowOnly } : {}),
+        },
       });
       this.finish(op);
       return;
@@ -624,10 +977,17 @@ export class PinSync implements DeviceGatewayListener {
       this.timing.retryMaxMs,
     );
     await this.saveOp(op, { sync: 'pending', nextAttemptAt: now + delay, lastError: error });
-    this.logger?.info(
-      { lockId, slot, attempts: op.attempts, retryInMs: delay, error },
-      'PIN write not confirmed yet; retrying',
-    );
+    // Said once past the last attempt a code write would get, not every minute after.
+    if (op.attempts < this.timing.maxAttempts)
+      this.logger?.info(
+        { lockId, slot, attempts: op.attempts, retryInMs: delay, error },
+        'PIN write not confirmed yet; retrying',
+      );
+    else if (op.attempts === this.timing.maxAttempts)
+      this.logger?.warn(
+        { lockId, slot, attempts: op.attempts, retryInMs: delay, error },
+        'PIN write needs no code and is not given up; retrying until the lock takes it',
+      );
     this.schedule(op, now + delay);
   }
 
@@ -642,24 +1002,77 @@ export class PinSync implements DeviceGatewayListener {
       ...patch,
       attempts: op.attempts,
       lockDigest: op.seen.lockDigest,
+      lockWindow: op.seen.lockWindow,
       checkedAt: op.seen.checkedAt,
       updatedAt: this.clock.now(),
     });
   }
 
-  /** The write of an attempt: `pin.set` with the code, or `pin.clear`. */
+  /**
+   * Before a write of a code or a window: the window its holder should have now (the wish may
+   * be minutes old when a retry goes out, and a renewal must reach as far as it can).
+   */
+  private async updateWindow(op: SlotOperation): Promise<void> {
+    const { desired, principalId, lockDeviceId } = op.intent;
+    if (desired !== 'set' || principalId === null) return;
+    const lock = await this.lock(lockDeviceId);
+    if (!lock.ok) return;
+    const { window } = await this.wantedWindow(lock.value, principalId);
+    if (this.current(op)) op.intent = { ...op.intent, window };
+  }
+
+  /** After a confirmed write: the slot's window is looked at again (a change may have come). */
+  private recheck(lockId: string, slot: number): void {
+    this.track(
+      this.lock(lockId).then(async (lock) => {
+        if (!lock.ok) return;
+        await this.slotQueues.run(slotKey(lockId, slot), () => this.refreshSlot(lock.value, slot));
+        await this.armWindowEnd(lockId);
+      }),
+    );
+  }
+
+  /** Hands an opening to `onKeypadEntry`; its failure is logged, never passed on. */
+  private reportEntry(entry: KeypadEntryReport): void {
+    if (this.onKeypadEntry === undefined) return;
+    try {
+      this.onKeypadEntry(entry);
+    } catch (err) {
+      this.logger?.warn(
+        { lockId: entry.lockId, err: err instanceof Error ? err.message : String(err) },
+        'keypad entry listener failed',
+      );
+    }
+  }
+
+  /**
+   * The write of an attempt: `pin.set` with the code and its window, `pin.window` with the
+   * window alone, or `pin.clear`.
+   */
   private async write(
     op: SlotOperation,
   ): Promise<{ sent: boolean; permanent: boolean; error: string | null }> {
-    const { lockDeviceId: lockId, slot, name } = op.intent;
+    const { lockDeviceId: lockId, slot, name, desired, window } = op.intent;
     const timeoutMs = this.timing.commandTimeoutMs;
-    const outcome: CommandOutcome =
-      op.code === null
-        ? await this.gateway.command(lockId, 'pin.clear', { pin: { slot }, timeoutMs })
-        : await this.gateway.command(lockId, 'pin.set', {
-            pin: { slot, code: op.code, ...(name === null ? {} : { name }) },
-            timeoutMs,
-          });
+    let outcome: CommandOutcome;
+    if (desired === 'clear') {
+      outcome = await this.gateway.command(lockId, 'pin.clear', { pin: { slot }, timeoutMs });
+    } else if (op.code === null) {
+      outcome = await this.gateway.command(lockId, 'pin.window', {
+        pin: { slot, ...pinWindowFields(window) },
+        timeoutMs,
+      });
+    } else {
+      outcome = await this.gateway.command(lockId, 'pin.set', {
+        pin: {
+          slot,
+          code: op.code,
+          ...(name === null ? {} : { name }),
+          ...pinWindowFields(window),
+        },
+        timeoutMs,
+      });
+    }
     switch (outcome.status) {
       case 'ok':
         return { sent: true, permanent: false, error: null };
@@ -686,7 +1099,7 @@ export class PinSync implements DeviceGatewayListener {
   private async list(
     lockId: string,
   ): Promise<{ ok: true; value: LockListing } | { ok: false; error: string }> {
-    const digests = new Map<number, string>();
+    const slots = new Map<number, ListedSlot>();
     let from = 1;
     let capacity = 0;
     // A lock answers at most PIN_LIST_PAGE_SIZE slots a page; bound the pages so a lock that
@@ -706,12 +1119,14 @@ export class PinSync implements DeviceGatewayListener {
       for (const entry of data.slots) {
         if (entry.slot < from || entry.slot > data.capacity)
           return { ok: false, error: 'the lock listed a slot out of range' };
-        digests.set(entry.slot, entry.digest);
+        // decodePinList has checked the window; a failed reading cannot get here.
+        const read = readPinWindow(entry);
+        slots.set(entry.slot, { digest: entry.digest, window: read.ok ? read.window : null });
       }
       capacity = data.capacity;
       if (data.next === null) {
         this.capacities.set(lockId, capacity);
-        return { ok: true, value: { capacity, digests } };
+        return { ok: true, value: { capacity, slots } };
       }
       const last = data.slots.at(-1)?.slot ?? from - 1;
       if (data.next <= last || data.next <= from)
@@ -790,6 +1205,16 @@ export class PinSync implements DeviceGatewayListener {
     });
   }
 
+  /** Refreshes every lock's windows every quarter of the shorter lease. */
+  private scheduleRefresh(): void {
+    if (this.stopped) return;
+    const every = Math.min(this.timing.guestLeaseMs, this.timing.memberLeaseMs) / 4;
+    this.cancelRefresh = this.clock.schedule(this.clock.now() + every, () => {
+      this.cancelRefresh = null;
+      this.track(this.refreshWindows().finally(() => this.scheduleRefresh()));
+    });
+  }
+
   private async reconcileAll(): Promise<void> {
     for (const device of await this.store.homes.listDevices()) {
       if (device.kind === 'lock' && !this.stopped) await this.reconcile(device.id);
@@ -809,10 +1234,15 @@ export class PinSync implements DeviceGatewayListener {
   }
 }
 
-/** The state a settled slot moves to after a listing showed `onLock` for it. */
-function judge(row: PinSlot, onLock: string | null): PinSyncState {
+/**
+ * The state a settled slot moves to after a listing showed digest `onLock` and window
+ * `lockWindow` for it.
+ */
+function judge(row: PinSlot, onLock: string | null, lockWindow: PinWindow | null): PinSyncState {
   if (row.desired === 'clear') return onLock === null ? 'confirmed' : 'unknown-on-lock';
-  if (onLock === row.codeDigest) return 'confirmed';
+  // Threshold's code with another window (changed at the lock, or a window write given up).
+  if (onLock === row.codeDigest)
+    return sameWindow(lockWindow, row.window) ? 'confirmed' : 'out-of-sync';
   // A write Threshold gave up on stays failed until someone acts; a confirmed code that
   // changed or vanished on the lock is out of sync.
   return row.sync === 'failed' ? 'failed' : 'out-of-sync';

@@ -25,6 +25,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import webPush, { type RequestDetails } from 'web-push';
 import type { AlarmType, SessionAlarm } from '../core/access-session.ts';
 import type { Clock } from '../core/clock.ts';
+import type { EntryView } from '../protocol/views.ts';
 import type { HomeRepository, SessionRepository } from '../store/index.ts';
 import type {
   PushSubscriptionRepository,
@@ -43,14 +44,15 @@ export interface PushPayload {
   /** Where a tap leads, same origin. */
   readonly url: string;
   readonly homeId: string;
-  readonly sessionId: string;
-  /** The alarm, or null for "a courier is waiting for your answer". */
+  /** The access session it is about; null for an entry that had none (a keypad code). */
+  readonly sessionId: string | null;
+  /** The alarm, or null for "a courier is waiting for your answer" and for entries. */
   readonly alarmType: AlarmType | null;
 }
 
 /** Counters for /api/stats. Every push is counted once: sent, gone, failed or dropped. */
 export interface PushStats {
-  /** Events that led to pushes (alarms, couriers waiting for an answer). */
+  /** Events that led to pushes (alarms, couriers waiting for an answer, entries). */
   readonly events: number;
   /** Pushes the push service accepted (2xx). */
   readonly sent: number;
@@ -94,6 +96,11 @@ export interface PushNotifierOptions {
   readonly timeoutMs?: number;
   /** Consecutive failures after which a subscription is removed; default 5. */
   readonly maxFailures?: number;
+  /**
+   * Who is told of an entry ("who unlocked"): principal ids; only their subscriptions get it.
+   * Without it entries are not pushed.
+   */
+  readonly entryWatchers?: (entry: EntryView, homeId: string) => Promise<ReadonlySet<string>>;
   /** The page a tap on a session's notification opens; default `/sessions/<id>`. */
   readonly sessionUrl?: (sessionId: string) => string;
 }
@@ -368,6 +375,8 @@ export class PushNotifier {
         if (oldest !== undefined) this.asked.delete(oldest);
       }
       work = this.onAskOwner(e.homeId, e.session.id, e.session.doorId, e.session.deadlineAt);
+    } else if (e.type === 'entry' && this.o.entryWatchers) {
+      work = this.onEntry(e.homeId, e.entry, this.o.entryWatchers);
     }
     if (work === null) return;
     // The bus calls us synchronously; the work goes on without it, and its errors stay here.
@@ -427,6 +436,30 @@ export class PushNotifier {
         ? PUSH_TTL_S
         : Math.max(0, Math.ceil((deadlineAt - this.o.clock.now()) / 1000));
     this.enqueue(subs, payload, Math.min(PUSH_TTL_S, leftS));
+  }
+
+  private async onEntry(
+    homeId: string,
+    entry: EntryView,
+    watchersOf: NonNullable<PushNotifierOptions['entryWatchers']>,
+  ): Promise<void> {
+    const watchers = await watchersOf(entry, homeId);
+    if (watchers.size === 0) return;
+    const subs = (await this.o.subscriptions.listForHome(homeId)).filter((s) =>
+      watchers.has(s.principalId),
+    );
+    if (subs.length === 0) return;
+    const { time } = await this.place(homeId, null);
+    const payload: PushPayload = {
+      title: clip(`${entry.doorName} unlocked`, 120),
+      body: clip(`${entry.summary} at ${time(entry.at)}.`, 400),
+      tag: `entry:${entry.id}`,
+      url: entry.sessionId === null ? '/' : this.urlOf(entry.sessionId),
+      homeId,
+      sessionId: entry.sessionId,
+      alarmType: null,
+    };
+    this.enqueue(subs, payload, PUSH_TTL_S);
   }
 
   private urlOf(sessionId: string): string {

@@ -124,7 +124,7 @@ export async function seedDemo(
     {
       id: 'owner-alex',
       role: 'owner',
-      displayName: 'Alex (owner)',
+      displayName: 'Alex',
       homeId: home.id,
       carrierId: null,
     },

@@ -175,7 +175,9 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         data: { from: s.state, to: 'aborted', reason: 'session.interrupted' },
       });
       if (s.state !== 'requested' && s.state !== 'arming') this.secureDoor(s);
-      void this.o.gateway.command(s.cameraDeviceId, 'disarm', { sessionId: s.id });
+      // Nothing was armed for a session without a camera: nothing to disarm.
+      if (s.cameraDeviceId !== null)
+        void this.o.gateway.command(s.cameraDeviceId, 'disarm', { sessionId: s.id });
       this.o.events.publish({ type: 'session', homeId: s.homeId, session: ended });
     }
     if (open.length > 0) await this.o.audit.checkpoint();
@@ -517,6 +519,11 @@ export class SessionOrchestrator implements DeviceGatewayListener {
    * A guest asks to open the door under a guest grant. The same session as a courier's (the
    * camera proves it records before the lock opens, every step on record), with the door's
    * unlocked time capped by the grant's entry deadline.
+   *
+   * A grant without "camera must record" runs the session without a camera: the camera is not
+   * needed, and not armed even when it is live, because privacy is usually why the household
+   * turned recording off. Every lock and door check still applies, and the request's audit
+   * entry says `requiresRecording: false`, so the record says why there is no clip.
    */
   async requestGuestEntry(principal: Principal, grantId: string): Promise<Result<SessionView>> {
     const { store, clock } = this.o;
@@ -555,9 +562,10 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     );
     const refusedHere = (p: Problem) => this.guestRefusal(p, principal, grantId);
     if (!decision.allow) return refusedHere(decision.refusal);
-    // Every guest entry is recorded: the session needs the door's camera.
-    const camId = devices.cameraId;
-    if (!camId) return refusedHere(problem('camera.offline'));
+    const recorded = grant.limits.requiresRecording;
+    // A recorded entry needs the door's camera; an unrecorded one leaves it alone.
+    const camId = recorded ? devices.cameraId : null;
+    if (recorded && !camId) return refusedHere(problem('camera.offline'));
     const maxOpenMs = Math.max(
       1_000,
       Math.min(GUEST_MAX_OPEN_MS, (decision.deadlineAt ?? Number.POSITIVE_INFINITY) - now),
@@ -585,7 +593,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       kind: 'session.requested',
       actor,
       subject: `session:${session.id}`,
-      data: { guestGrantId: grant.id, doorId: door.id, maxOpenMs },
+      data: { guestGrantId: grant.id, doorId: door.id, maxOpenMs, requiresRecording: recorded },
     };
     await this.apply(session.id, { type: 'start' }, actor, [requested]);
     const v = await this.view(session.id);
@@ -845,6 +853,8 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     for (const e of effects) {
       if (e.type !== 'command') continue;
       const deviceId = e.device === 'lock' ? s.lockDeviceId : s.cameraDeviceId;
+      // The machine sends no camera command to a session without a camera; nothing to send to.
+      if (deviceId === null) continue;
       void this.o.gateway
         .command(deviceId, e.action, {
           sessionId: s.id,
@@ -927,7 +937,10 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     this.endedCoverage.set(s.id, coverage);
     await l.clipWrites;
     const frames = await this.o.clips.list(s.id);
+    // A session without a camera says so in its closing record: no coverage, by the grant.
+    const unrecorded = s.cameraDeviceId === null ? { recorded: false } : {};
     await this.audit(l, 'session.coverage', {
+      ...unrecorded,
       ratio: coverage.ratio,
       startMs: coverage.startMs,
       endMs: coverage.endMs,
@@ -938,6 +951,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       frames: frames.map((f) => ({ seq: f.seq, capturedAt: f.capturedAt, digest: f.digest })),
     });
     await this.audit(l, 'session.ended', {
+      ...unrecorded,
       state: s.state,
       outcome: s.outcome ? { code: s.outcome.code, message: s.outcome.message } : null,
       alarms: s.alarms.map((a) => a.type),

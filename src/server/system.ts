@@ -20,6 +20,7 @@ import {
 import { openStore, type Store } from '../store/index.ts';
 import { createApp, type App } from './app.ts';
 import { LiveViewService } from './live-view.ts';
+import { EntryRecorder } from './entries.ts';
 import { PinSync } from './pin-sync.ts';
 import { Passkeys, localRelyingParty, relyingPartyFromUrl } from './passkeys.ts';
 import { DEMO_DOORSTEP } from './seed.ts';
@@ -93,6 +94,8 @@ export interface RunningSystem {
   readonly push: PushNotifier;
   readonly vapid: VapidKeys;
   readonly pins: PinSync;
+  /** "Who unlocked": the entries recorded, and whom they are pushed to. */
+  readonly entries: EntryRecorder;
   /** Registers a device with the gateway and broker; returns its secret (base64url device key). */
   provisionDevice(device: Device): Promise<string>;
   /** The secret of a stored device (derived from the master key). */
@@ -166,7 +169,26 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       ...(log ? { logger: log } : {}),
     });
     gateway.addListener(liveView);
+    // "Who unlocked": every unlock recorded, shown live and pushed to those who asked.
+    const notice = (homeId: string, message: string): void => {
+      log?.warn({ homeId }, message);
+      events.publish({ type: 'notice', homeId, message, at: clock.now() });
+    };
+    let pinsForEntries: PinSync | null = null;
+    const entries = new EntryRecorder({
+      store,
+      events,
+      clock,
+      audit,
+      notify: notice,
+      refreshPins: (homeId) => pinsForEntries?.refreshWindows(homeId) ?? Promise.resolve(),
+      ...(log ? { logger: log } : {}),
+    });
+    gateway.addListener(entries);
+    entries.start();
+    closers.push(() => entries.stop());
     const push = new PushNotifier({
+      entryWatchers: (entry, homeId) => entries.watchersOf(entry, homeId),
       events,
       subscriptions: store.pushSubscriptions,
       homes: store.homes,
@@ -181,7 +203,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     closers.push(() => push.stop());
     // An access session disarms its camera when it ends; a live view still open takes it back.
     const offSessions = events.subscribe((e) => {
-      if (e.type === 'session' && isTerminal(e.session))
+      if (e.type === 'session' && isTerminal(e.session) && e.session.cameraDeviceId !== null)
         liveView.sessionEnded(e.session.cameraDeviceId);
     });
     closers.push(() => {
@@ -201,13 +223,13 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       audit,
       clock,
       masterKey: keys.masterKey,
-      notify: (homeId, message) => {
-        log?.warn({ homeId }, message);
-        events.publish({ type: 'notice', homeId, message, at: clock.now() });
-      },
+      notify: notice,
+      // Each opening by code becomes an entry ("who unlocked"), and counts a guest's use.
+      onKeypadEntry: (entry) => entries.keypad(entry),
       ...(log ? { logger: log } : {}),
     });
     gateway.addListener(pins);
+    pinsForEntries = pins;
     await pins.start();
     closers.push(() => pins.stop());
 
@@ -233,6 +255,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       liveView,
       passkeys,
       pins,
+      entries,
       clock,
       ...(opts.demo ? { demo: { doorstep: DEMO_DOORSTEP } } : {}),
       push: { publicKey: vapid.publicKey, repo: store.pushSubscriptions, notifier: push },
@@ -288,6 +311,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       push,
       vapid,
       pins,
+      entries,
       async provisionDevice(device: Device): Promise<string> {
         if (!(await store.homes.getDevice(device.id))) await store.homes.createDevice(device);
         gateway.register(device);

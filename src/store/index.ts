@@ -48,3 +48,13 @@ export {
   type PinDesiredState,
   type PinSyncState,
 } from './pin-slot-repository.ts';
+export {
+  EntryRepository,
+  ENTRY_ALERT_MODES,
+  ENTRY_METHODS,
+  MAX_ENTRY_PAGE,
+  type Entry,
+  type EntryAlertMode,
+  type EntryAlertSetting,
+  type EntryMethod,
+} from './entry-repository.ts';

@@ -20,6 +20,9 @@ function slot(overrides: Partial<PinSlot> = {}): PinSlot {
     lockDigest: null,
     checkedAt: null,
     updatedAt: 500,
+    window: null,
+    lockWindow: null,
+    windowOnly: false,
     ...overrides,
   };
 }
@@ -82,6 +85,41 @@ for (const dialect of DIALECTS) {
       await expect(repo.save(slot({ codeDigest: null }))).rejects.toThrow();
       await expect(repo.save(slot({ sync: 'half-done' as PinSlot['sync'] }))).rejects.toThrow();
       expect(await repo.listForLock(LOCK.id)).toEqual([]);
+    });
+
+    it('keeps the wanted window, the one the lock listed, and whether only the window is written', async () => {
+      const windowed = slot({
+        window: { fromMs: 1_768_478_400_000, untilMs: 1_768_482_000_000 },
+        lockWindow: { fromMs: 0, untilMs: 0 },
+        windowOnly: true,
+      });
+      await repo.save(windowed);
+      expect(await repo.get(LOCK.id, 3)).toEqual(windowed);
+      // Back to "at all times" (the owner's code): both bounds go.
+      await repo.save(slot({ window: null, lockWindow: null }));
+      expect(await repo.get(LOCK.id, 3)).toEqual(slot());
+      const row = await t.store.db.selectFrom('pin_slots').selectAll().executeTakeFirstOrThrow();
+      expect([row.window_from, row.window_until, row.window_only]).toEqual([null, null, 0]);
+    });
+
+    it('refuses a window that ends before it starts or starts before 0, and reads no half window', async () => {
+      for (const window of [
+        { fromMs: 2_000, untilMs: 1_000 },
+        { fromMs: -1, untilMs: 1_000 },
+        { fromMs: 1.5, untilMs: 1_000 },
+      ]) {
+        await expect(repo.save(slot({ window }))).rejects.toThrow(RangeError);
+        await expect(repo.save(slot({ lockWindow: window }))).rejects.toThrow(RangeError);
+      }
+      expect(await repo.listForLock(LOCK.id)).toEqual([]);
+      // A row broken behind the repository's back is corruption, not "at all times".
+      await repo.save(slot());
+      await t.store.db.updateTable('pin_slots').set({ window_from: 5 }).execute();
+      await expect(repo.get(LOCK.id, 3)).rejects.toThrow(/broken window/);
+      // And the database itself refuses negative times.
+      await expect(
+        t.store.db.updateTable('pin_slots').set({ window_from: -5, window_until: 1 }).execute(),
+      ).rejects.toThrow();
     });
 
     it('has no column that could hold a code in clear', async () => {

@@ -1,8 +1,11 @@
 /**
  * Keypad PIN slots of locks: what Threshold wants in each slot and what the lock last
- * confirmed. A PIN itself is never stored, only its keyed digest (see the 0004 migration).
+ * confirmed, validity windows included (0006). A PIN itself is never stored, only its keyed
+ * digest (see the 0004 migration).
  */
 import type { Kysely, Selectable } from 'kysely';
+import type { PinWindow } from '../core/pin-window.ts';
+import { fromFlag, toFlag } from './row-codec.ts';
 import type { Database, PinSlotRow } from './schema.ts';
 
 /** What Threshold wants in a slot: a code (`set`) or nothing (`clear`). */
@@ -52,6 +55,19 @@ export interface PinSlot {
   /** When the lock last listed its slots for this row, or null. */
   readonly checkedAt: number | null;
   readonly updatedAt: number;
+  /**
+   * The validity window Threshold wants the code to have on the lock (ms, lock clock), or null
+   * for at all times (the owner's codes, and every cleared slot).
+   */
+  readonly window: PinWindow | null;
+  /** The window the lock last listed for the slot; null for none (or no code listed). */
+  readonly lockWindow: PinWindow | null;
+  /**
+   * Whether the slot's write (under way, or the last one) is of the window alone, for a code
+   * the lock holds already: it needs no code, so it can be resumed after a restart (as a clear
+   * can). Always false for a clear.
+   */
+  readonly windowOnly: boolean;
 }
 
 /** Stores keypad slots, one row per (lock, slot). */
@@ -77,6 +93,11 @@ export class PinSlotRepository {
           lock_digest: row.lock_digest,
           checked_at: row.checked_at,
           updated_at: row.updated_at,
+          window_from: row.window_from,
+          window_until: row.window_until,
+          lock_window_from: row.lock_window_from,
+          lock_window_until: row.lock_window_until,
+          window_only: row.window_only,
         }),
       )
       .execute();
@@ -130,6 +151,12 @@ export class PinSlotRepository {
 }
 
 function toRow(s: PinSlot): PinSlotRow {
+  for (const w of [s.window, s.lockWindow]) {
+    if (w !== null && !(Number.isInteger(w.fromMs) && w.fromMs >= 0 && w.fromMs <= w.untilMs))
+      throw new RangeError(
+        `a window runs from a time >= 0 to one not before it, not ${w.fromMs}–${w.untilMs}`,
+      );
+  }
   return {
     lock_device_id: s.lockDeviceId,
     slot: s.slot,
@@ -144,6 +171,11 @@ function toRow(s: PinSlot): PinSlotRow {
     lock_digest: s.lockDigest,
     checked_at: s.checkedAt,
     updated_at: s.updatedAt,
+    window_from: s.window?.fromMs ?? null,
+    window_until: s.window?.untilMs ?? null,
+    lock_window_from: s.lockWindow?.fromMs ?? null,
+    lock_window_until: s.lockWindow?.untilMs ?? null,
+    window_only: toFlag(s.windowOnly),
   };
 }
 
@@ -162,5 +194,16 @@ function fromRow(r: Selectable<PinSlotRow>): PinSlot {
     lockDigest: r.lock_digest,
     checkedAt: r.checked_at === null ? null : Number(r.checked_at),
     updatedAt: Number(r.updated_at),
+    window: windowOf(r.window_from, r.window_until),
+    lockWindow: windowOf(r.lock_window_from, r.lock_window_until),
+    windowOnly: fromFlag(Number(r.window_only)),
   };
+}
+
+/** A window from its two columns; a half-written pair is corruption, not "at all times". */
+function windowOf(from: number | null, until: number | null): PinWindow | null {
+  if (from === null && until === null) return null;
+  if (from === null || until === null || Number(from) > Number(until))
+    throw new Error(`pin_slots holds a broken window (${String(from)}, ${String(until)})`);
+  return { fromMs: Number(from), untilMs: Number(until) };
 }

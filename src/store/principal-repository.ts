@@ -79,6 +79,19 @@ export class PrincipalRepository {
     return row === undefined ? null : toPrincipal(row);
   }
 
+  /** The people of a home who are not disabled (owner, members, guests), oldest first. */
+  async listForHome(homeId: string): Promise<Principal[]> {
+    const rows = await this.db
+      .selectFrom('principals')
+      .selectAll()
+      .where('home_id', '=', homeId)
+      .where('disabled_at', 'is', null)
+      .where('role', 'in', ['owner', 'member', 'guest'])
+      .orderBy('id')
+      .execute();
+    return rows.map(toPrincipal);
+  }
+
   /** The principal with this user name (exact match) and its password hash, or null. */
   async getByUsername(username: string): Promise<PrincipalWithPassword | null> {
     const row = await this.db

@@ -293,6 +293,40 @@ export interface PinSlotRow {
   lock_digest: string | null;
   checked_at: number | null;
   updated_at: number;
+  /** The validity window Threshold wants on the lock, ms (lock clock); both null: at all times. */
+  window_from: number | null;
+  window_until: number | null;
+  /** The window the lock last listed for the slot; both null: none (or no code). */
+  lock_window_from: number | null;
+  lock_window_until: number | null;
+  /** 1 when the slot's write is of the window alone (no code), else 0. */
+  window_only: number;
+}
+
+/** `entries`: every unlock of a home's lock, by whom and how ("who unlocked"). */
+export interface EntryRow {
+  id: string;
+  home_id: string;
+  lock_device_id: string;
+  door_id: string | null;
+  at: number;
+  method: 'app' | 'remote' | 'pin' | 'manual';
+  principal_id: string | null;
+  slot: number | null;
+  session_id: string | null;
+}
+
+/** `entry_alert_settings`: whose entries an owner or member wants pushed to them. */
+export interface EntryAlertSettingRow {
+  principal_id: string;
+  mode: 'all' | 'chosen' | 'off';
+  updated_at: number;
+}
+
+/** `entry_alert_people`: the people a watcher chose to be told about (mode 'chosen'). */
+export interface EntryAlertPersonRow {
+  watcher_id: string;
+  subject_id: string;
 }
 
 export interface Database {
@@ -316,5 +350,8 @@ export interface Database {
   alarm_acks: AlarmAckRow;
   guest_grants: GuestGrantRow;
   invites: InviteRow;
+  entries: EntryRow;
+  entry_alert_settings: EntryAlertSettingRow;
+  entry_alert_people: EntryAlertPersonRow;
   pin_slots: PinSlotRow;
 }

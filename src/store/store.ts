@@ -6,6 +6,7 @@ import { GuestGrantRepository } from './guest-grant-repository.ts';
 import { PinSlotRepository } from './pin-slot-repository.ts';
 import { PushSubscriptionRepository } from './push-subscription-repository.ts';
 import { AuditRepository } from './audit-repository.ts';
+import { EntryRepository } from './entry-repository.ts';
 import { ClipRepository } from './clip-repository.ts';
 import { DeliveryRepository } from './delivery-repository.ts';
 import { DeviceStatusRepository } from './device-status-repository.ts';
@@ -32,6 +33,7 @@ export interface Store {
   readonly guestGrants: GuestGrantRepository;
   readonly pinSlots: PinSlotRepository;
   readonly pushSubscriptions: PushSubscriptionRepository;
+  readonly entries: EntryRepository;
   /** Closes the database; idempotent. The store must not be used afterwards. */
   close(): Promise<void>;
 }
@@ -69,6 +71,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     guestGrants: new GuestGrantRepository(db),
     pinSlots: new PinSlotRepository(db),
     pushSubscriptions: new PushSubscriptionRepository(db),
+    entries: new EntryRepository(db),
     close: () => db.destroy(),
   };
 }

@@ -17,7 +17,20 @@ export type EventOf<K extends ServerEventType> = Extract<ServerEvent, { type: K 
 /** Whether the stream is connected. */
 export type StreamStatus = 'connecting' | 'open' | 'closed';
 
-const EVENT_TYPES: readonly ServerEventType[] = ['session', 'alarm', 'alarm-ack', 'device', 'live'];
+/**
+ * Every event type, listened to on the one stream. A record keyed by the union, so a type the
+ * server adds to `ServerEvent` fails to compile here until it is listened to too.
+ */
+const LISTENED: Record<ServerEventType, true> = {
+  session: true,
+  alarm: true,
+  'alarm-ack': true,
+  device: true,
+  live: true,
+  entry: true,
+  notice: true,
+};
+const EVENT_TYPES = Object.keys(LISTENED) as ServerEventType[];
 const RETRY_MS = 5_000;
 
 type Handler = (e: ServerEvent) => void;

@@ -118,7 +118,10 @@ export function InvitePage({ token, onAccepted }: InvitePageProps) {
               <dd data-testid="invite-when">{offer.invite.description}</dd>
             </dl>
             <p className="muted small sign-in-lede">
-              You open the door with this web app. The door camera records every entry.
+              You open the door with this web app.{' '}
+              {offer.invite.requiresRecording
+                ? 'The door camera records every entry.'
+                : 'Your entries are not recorded: the camera is not switched on for you.'}
             </p>
             <form onSubmit={(e) => void submit(e)} noValidate>
               <label className="field">

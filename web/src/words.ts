@@ -73,6 +73,16 @@ const ROLE_LABELS: Record<Role, string> = {
   carrier: 'Carrier',
 };
 
+/** What a visit without a camera shows where its coverage would be. */
+export const NOT_RECORDED = 'Not recorded';
+/** …and why, in the words of the session's own outcome. */
+export const NOT_RECORDED_WHY = 'this guest’s grant does not ask for the camera';
+
+/** Whether a guest grant's entries are recorded, as a label: "Recorded" or "Not recorded". */
+export function recordingLabel(requiresRecording: boolean): string {
+  return requiresRecording ? 'Recorded' : NOT_RECORDED;
+}
+
 /** A role as a label: "Courier". */
 export function roleLabel(role: string): string {
   return ROLE_LABELS[role as Role] ?? role;

@@ -9,6 +9,7 @@ import { pinBruteForce } from './pin-brute-force.ts';
 import { relockJam } from './relock-jam.ts';
 import { replay } from './replay.ts';
 import { revokeCascade } from './revoke-cascade.ts';
+import { revokeOffline } from './revoke-offline.ts';
 
 export const SCENARIOS: readonly Scenario[] = [
   delivery,
@@ -20,6 +21,7 @@ export const SCENARIOS: readonly Scenario[] = [
   pinBruteForce,
   revokeCascade,
   guestEscalation,
+  revokeOffline,
 ];
 
 /** The scenario named `name`, or undefined. */

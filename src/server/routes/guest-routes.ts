@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
+  defaultRequiresRecording,
   describeSchedule,
   scheduleAllows,
   validateLimits,
@@ -62,6 +63,7 @@ type CreateInviteBody = {
   schedule: GrantSchedule;
   maxUses?: number | null;
   maxMinutesPerEntry?: number | null;
+  requiresRecording?: boolean;
 };
 
 /** The schedule's and limits' problems, as one 422 answer with each problem listed. */
@@ -147,6 +149,7 @@ export const guestRoutes =
       description: describeSchedule(i.grant.schedule, home.timeZone, {
         nowMs: deps.clock.now(),
       }),
+      requiresRecording: i.grant.requiresRecording,
       createdAt: i.createdAt,
       expiresAt: i.expiresAt,
       status: inviteStatus(i, deps.clock.now()),
@@ -178,8 +181,9 @@ export const guestRoutes =
         const limits: GrantLimits = {
           maxUses: body.maxUses ?? null,
           maxMinutesPerEntry: body.maxMinutesPerEntry ?? null,
-          // Every guest entry is recorded (the session arms the camera first).
-          requiresRecording: true,
+          // Recorded unless the household says otherwise: a guest is not of the household
+          // (defaultRequiresRecording), so only an explicit `false` turns the camera off.
+          requiresRecording: body.requiresRecording ?? defaultRequiresRecording('guest'),
         };
         checkGrant(body.schedule, limits, home, now);
         if (!invitesCreated.allow(p.id)) fail('request.rate-limited');
@@ -203,7 +207,12 @@ export const guestRoutes =
           kind: 'invite.created',
           actor: { type: 'principal', id: p.id },
           subject: `home:${homeId}`,
-          data: { inviteId: invite.id, doorId: door.id, displayName: invite.displayName },
+          data: {
+            inviteId: invite.id,
+            doorId: door.id,
+            displayName: invite.displayName,
+            requiresRecording: limits.requiresRecording,
+          },
         });
         return {
           invite: inviteView(invite, home),
@@ -322,6 +331,7 @@ export const guestRoutes =
             if (slot.desired === 'set')
               await deps.pins.clear(slot.lockDeviceId, slot.slot, { type: 'principal', id: p.id });
           }
+          await deps.pins.refreshWindows(homeId);
         }
         return { removed: member.id, revoked };
       },
@@ -357,6 +367,9 @@ export const guestRoutes =
           }
         }
       }
+      // A guest who keeps other grants keeps their code, but only for those grants' hours: the
+      // code's window on the lock narrows now (and within the lease if the lock is offline).
+      await deps.pins?.refreshWindows(homeId);
     };
 
     app.post(
@@ -486,6 +499,7 @@ export const guestRoutes =
           if (!(await grants.acceptInvite(invite.id, guest.id, now))) fail('invite.used');
           await grants.create(grant);
         });
+        await deps.pins?.refreshWindows(invite.homeId);
         await deps.audit.append({
           kind: 'invite.accepted',
           actor: { type: 'principal', id: guest.id },

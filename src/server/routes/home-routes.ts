@@ -167,6 +167,8 @@ export const homeRoutes =
               ? 'lock.jammed'
               : 'lock.unconfirmed',
           );
+        // The lock took the unlock: the household sees who opened from afar.
+        if (action === 'unlock') await deps.entries?.remote(p, door);
         // The reply says the command was taken; the state comes from the lock's own report.
         const doors = await deps.store.homes.listDoors(homeId);
         return {

@@ -1,7 +1,8 @@
 /**
- * Keypad PINs for the household: which slot holds whose code and whether the lock confirmed
- * it; give a person a code (shown once); empty a slot. The work is PinSync's (pin-sync.ts):
- * written to the lock, read back, retried with backoff.
+ * Keypad PINs for the household: which slot holds whose code, when it opens (its window) and
+ * whether the lock confirmed it; give a person a code (shown once); empty a slot. The work is
+ * PinSync's (pin-sync.ts): written to the lock with its window, read back, retried with
+ * backoff.
  */
 import { randomInt } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
@@ -29,6 +30,8 @@ function slotView(s: PinSlot): PinSlotView {
     lastError: s.lastError,
     checkedAt: s.checkedAt,
     updatedAt: s.updatedAt,
+    window: s.window,
+    lockWindow: s.lockWindow,
   };
 }
 

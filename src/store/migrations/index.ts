@@ -9,6 +9,8 @@ import * as webApp from './0002-web-app.ts';
 import * as guestGrants from './0003-guest-grants.ts';
 import * as pinSlots from './0004-pin-slots.ts';
 import * as principalDisabled from './0005-principal-disabled.ts';
+import * as pinWindows from './0006-pin-windows.ts';
+import * as entries from './0007-entries.ts';
 
 /** Migrations by name; Kysely applies them in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -17,4 +19,6 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0003-guest-grants': guestGrants,
   '0004-pin-slots': pinSlots,
   '0005-principal-disabled': principalDisabled,
+  '0006-pin-windows': pinWindows,
+  '0007-entries': entries,
 };

@@ -1,9 +1,12 @@
 /**
  * How much of a session the camera vouched for: a bar over [start, end], green where fresh
- * frames came, red where they did not (each gap titled with its cause and times).
+ * frames came, red where they did not (each gap titled with its cause and times). A session that
+ * was not meant to be recorded (a guest grant without "camera must record") shows "Not
+ * recorded" in grey: no coverage there is by the household's choice, not a gap.
  */
 import type { Coverage } from '../../../src/protocol/views.ts';
 import { formatTime } from '../time.ts';
+import { NOT_RECORDED, NOT_RECORDED_WHY } from '../words.ts';
 
 /** The coverage ratio as a percentage that never rounds a gap away ("99.9 %", not "100 %"). */
 export function coveragePercent(c: Coverage): string {
@@ -22,11 +25,27 @@ export interface CoverageBarProps {
   readonly timeZone: string;
   /** Shows start and end times under the bar. */
   readonly detailed?: boolean;
+  /** False for a session without a camera (`cameraDeviceId: null`); true when omitted. */
+  readonly recorded?: boolean;
 }
 
 /** The coverage bar with its percentage. */
-export function CoverageBar({ coverage, timeZone, detailed }: CoverageBarProps) {
+export function CoverageBar({ coverage, timeZone, detailed, recorded = true }: CoverageBarProps) {
   const { startMs, endMs, gaps } = coverage;
+  if (!recorded) {
+    return (
+      <div className="coverage">
+        <div
+          className="coverage-bar coverage-bar-unrecorded"
+          data-testid="coverage-bar"
+          data-recorded="false"
+          role="img"
+          aria-label={`${NOT_RECORDED}: ${NOT_RECORDED_WHY}`}
+        />
+        <span className="coverage-ratio coverage-ratio-none">{NOT_RECORDED}</span>
+      </div>
+    );
+  }
   if (startMs === null) {
     return (
       <div className="coverage">

@@ -1,9 +1,12 @@
 /**
- * The guest's face, `/guest`: when they may come in, in plain words, and for each access an
- * "Open the door" swipe. docs/api.md §11.4–11.6.
+ * The guest's face, `/guest`: when they may come in, in plain words, whether their entries are
+ * recorded, and for each access an "Open the door" swipe. docs/api.md §11.4–11.6.
  *
  *   slide → the camera proves it records → the lock opens → "Door closed — lock" → the lock
  *   and the door are confirmed → done.
+ *
+ * Under a grant without "camera must record" the camera step is left out (the lock opens at
+ * once), and the page says plainly that entries are not recorded.
  *
  * A guest has no event stream: a visit is followed by asking the server every second. There is
  * no history, no live view and no other guest here, by design.
@@ -139,6 +142,8 @@ function GrantCard({ grant, onChanged }: { grant: GuestGrantView; onChanged: () 
   let statusText: string | null = null;
   let body: ReactNode = null;
   const state = session ? stateOf(session) : null;
+  // The session says for sure (it may outlive a change of the grant); before it, the grant.
+  const recorded = session ? session.cameraDeviceId !== null : grant.limits.requiresRecording;
 
   if (step.kind === 'idle') {
     if (blocked) {
@@ -159,7 +164,7 @@ function GrantCard({ grant, onChanged }: { grant: GuestGrantView; onChanged: () 
     );
   } else if (!session || state === 'requested' || state === 'arming') {
     tone = 'wait';
-    statusText = 'Checking the camera is recording…';
+    statusText = recorded ? 'Checking the camera is recording…' : 'Opening the door…';
   } else if (state === 'unlocking') {
     tone = 'wait';
     statusText = 'Waiting for the lock to open…';
@@ -191,7 +196,7 @@ function GrantCard({ grant, onChanged }: { grant: GuestGrantView; onChanged: () 
       );
   } else if (state === 'verifying') {
     tone = 'wait';
-    statusText = 'Checking the door on camera…';
+    statusText = recorded ? 'Checking the door on camera…' : 'Checking the door is shut…';
   } else if (state === 'completed') {
     tone = 'ok';
     statusText = 'Locked and confirmed. Thank you!';
@@ -240,7 +245,12 @@ function GrantCard({ grant, onChanged }: { grant: GuestGrantView; onChanged: () 
         Invited by {grant.grantedBy.displayName}
         {grant.limits.maxUses !== null &&
           ` · ${grant.uses} of ${grant.limits.maxUses} ${grant.limits.maxUses === 1 ? 'entry' : 'entries'} used`}
-        . The camera records every entry.
+        .{' '}
+        <span data-testid="guest-recording">
+          {grant.limits.requiresRecording
+            ? 'The door camera records each of your entries.'
+            : 'Your entries are not recorded: the camera is not switched on for you.'}
+        </span>
       </p>
       {statusText && (
         <div

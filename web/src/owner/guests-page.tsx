@@ -1,13 +1,15 @@
 /**
  * `/guests`: who may come in besides the household. The home's guests with their schedule in
- * words and whether they may come in now, "Revoke" (after a confirmation), pending invitations
- * with "Withdraw", the "Invite a guest" form, and each lock's keypad codes. docs/api.md §11–12.
+ * words, whether they may come in now and whether their entries are recorded, "Revoke" (after a
+ * confirmation), pending invitations with "Withdraw", the "Invite a guest" form, and each lock's
+ * keypad codes. docs/api.md §11–12.
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { GuestGrantView, InviteView } from '../../../src/protocol/views.ts';
 import { api, messageOf } from '../api.ts';
 import { ConfirmDialog } from '../components/confirm-dialog.tsx';
 import { formatWhen, grantNow } from '../when.ts';
+import { recordingLabel } from '../words.ts';
 import { InviteForm } from './invite-form.tsx';
 import { useOwner } from './owner-context.ts';
 import { PinsSection } from './pins-section.tsx';
@@ -102,7 +104,8 @@ export function GuestsPage() {
         <div>
           <h1 className="page-title">Guests</h1>
           <p className="muted page-lede">
-            People you let in on a schedule. The camera records every entry. Times are in {tz}.
+            People you let in on a schedule. The camera records their entries unless you turn that
+            off for a guest. Times are in {tz}.
           </p>
         </div>
       </div>
@@ -143,6 +146,13 @@ export function GuestsPage() {
                     <span>
                       <span className={`badge ${BADGE[now.tone] ?? ''}`} data-testid="guest-now">
                         {now.text}
+                      </span>{' '}
+                      <span
+                        className="badge badge-neutral"
+                        data-testid="guest-recording"
+                        data-recorded={g.limits.requiresRecording}
+                      >
+                        {recordingLabel(g.limits.requiresRecording)}
                       </span>
                     </span>
                     <span className="muted small">
@@ -179,7 +189,8 @@ export function GuestsPage() {
                     </span>
                     <span>{i.description}</span>
                     <span className="muted small">
-                      The link works until {formatWhen(i.expiresAt, tz)}
+                      {recordingLabel(i.requiresRecording)} · the link works until{' '}
+                      {formatWhen(i.expiresAt, tz)}
                     </span>
                   </div>
                   <button

@@ -11,6 +11,7 @@ import { CameraIcon, DoorIcon, LockIcon } from '../components/icons.tsx';
 import { Link } from '../router.ts';
 import { formatTime } from '../time.ts';
 import { lockErrorSentence, stateLabel, stateOf } from '../words.ts';
+import { EntriesCard } from './entries-card.tsx';
 import { LiveView, useLiveView, type LiveViewState } from './live-view.tsx';
 import { useOwner } from './owner-context.ts';
 
@@ -287,7 +288,7 @@ function NowAtTheDoor() {
   );
 }
 
-/** `/`: every door of the home. */
+/** `/`: every door of the home, then who came in. */
 export function HomePage() {
   const { home, status, statusError } = useOwner();
   return (
@@ -320,6 +321,8 @@ export function HomePage() {
           <DoorCard key={d.doorId} door={d} />
         ))}
       </div>
+      {/* After the doors: on a phone, the lock and its controls stay on the first screen. */}
+      <EntriesCard />
     </section>
   );
 }

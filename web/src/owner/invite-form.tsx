@@ -1,6 +1,7 @@
 /**
- * "Invite a guest": a name, a door, when (any time, dates, weekly or once) and limits. The
- * answer's invitation link is shown once, here: the server keeps only a hash of its token.
+ * "Invite a guest": a name, a door, when (any time, dates, weekly or once), limits, and whether
+ * the camera must record each entry (on unless the owner turns it off). The answer's invitation
+ * link is shown once, here: the server keeps only a hash of its token.
  *
  * Every time is a wall-clock time at the home, sent as typed (`YYYY-MM-DDTHH:MM`, `HH:MM`):
  * the server interprets it in the home's time zone, so the browser's own zone never enters.
@@ -96,6 +97,8 @@ export function InviteForm({ onCreated }: InviteFormProps) {
   ]);
   const [maxUses, setMaxUses] = useState('');
   const [maxMinutes, setMaxMinutes] = useState('');
+  // On by default: a guest is not of the household, so their entries are recorded.
+  const [recorded, setRecorded] = useState(true);
   const [problems, setProblems] = useState<Problems>({});
   const [busy, setBusy] = useState(false);
   const [made, setMade] = useState<{ readonly link: string; readonly name: string } | null>(null);
@@ -158,6 +161,7 @@ export function InviteForm({ onCreated }: InviteFormProps) {
             schedule: schedule(),
             maxUses: uses,
             maxMinutesPerEntry: minutes,
+            requiresRecording: recorded,
           },
         },
       );
@@ -168,6 +172,7 @@ export function InviteForm({ onCreated }: InviteFormProps) {
       setUntil('');
       setMaxUses('');
       setMaxMinutes('');
+      setRecorded(true);
       onCreated(r.invite);
     } catch (err) {
       setProblems(problemsOf(err) ?? { '': messageOf(err) });
@@ -459,8 +464,26 @@ export function InviteForm({ onCreated }: InviteFormProps) {
           {err('maxMinutesPerEntry')}
         </label>
       </div>
-      <p className="muted small">
-        The camera records every entry, and the door locks again after at most 5 minutes.
+      <div className="check-field">
+        <label className="check">
+          <input
+            type="checkbox"
+            checked={recorded}
+            onChange={(e) => setRecorded(e.target.checked)}
+            aria-describedby={`${id}-recording-help`}
+            data-testid="invite-recording"
+          />
+          <span>Camera must record each entry</span>
+        </label>
+        <p id={`${id}-recording-help`} className="muted small">
+          Turned off, this guest’s entries are not recorded (no clip; the camera is not switched on
+          for them), but the lock and the door are still checked every time.
+        </p>
+      </div>
+      <p className="muted small" data-testid="invite-summary">
+        {recorded
+          ? 'The camera records every entry, and the door locks again after at most 5 minutes.'
+          : 'Entries are not recorded, and the door locks again after at most 5 minutes.'}
       </p>
       {problems[''] && (
         <p className="form-error" role="alert">

@@ -1,6 +1,7 @@
 /**
- * The owner face: alarms on top of every page, the "ask me first" prompt when a courier is
- * waiting, then the page: home at a glance, timeline, a session, alarms, guests or settings.
+ * The owner face: alarms on top of every page, then live notices, the "ask me first" prompt
+ * when a courier is waiting, then the page: home at a glance, timeline, a session, alarms,
+ * guests or settings.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { Home, HomeStatusView, PrincipalSummary } from '../../../src/protocol/views.ts';
@@ -14,6 +15,7 @@ import { DecisionPrompts } from './decision-prompt.tsx';
 import { applyDeviceEvent } from './device-facts.ts';
 import { GuestsPage } from './guests-page.tsx';
 import { HomePage } from './home-page.tsx';
+import { Notices } from './notices.tsx';
 import { OwnerContext, type OwnerState } from './owner-context.ts';
 import { SessionPage } from './session-page.tsx';
 import { SettingsPage } from './settings-page.tsx';
@@ -178,6 +180,7 @@ function OwnerShell({ principal, home, onSignOut }: OwnerAppProps & { readonly h
           Skip to content
         </a>
         <AlarmBanner alarms={alarms} />
+        <Notices />
         <header className="topbar">
           <div className="topbar-inner">
             <Link to="/" className="brand" aria-label="Threshold — home">

@@ -1,6 +1,8 @@
 /**
- * Keypad codes of one lock: its slots with their sync state in words, "Give a code" (shown
- * once: the server keeps no code in clear) and "Empty slot". docs/api.md §12.
+ * Keypad codes of one lock: its slots with their sync state in words, when each code works
+ * ("Works Mondays 09:00–12:00 (Europe/Berlin) · written until 10:15", or "Works at all
+ * times"), "Give a code" (shown once: the server keeps no code in clear) and "Empty slot".
+ * docs/api.md §12.
  *
  * While a slot is being written or emptied, the list is asked again every 2 s, so "Pending"
  * turns into "Confirmed by the lock" without a reload.
@@ -8,6 +10,7 @@
 import { useCallback, useEffect, useId, useState, type FormEvent } from 'react';
 import type { GuestGrantView, PinSlotView } from '../../../src/protocol/views.ts';
 import { api, messageOf } from '../api.ts';
+import { formatDay, formatHourMinute, useNow } from '../time.ts';
 import { pinSyncLabel } from '../words.ts';
 import { useOwner } from './owner-context.ts';
 
@@ -30,6 +33,37 @@ function toneOf(s: PinSlotView): string {
   return 'badge-danger-soft';
 }
 
+/** "10:15" today, "Tue, 24 Mar 10:15" on another day, in the home's zone. */
+function when(ms: number, now: number, timeZone: string): string {
+  const time = formatHourMinute(ms, timeZone);
+  return formatDay(ms, timeZone) === formatDay(now, timeZone)
+    ? time
+    : `${formatDay(ms, timeZone)} ${time}`;
+}
+
+/**
+ * When a set slot's code works, in words: the holder's hours (their grants' schedules; the
+ * household's are "at all times"), then what the lock was given, which reaches at most a lease
+ * ahead and is renewed while the lock is online.
+ */
+function windowLabel(
+  s: PinSlotView,
+  schedules: readonly string[],
+  now: number,
+  timeZone: string,
+): string {
+  const w = s.window;
+  if (w === null) return 'Works at all times';
+  const hours =
+    schedules.length === 0
+      ? 'at all times'
+      : schedules.map((d) => (d === 'Any time' ? 'at any time' : d)).join('; ');
+  if (w.untilMs <= Math.max(w.fromMs, now))
+    return `Works ${hours} · closed on the lock for now (its next hours are written up to an hour ahead)`;
+  const from = w.fromMs > now ? `from ${when(w.fromMs, now, timeZone)} ` : '';
+  return `Works ${hours} · written ${from}until ${when(w.untilMs, now, timeZone)}`;
+}
+
 /** The first slot number that holds no code (emptied slots are free again). */
 function firstFree(slots: readonly PinSlotView[]): number {
   const taken = new Set(slots.filter((s) => s.desired === 'set').map((s) => s.slot));
@@ -41,6 +75,9 @@ function firstFree(slots: readonly PinSlotView[]): number {
 /** One lock's keypad codes. */
 export function PinsSection({ lockId, doorName, grants }: PinsSectionProps) {
   const { home } = useOwner();
+  const timeZone = home.timeZone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+  // Once a minute is enough to say "closed for now" when a window runs out.
+  const now = useNow(60_000);
   const id = useId();
   const base = `/api/homes/${encodeURIComponent(home.id)}/locks/${encodeURIComponent(lockId)}/pins`;
   const [slots, setSlots] = useState<readonly PinSlotView[] | null>(null);
@@ -84,6 +121,11 @@ export function PinsSection({ lockId, doorName, grants }: PinsSectionProps) {
     fallback ??
     'Someone';
   const chosen = person && people.has(person) ? person : ([...people.keys()][0] ?? '');
+  // The schedules of a person's grants that still stand: the hours their code follows.
+  const schedulesOf = (principalId: string | null) =>
+    grants
+      .filter((g) => g.guest.id === principalId && g.revokedAt === null)
+      .map((g) => g.description);
 
   const give = async (e: FormEvent) => {
     e.preventDefault();
@@ -144,10 +186,11 @@ export function PinsSection({ lockId, doorName, grants }: PinsSectionProps) {
       <h2 id={titleId} className="card-title">
         Keypad codes — {doorName}
       </h2>
-      <p className="notice notice-warn">
-        A code works <strong>at any time</strong>: the lock does not know the guest’s schedule. Give
-        codes only to people whose access is “Any time”, or accept that the code is the stronger
-        key. Revoking a guest’s last access empties their slots.
+      <p className="muted small">
+        A guest’s code works only in their hours, and the lock checks them by its own clock.
+        Threshold writes them up to an hour ahead and renews them while the lock is online, so a
+        code you revoke stops at once, or at most an hour later if the lock is offline (a household
+        member’s within a day). Revoking a guest’s last access empties their slots.
       </p>
       {loadError && (
         <p className="notice notice-warn" role="status">
@@ -169,6 +212,11 @@ export function PinsSection({ lockId, doorName, grants }: PinsSectionProps) {
                 <span className={`badge ${toneOf(s)}`} data-testid="pin-sync">
                   {pinSyncLabel(s)}
                 </span>
+                {s.desired === 'set' && (
+                  <span className="muted small" data-testid="pin-window">
+                    {windowLabel(s, schedulesOf(s.principalId), now, timeZone)}
+                  </span>
+                )}
                 {s.lastError && s.sync !== 'confirmed' && (
                   <span className="muted small">Last answer: {s.lastError}</span>
                 )}

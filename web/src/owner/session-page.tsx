@@ -14,7 +14,14 @@ import { CoverageBar } from '../components/coverage-bar.tsx';
 import { useServerEvent } from '../events.ts';
 import { Link } from '../router.ts';
 import { formatDateTime, formatDuration, formatTime } from '../time.ts';
-import { isFinished, roleLabel, stateLabel, stateOf } from '../words.ts';
+import {
+  isFinished,
+  NOT_RECORDED,
+  NOT_RECORDED_WHY,
+  roleLabel,
+  stateLabel,
+  stateOf,
+} from '../words.ts';
 import { AlarmItem, alarmKey, type AlarmsState } from './alarms.tsx';
 import { ClipPlayer } from './clip-player.tsx';
 import { useOwner } from './owner-context.ts';
@@ -136,6 +143,14 @@ function AuditEntries({
   );
 }
 
+/** One proof of the visit, with when it came. */
+interface Fact {
+  readonly label: string;
+  readonly at: number | null;
+  /** A camera proof, which a visit without a camera does not have, by design. */
+  readonly camera: boolean;
+}
+
 /** Props of {@link SessionPage}. */
 export interface SessionPageProps {
   readonly sessionId: string;
@@ -240,13 +255,15 @@ export function SessionPage({ sessionId, alarms }: SessionPageProps) {
     (a) => alarms.alarms.find((x) => alarmKey(x) === alarmKey(a)) ?? a,
   );
   const who = session.who;
-  const facts: [string, number | null][] = [
-    ['Camera proved it was recording', session.armedAt],
-    ['Lock reported unlocked', session.unlockedAt],
-    ['Asked to lock', session.relockRequestedAt],
-    ['Lock confirmed locked', session.lockConfirmedAt],
-    ['Fresh picture after locking', session.freshFrameAfterLockAt],
+  const recorded = session.cameraDeviceId !== null;
+  const facts: Fact[] = [
+    { label: 'Camera proved it was recording', at: session.armedAt, camera: true },
+    { label: 'Lock reported unlocked', at: session.unlockedAt, camera: false },
+    { label: 'Asked to lock', at: session.relockRequestedAt, camera: false },
+    { label: 'Lock confirmed locked', at: session.lockConfirmedAt, camera: false },
+    { label: 'Fresh picture after locking', at: session.freshFrameAfterLockAt, camera: true },
   ];
+  const shownFacts = facts.filter((f) => recorded || !f.camera);
 
   const download = () => {
     if (!audit) return;
@@ -290,7 +307,12 @@ export function SessionPage({ sessionId, alarms }: SessionPageProps) {
             <h2 id="clip-title" className="card-title">
               What the camera saw
             </h2>
-            {clipError ? (
+            {!recorded ? (
+              <p className="muted" data-testid="session-not-recorded">
+                {NOT_RECORDED}: {NOT_RECORDED_WHY}. No camera was switched on for this visit; the
+                lock and the door were checked as for any other.
+              </p>
+            ) : clipError ? (
               <p className="notice notice-warn" role="status">
                 Could not load the clip: {clipError}
               </p>
@@ -300,7 +322,7 @@ export function SessionPage({ sessionId, alarms }: SessionPageProps) {
               <ClipPlayer frames={frames} timeZone={tz} />
             )}
             <h3 className="subhead">Camera coverage</h3>
-            <CoverageBar coverage={session.coverage} timeZone={tz} detailed />
+            <CoverageBar coverage={session.coverage} timeZone={tz} detailed recorded={recorded} />
           </section>
         </div>
         <div className="session-col">
@@ -325,7 +347,7 @@ export function SessionPage({ sessionId, alarms }: SessionPageProps) {
               </p>
             )}
             <dl className="proofs">
-              {facts.map(([label, at]) => (
+              {shownFacts.map(({ label, at }) => (
                 <div key={label} className="proof">
                   <dt>{label}</dt>
                   <dd>{at === null ? '—' : formatTime(at, tz)}</dd>

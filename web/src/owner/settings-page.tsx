@@ -1,11 +1,12 @@
 /**
  * `/settings`: in-home delivery (on/off, days off, "ask me first"), notifications on this
- * device, passkeys, and the account.
+ * device, whose entries are notified, passkeys, and the account.
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import type { DeliverySettingsView, Weekday } from '../../../src/protocol/views.ts';
 import { api, isNotFound, messageOf } from '../api.ts';
 import { roleLabel } from '../words.ts';
+import { EntryAlertsCard } from './entry-alerts-settings.tsx';
 import { useOwner } from './owner-context.ts';
 import { PasskeySettings } from './passkey-settings.tsx';
 import { PushSettings } from './push-settings.tsx';
@@ -274,6 +275,7 @@ export function SettingsPage({ onSignOut }: SettingsPageProps) {
         </h2>
         <PushSettings />
       </section>
+      <EntryAlertsCard />
       <section className="card" aria-labelledby="security-title">
         <h2 id="security-title" className="card-title">
           Security

@@ -1,6 +1,7 @@
 /**
  * The timeline: every access session at the home, newest first — who, when, how it ended, its
- * alarms and how much of it the camera watched. And the audit log for a range of days.
+ * alarms and how much of it the camera watched ("Not recorded" for a guest whose grant does not
+ * ask for the camera). And the audit log for a range of days.
  */
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import type { SessionView } from '../../../src/protocol/views.ts';
@@ -88,7 +89,11 @@ function SessionRow({ session, tz }: { readonly session: SessionView; readonly t
           </p>
         </div>
         <div className="session-coverage">
-          <CoverageBar coverage={session.coverage} timeZone={tz} />
+          <CoverageBar
+            coverage={session.coverage}
+            timeZone={tz}
+            recorded={session.cameraDeviceId !== null}
+          />
         </div>
       </Link>
     </li>
