@@ -23,7 +23,9 @@ import type { DeviceGateway } from './device-gateway.ts';
 import type { EventBus } from './event-bus.ts';
 import type { LiveViewService } from './live-view.ts';
 import type { Passkeys } from './passkeys.ts';
+import type { DeliveryEventLog } from './delivery-events.ts';
 import type { EntryRecorder } from './entries.ts';
+import type { FixedWindowLimiter } from './rate-limiter.ts';
 import type { PinSync } from './pin-sync.ts';
 import { passkeyRoutes } from './routes/passkey-routes.ts';
 import { authRoutes } from './routes/auth-routes.ts';
@@ -52,6 +54,10 @@ export interface AppDeps {
   readonly liveView: LiveViewService;
   /** Keypad PIN sync; without it the PIN routes are absent. */
   readonly pins?: PinSync;
+  /** Delivery state changes, in order, announced to the webhook dispatcher. */
+  readonly deliveryEvents?: DeliveryEventLog;
+  /** Requests per minute per carrier API key (or admin); none: not limited (tests). */
+  readonly carrierLimiter?: FixedWindowLimiter;
   /** "Who unlocked": without it the entry routes are not served. */
   readonly entries?: EntryRecorder;
   /** Passkey registration and sign-in; without it the passkey routes are absent. */
@@ -175,6 +181,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
     const c = classify(err);
     const status = httpStatusOf(c.code);
     if (status >= 500) req.log.error({ err }, 'request failed');
+    // A rate limit says when to come back, in the header clients and proxies read.
+    const retryAfterS = c.detail?.retryAfterS;
+    if (status === 429 && typeof retryAfterS === 'number')
+      void reply.header('retry-after', String(retryAfterS));
     void reply.status(status).send(errorBody(c.code, c.message, c.detail));
   });
   app.setNotFoundHandler((req, reply) => {

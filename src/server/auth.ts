@@ -114,6 +114,17 @@ export class Authenticator {
 
   /** The carrier an API key belongs to, as a principal of role `carrier`. */
   async principalForApiKey(key: string): Promise<Result<Principal>> {
+    const r = await this.apiKeyCaller(key);
+    return r.ok ? ok(r.value.principal) : r;
+  }
+
+  /**
+   * An API key's carrier (as a principal of role `carrier`, whose id is the carrier's), the key's
+   * id and its scopes; records the key's use. Unknown and revoked keys are one answer.
+   */
+  async apiKeyCaller(
+    key: string,
+  ): Promise<Result<{ principal: Principal; keyId: string; scopes: readonly string[] }>> {
     const k = await this.store.principals.findApiKeyByHash(tokenHash(key));
     if (!k || k.revokedAt !== null)
       return refuse(problem('auth.required', 'Unknown or revoked API key.'));
@@ -121,11 +132,15 @@ export class Authenticator {
     if (!carrier) return refuse(problem('auth.required', 'Unknown or revoked API key.'));
     await this.store.principals.touchApiKey(k.id, this.clock.now());
     return ok({
-      id: carrier.id,
-      role: 'carrier',
-      displayName: carrier.name,
-      homeId: null,
-      carrierId: carrier.id,
+      principal: {
+        id: carrier.id,
+        role: 'carrier',
+        displayName: carrier.name,
+        homeId: null,
+        carrierId: carrier.id,
+      },
+      keyId: k.id,
+      scopes: k.scopes,
     });
   }
 }

@@ -20,7 +20,10 @@ import {
 import { openStore, type Store } from '../store/index.ts';
 import { createApp, type App } from './app.ts';
 import { LiveViewService } from './live-view.ts';
+import { DeliveryEventLog } from './delivery-events.ts';
 import { EntryRecorder } from './entries.ts';
+import { FixedWindowLimiter } from './rate-limiter.ts';
+import { CARRIER_REQUESTS_PER_MINUTE } from './routes/carrier-auth.ts';
 import { PinSync } from './pin-sync.ts';
 import { Passkeys, localRelyingParty, relyingPartyFromUrl } from './passkeys.ts';
 import { DEMO_DOORSTEP } from './seed.ts';
@@ -94,6 +97,8 @@ export interface RunningSystem {
   readonly push: PushNotifier;
   readonly vapid: VapidKeys;
   readonly pins: PinSync;
+  /** Delivery state changes, in order (webhooks listen here). */
+  readonly deliveryEvents: DeliveryEventLog;
   /** "Who unlocked": the entries recorded, and whom they are pushed to. */
   readonly entries: EntryRecorder;
   /** Registers a device with the gateway and broker; returns its secret (base64url device key). */
@@ -169,6 +174,8 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       ...(log ? { logger: log } : {}),
     });
     gateway.addListener(liveView);
+    // Delivery state changes, in order: the carrier's webhooks are fed from here.
+    const deliveryEvents = new DeliveryEventLog(store.db, clock);
     // "Who unlocked": every unlock recorded, shown live and pushed to those who asked.
     const notice = (homeId: string, message: string): void => {
       log?.warn({ homeId }, message);
@@ -256,6 +263,8 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       passkeys,
       pins,
       entries,
+      deliveryEvents,
+      carrierLimiter: new FixedWindowLimiter(clock, CARRIER_REQUESTS_PER_MINUTE),
       clock,
       ...(opts.demo ? { demo: { doorstep: DEMO_DOORSTEP } } : {}),
       push: { publicKey: vapid.publicKey, repo: store.pushSubscriptions, notifier: push },
@@ -312,6 +321,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       vapid,
       pins,
       entries,
+      deliveryEvents,
       async provisionDevice(device: Device): Promise<string> {
         if (!(await store.homes.getDevice(device.id))) await store.homes.createDevice(device);
         gateway.register(device);

@@ -58,3 +58,9 @@ export {
   type EntryAlertSetting,
   type EntryMethod,
 } from './entry-repository.ts';
+export {
+  DeliveryEventRepository,
+  DELIVERY_EVENT_TYPES,
+  type DeliveryEvent,
+  type DeliveryEventType,
+} from './delivery-event-repository.ts';

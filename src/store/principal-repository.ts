@@ -34,6 +34,16 @@ export interface ApiKey {
   readonly revokedAt: number | null;
   /** ms since the epoch of the last accepted request, or null if never used. */
   readonly lastUsedAt: number | null;
+  /** A label the carrier chose. */
+  readonly name: string;
+  /** What the key may do (see CARRIER_SCOPES in src/server/routes/carrier-auth.ts). */
+  readonly scopes: readonly string[];
+  /** The key's first characters, to tell keys apart; '' for keys made before scopes. */
+  readonly prefix: string;
+  /** Who made it (an admin's or a key's id); null for keys made before scopes. */
+  readonly createdBy: string | null;
+  /** The key that replaced it when rotated, or null. */
+  readonly replacedBy: string | null;
 }
 
 /** A sign-in session, keyed by a hash of its bearer token. */
@@ -158,7 +168,8 @@ export class PrincipalRepository {
 
   /** Adds a new, unused, unrevoked API key; rejects if the id or hash exists. */
   async createApiKey(
-    key: Pick<ApiKey, 'id' | 'carrierId' | 'keyHash' | 'createdAt'>,
+    key: Pick<ApiKey, 'id' | 'carrierId' | 'keyHash' | 'createdAt'> &
+      Partial<Pick<ApiKey, 'name' | 'scopes' | 'prefix' | 'createdBy'>>,
   ): Promise<void> {
     await this.db
       .insertInto('api_keys')
@@ -169,6 +180,10 @@ export class PrincipalRepository {
         created_at: key.createdAt,
         revoked_at: null,
         last_used_at: null,
+        ...(key.name === undefined ? {} : { name: key.name }),
+        ...(key.scopes === undefined ? {} : { scopes: JSON.stringify(key.scopes) }),
+        ...(key.prefix === undefined ? {} : { prefix: key.prefix }),
+        ...(key.createdBy === undefined ? {} : { created_by: key.createdBy }),
       })
       .execute();
   }
@@ -274,5 +289,20 @@ function toApiKey(row: Selectable<ApiKeyRow>): ApiKey {
     createdAt: row.created_at,
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
+    name: row.name,
+    scopes: parseScopes(row.scopes),
+    prefix: row.prefix,
+    createdBy: row.created_by,
+    replacedBy: row.replaced_by,
   };
+}
+
+/** A key's scopes as stored (a JSON array of strings); anything else reads as no scope. */
+function parseScopes(text: string): string[] {
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  } catch {
+    return [];
+  }
 }

@@ -8,6 +8,7 @@
  * - booleans are integers 0 / 1;
  * - JSON is text.
  */
+import type { Generated } from 'kysely';
 import type { DeliveryStatus, DeviceKind, Role } from '../core/model.ts';
 import type { AuditActor } from '../core/audit-chain.ts';
 
@@ -80,6 +81,16 @@ export interface ApiKeyRow {
   created_at: number;
   revoked_at: number | null;
   last_used_at: number | null;
+  /** A label the carrier chose ("Dispatch system"). */
+  name: Generated<string>;
+  /** JSON text: an array of scopes (`deliveries:read`, …). */
+  scopes: Generated<string>;
+  /** The key's first characters, to tell keys apart; '' for keys made before 0008. */
+  prefix: Generated<string>;
+  /** The principal (admin) or key that made it; null for keys made before 0008. */
+  created_by: Generated<string | null>;
+  /** The key that replaced it when it was rotated, or null. */
+  replaced_by: Generated<string | null>;
 }
 
 /** `auth_sessions`: sign-in sessions, keyed by a hash of the bearer token. */
@@ -102,6 +113,10 @@ export interface DeliveryRow {
   courier_id: string | null;
   status: DeliveryStatus;
   created_at: number;
+  /** Where the carrier would leave it: inside, or at the door. */
+  placement: Generated<'in-home' | 'doorstep'>;
+  /** When it last changed; null for deliveries made before 0008. */
+  updated_at: Generated<number | null>;
 }
 
 /** `grants`: permissions to open a door. */
@@ -191,8 +206,87 @@ export interface DeviceStatusRow {
 export interface HomeCarrierRow {
   home_id: string;
   carrier_id: string;
-  /** ms since the epoch. */
+  /** ms since the epoch: when the owner decided (allowed or blocked). */
   allowed_at: number;
+  status: Generated<'allowed' | 'blocked'>;
+  /** Who decided; null for rows made before 0008. */
+  decided_by: Generated<string | null>;
+}
+
+/** `home_blocked_couriers`: couriers an owner does not want at their door. */
+export interface HomeBlockedCourierRow {
+  home_id: string;
+  courier_id: string;
+  blocked_at: number;
+  blocked_by: string;
+}
+
+/** `courier_invites`: a link a carrier admin sends a courier, by the hash of its token. */
+export interface CourierInviteRow {
+  id: string;
+  carrier_id: string;
+  token_hash: string;
+  display_name: string;
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+  accepted_by: string | null;
+  accepted_at: number | null;
+  revoked_at: number | null;
+}
+
+/** `delivery_events`: every state change of a delivery, numbered per delivery. */
+export interface DeliveryEventRow {
+  id: string;
+  delivery_id: string;
+  carrier_id: string;
+  seq: number;
+  type: string;
+  status: string;
+  at: number;
+  /** JSON text. */
+  data: string;
+}
+
+/** `idempotency_keys`: the first answer to a carrier's request, by its Idempotency-Key. */
+export interface IdempotencyKeyRow {
+  carrier_id: string;
+  key: string;
+  request: string;
+  request_hash: string;
+  status_code: number | null;
+  response: string | null;
+  created_at: number;
+}
+
+/** `webhooks`: where a carrier wants delivery events posted. */
+export interface WebhookRow {
+  id: string;
+  carrier_id: string;
+  url: string;
+  secret_salt: string;
+  /** JSON text: event types, or ["*"]. */
+  events: string;
+  created_at: number;
+  created_by: string;
+  disabled_at: number | null;
+}
+
+/** `webhook_deliveries`: each event sent (or being sent) to a webhook. */
+export interface WebhookDeliveryRow {
+  id: string;
+  webhook_id: string;
+  carrier_id: string;
+  event_id: string;
+  event_type: string;
+  payload: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: number;
+  delivered_at: number | null;
 }
 
 /** `passkeys`: WebAuthn credentials of principals. */
@@ -351,6 +445,12 @@ export interface Database {
   guest_grants: GuestGrantRow;
   invites: InviteRow;
   entries: EntryRow;
+  home_blocked_couriers: HomeBlockedCourierRow;
+  courier_invites: CourierInviteRow;
+  delivery_events: DeliveryEventRow;
+  idempotency_keys: IdempotencyKeyRow;
+  webhooks: WebhookRow;
+  webhook_deliveries: WebhookDeliveryRow;
   entry_alert_settings: EntryAlertSettingRow;
   entry_alert_people: EntryAlertPersonRow;
   pin_slots: PinSlotRow;

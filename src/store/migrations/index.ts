@@ -11,6 +11,7 @@ import * as pinSlots from './0004-pin-slots.ts';
 import * as principalDisabled from './0005-principal-disabled.ts';
 import * as pinWindows from './0006-pin-windows.ts';
 import * as entries from './0007-entries.ts';
+import * as carrierPlatform from './0008-carrier-platform.ts';
 
 /** Migrations by name; Kysely applies them in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -21,4 +22,5 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0005-principal-disabled': principalDisabled,
   '0006-pin-windows': pinWindows,
   '0007-entries': entries,
+  '0008-carrier-platform': carrierPlatform,
 };
