@@ -47,12 +47,15 @@ interface Request {
   readonly contentType?: string;
   readonly bearer?: string;
   readonly method?: 'GET' | 'POST';
+  /** Sent as the `Idempotency-Key` header. */
+  readonly idempotencyKey?: string;
 }
 
 async function send(path: string, req: Request = {}): Promise<Answer> {
   const headers: Record<string, string> = {};
   if (req.body !== undefined) headers['content-type'] = req.contentType ?? 'application/json';
   if (req.bearer !== undefined) headers.authorization = `Bearer ${req.bearer}`;
+  if (req.idempotencyKey !== undefined) headers['idempotency-key'] = req.idempotencyKey;
   const res = await fetch(`${sys.url}${path}`, {
     method: req.method ?? 'POST',
     headers,
@@ -68,12 +71,14 @@ interface Footprint {
   readonly grants: number;
   readonly accessSessions: number;
   readonly signInSessions: number;
+  /** Idempotency keys held: a refused request frees its key. */
+  readonly idempotencyKeys: number;
 }
 
 async function footprint(): Promise<Footprint> {
   const db = sys.store.db;
   const homeId = creds.homeId;
-  const [deliveries, grants, accessSessions, signInSessions] = await Promise.all([
+  const [deliveries, grants, accessSessions, signInSessions, idempotencyKeys] = await Promise.all([
     db
       .selectFrom('deliveries')
       .where('home_id', '=', homeId)
@@ -93,12 +98,17 @@ async function footprint(): Promise<Footprint> {
       .selectFrom('auth_sessions')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('idempotency_keys')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow(),
   ]);
   return {
     deliveries: Number(deliveries.n),
     grants: Number(grants.n),
     accessSessions: Number(accessSessions.n),
     signInSessions: Number(signInSessions.n),
+    idempotencyKeys: Number(idempotencyKeys.n),
   };
 }
 
@@ -291,10 +301,39 @@ describe('carrier create-delivery route: POST /api/carrier/deliveries', () => {
       ...patch,
     };
   };
+  // Every create carries a fresh Idempotency-Key, so each refusal is about the body alone.
   const asCarrier = (body: string, contentType?: string): Request => ({
     body,
     bearer: creds.carrier.apiKey,
+    idempotencyKey: randomUUID(),
     ...(contentType === undefined ? {} : { contentType }),
+  });
+
+  it('given the carrier, when the Idempotency-Key header is missing, then 400 request.idempotency-key-required and nothing changes', async () => {
+    await expectRefusedWithoutEffect(
+      path,
+      { body: JSON.stringify(validBody()), bearer: creds.carrier.apiKey },
+      400,
+      'request.idempotency-key-required',
+    );
+  });
+
+  it('given the carrier, when the Idempotency-Key has a space in it, then 400 request.invalid and nothing changes', async () => {
+    await expectRefusedWithoutEffect(
+      path,
+      { ...asCarrier(JSON.stringify(validBody())), idempotencyKey: 'two words' },
+      400,
+      'request.invalid',
+    );
+  });
+
+  it('given the carrier, when the Idempotency-Key is longer than 255 characters, then 400 request.invalid and nothing changes', async () => {
+    await expectRefusedWithoutEffect(
+      path,
+      { ...asCarrier(JSON.stringify(validBody())), idempotencyKey: 'k'.repeat(256) },
+      400,
+      'request.invalid',
+    );
   });
 
   it('given the carrier, when the body is not valid JSON, then 400 request.invalid and nothing changes', async () => {
@@ -404,7 +443,7 @@ describe('carrier create-delivery route: POST /api/carrier/deliveries', () => {
     const { courierId: _courierId, ...body } = validBody();
     await expectRefusedWithoutEffect(
       path,
-      { body: JSON.stringify(body), bearer: strangerCarrierKey },
+      { body: JSON.stringify(body), bearer: strangerCarrierKey, idempotencyKey: randomUUID() },
       404,
       'home.not-found',
     );
@@ -445,6 +484,7 @@ describe('carrier create-delivery route: POST /api/carrier/deliveries', () => {
       ...before,
       deliveries: before.deliveries + 1,
       grants: before.grants + 1,
+      idempotencyKeys: before.idempotencyKeys + 1,
     });
   });
 });

@@ -383,6 +383,75 @@ export class AuthzWorld {
     };
   }
 
+  private readonly webhookFixtures = new Map<
+    Tenant['key'],
+    Promise<{ readonly webhookId: string; readonly deliveryLogId: string }>
+  >();
+
+  /**
+   * A webhook of the tenant's carrier with one delivered row in its log, made on first use.
+   * Its URL is under `.invalid`, a name that never resolves: nothing sent leaves the machine.
+   */
+  webhookOf(t: Tenant): Promise<{ readonly webhookId: string; readonly deliveryLogId: string }> {
+    let f = this.webhookFixtures.get(t.key);
+    if (!f) {
+      f = this.makeWebhook(t);
+      this.webhookFixtures.set(t.key, f);
+    }
+    return f;
+  }
+
+  /** A new active webhook of the tenant's carrier, in the store; returns its id. */
+  async newWebhook(t: Tenant): Promise<string> {
+    const label = t.key === 'own' ? 'matrix' : 'birch';
+    const made = await this.sys.webhooks.register({
+      carrierId: t.carrier.id,
+      url: `https://hooks.${label}.invalid/${randomBytes(4).toString('hex')}`,
+      events: ['*'],
+      createdBy: `matrix-${label}`,
+    });
+    if (!made) throw new Error(`too many webhooks for ${t.carrier.id}`);
+    if (t.key === 'other') this.markOther(made.webhook.id);
+    return made.webhook.id;
+  }
+
+  private async makeWebhook(
+    t: Tenant,
+  ): Promise<{ readonly webhookId: string; readonly deliveryLogId: string }> {
+    const webhookId = await this.newWebhook(t);
+    const deliveryLogId = `whd-${randomUUID()}`;
+    const eventId = `evt-${randomUUID()}`;
+    const now = this.sys.clock.now();
+    const payload = {
+      id: eventId,
+      type: 'delivery.created',
+      createdAt: now,
+      data: {
+        delivery: { id: t.deliveryId, carrierId: t.carrier.id },
+        event: { seq: 1, status: 'scheduled', at: now, data: {} },
+      },
+    };
+    await this.sys.webhooks.repo.insertDeliveries([
+      {
+        id: deliveryLogId,
+        webhookId,
+        carrierId: t.carrier.id,
+        eventId,
+        eventType: 'delivery.created',
+        payload: JSON.stringify(payload),
+        status: 'delivered',
+        attempts: 1,
+        nextAttemptAt: null,
+        lastStatusCode: 200,
+        lastError: null,
+        createdAt: now,
+        deliveredAt: now,
+      },
+    ]);
+    if (t.key === 'other') this.markOther(deliveryLogId);
+    return { webhookId, deliveryLogId };
+  }
+
   /** Calls the API of this world. */
   call(
     method: string,

@@ -14,7 +14,15 @@ function threshold(...args: string[]) {
 
 describe('threshold CLI', () => {
   it('prints help for every command', () => {
-    for (const cmd of [[], ['serve'], ['demo'], ['sim'], ['scenario'], ['audit', 'verify']]) {
+    for (const cmd of [
+      [],
+      ['serve'],
+      ['demo'],
+      ['sim'],
+      ['scenario'],
+      ['audit', 'verify'],
+      ['carrier', 'add'],
+    ]) {
       const r = threshold(...cmd, '--help');
       expect(r.code, `threshold ${cmd.join(' ')} --help`).toBe(0);
       expect(r.stdout).toMatch(/Usage: threshold/);

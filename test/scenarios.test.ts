@@ -10,7 +10,7 @@ import { findScenario, SCENARIOS } from '../src/harness/scenarios/index.ts';
 const REPORT_KEYS = ['scenario', 'outcome', 'coverage', 'gaps', 'alerts', 'auditVerified'];
 
 describe('scenarios', () => {
-  it('has the walking skeleton’s five scenarios and the five of guests and keypad codes', () => {
+  it('has the walking skeleton’s five scenarios, the five of guests and keypad codes, and the two of carriers', () => {
     expect(SCENARIOS.map((s) => s.name)).toEqual([
       'delivery',
       'deauth',
@@ -22,6 +22,8 @@ describe('scenarios', () => {
       'revoke-cascade',
       'guest-escalation',
       'revoke-offline',
+      'carrier-delivery',
+      'carrier-isolation',
     ]);
   });
 
@@ -135,6 +137,26 @@ describe('scenarios', () => {
     expect(r.revokeStatus).toBe(200);
     expect(r.windowAfter).toEqual({ fromMs: 0, untilMs: 0 });
     expect(r.codeLeaks).toBe(0);
+    expect(r.auditVerified).toBe(true);
+  }, 60_000);
+
+  it('carrier-delivery: a retried booking makes one delivery, and every state change arrives signed', async () => {
+    const r = await runScenario(findScenario('carrier-delivery')!);
+    expect(r.failures).toEqual([]);
+    expect(r.outcome).toBe('completed');
+    expect(r.replayed).toBe('true');
+    expect(r.webhooks).toEqual(
+      expect.arrayContaining(['delivery.created', 'delivery.in-progress', 'delivery.delivered']),
+    );
+    expect(r.auditVerified).toBe(true);
+  }, 60_000);
+
+  it('carrier-isolation: carrier B is refused every reach for A’s deliveries and webhooks', async () => {
+    const r = await runScenario(findScenario('carrier-isolation')!);
+    expect(r.failures).toEqual([]);
+    expect(r.attempts).toBeGreaterThanOrEqual(7);
+    expect(r.refused).toBe(r.attempts);
+    expect(r.audited).toBe(r.attempts);
     expect(r.auditVerified).toBe(true);
   }, 60_000);
 });

@@ -101,7 +101,7 @@ export async function auditVerifyCommand(opts: AuditVerifyOptions): Promise<void
     );
   } else {
     console.log(
-      `audit log intact: ${v.entries} entries${v.redacted > 0 ? ` (${v.redacted} of other homes, redacted to their hashes)` : ''}, ${v.checkpoints} signed checkpoints, head ${v.lastHash.slice(0, 16)}… at entry ${v.lastSeq}`,
+      `audit log intact: ${v.entries} entries${v.redacted > 0 ? ` (${v.redacted} redacted to their hashes)` : ''}, ${v.checkpoints} signed checkpoints, head ${v.lastHash.slice(0, 16)}… at entry ${v.lastSeq}`,
     );
   }
   process.exit(v.ok && v.unsignedTail === 0 ? 0 : 1);

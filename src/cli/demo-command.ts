@@ -25,6 +25,9 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
       mqttPort: opts.mqttPort,
       logger,
       demo: true,
+      // The demo is for development on this machine: webhook receivers and push endpoints
+      // on loopback or plain http are accepted here, never by \`threshold serve\`.
+      allowInsecurePushEndpoints: true,
       ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
     }),
   );
@@ -45,6 +48,7 @@ Threshold demo is running.
   Owner         user "${creds.owner.username}"    password "${creds.owner.password}"
   Courier       user "${creds.courier.username}"  password "${creds.courier.password}"
   Carrier key   ${creds.carrier.apiKey}
+  Carrier admin user "${creds.carrierAdmin.username}"  password "${creds.carrierAdmin.password}"  (API keys and couriers of ${creds.carrier.id})
 
 Try an in-home delivery from a shell:
 
@@ -53,6 +57,12 @@ Try an in-home delivery from a shell:
   curl -s ${url}/api/courier/deliveries -H "authorization: Bearer $TOKEN"
   curl -s -X POST ${url}/api/courier/deliveries/${creds.deliveryId}/access -H "authorization: Bearer $TOKEN" \\
     -H 'content-type: application/json' -d '${pos}'
+
+Create a delivery as the carrier (the Idempotency-Key makes a retry safe: same key, no second delivery):
+
+  curl -s -X POST ${url}/api/carrier/deliveries -H "authorization: Bearer ${creds.carrier.apiKey}" \\
+    -H 'content-type: application/json' -H "idempotency-key: demo-$(date +%s)" \\
+    -d "$(node -pe 'JSON.stringify({homeId:"${creds.homeId}",packageRef:"PKG-CURL-1",windowStart:Date.now(),windowEnd:Date.now()+3600000})')"
 
 The simulated home: ${creds.homeId} (lock ${creds.devices.lock.id}, door sensor ${creds.devices.doorSensor.id}, camera ${creds.devices.camera.id}).
 Press Ctrl+C to stop.

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { auditVerifyCommand } from './audit-command.ts';
+import { carrierAddCommand } from './carrier-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { scenarioCommand } from './scenario-command.ts';
 import { serveCommand } from './serve-command.ts';
@@ -132,5 +133,18 @@ audit
   .option('--public-key <key>', 'trusted public key (base64url); default: the data directory’s')
   .option('--json', 'print the verdict as JSON')
   .action(auditVerifyCommand);
+
+const carrier = program.command('carrier').description('Carrier accounts.');
+carrier
+  .command('add')
+  .description(
+    'Add a carrier with its first admin and an API key; prints the admin’s password and the key once.',
+  )
+  .requiredOption('--name <name>', 'the carrier’s name, e.g. "Birch Express"')
+  .requiredOption('--admin-username <user>', 'user name of the carrier’s first admin')
+  .option('--id <id>', 'the carrier’s id (default: carrier- and the name in lower case)')
+  .option('--data <dir>', 'data directory', './data')
+  .option('--json', 'print what was made as JSON')
+  .action(carrierAddCommand);
 
 await program.parseAsync(process.argv);

@@ -123,6 +123,16 @@ const PRECEDENCE: readonly { name: string; code: ErrorCode; message?: string; ch
     change: (r) => ({ ...r, delivery: { ...r.delivery, homeId: 'home-2' } }),
   },
   {
+    name: 'the owner blocked this courier at this home',
+    code: 'courier.blocked',
+    change: (r) => ({ ...r, ownersRefusal: 'courier-blocked' }),
+  },
+  {
+    name: 'the owner does not (or no longer) allow the carrier in',
+    code: 'carrier.not-allowed',
+    change: (r) => ({ ...r, ownersRefusal: 'carrier-not-allowed' }),
+  },
+  {
     name: 'in-home delivery off',
     code: 'delivery.in-home-disabled',
     change: (r) => ({ ...r, home: { ...r.home, inHomeDelivery: false } }),
@@ -274,6 +284,20 @@ describe('decideAccess', () => {
     it.each(['owner', 'member', 'guest', 'carrier'] as const)('refuses role %s', (role) => {
       const r = refusalOf(decideAccess({ ...base, principal: { ...courier, role } }));
       expect(r.code).toBe('auth.forbidden');
+    });
+
+    it('allows when the owner made no choice against the carrier or courier (null or absent)', () => {
+      expect(decideAccess({ ...base, ownersRefusal: null }).allow).toBe(true);
+      expect('ownersRefusal' in base).toBe(false);
+      expect(decideAccess(base).allow).toBe(true);
+    });
+
+    it('says plainly that a blocked courier should leave the parcel at the door', () => {
+      const r = refusalOf(decideAccess({ ...base, ownersRefusal: 'courier-blocked' }));
+      expect(r).toEqual({
+        code: 'courier.blocked',
+        message: 'The owner of this home has blocked you; leave the parcel at the door.',
+      });
     });
 
     it('refuses a delivery with no courier assigned', () => {

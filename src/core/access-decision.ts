@@ -27,6 +27,12 @@ export interface DoorSensorLiveness extends DeviceLiveness {
   readonly position: 'open' | 'closed' | 'unknown';
 }
 
+/**
+ * What the home's owner decided that stops this courier, whatever the delivery says: the
+ * carrier is not (or no longer) allowed in, or this courier is blocked at this home.
+ */
+export type OwnersRefusal = 'carrier-not-allowed' | 'courier-blocked';
+
 export interface AccessRequest {
   readonly principal: Principal;
   readonly home: Home;
@@ -42,6 +48,12 @@ export interface AccessRequest {
   readonly doorSensor: DoorSensorLiveness | null;
   /** An access session already running at this door, if any. */
   readonly activeSessionAtDoor: boolean;
+  /**
+   * The owner's choice against this delivery's carrier or courier at this home, or null (or
+   * absent) when there is none. Read at the moment of the request, so a block takes effect on
+   * deliveries already made.
+   */
+  readonly ownersRefusal?: OwnersRefusal | null;
 }
 
 export interface AccessPolicy {
@@ -125,6 +137,9 @@ export function decideAccess(
     return deny('auth.forbidden', 'Only the assigned courier may open the door.');
   if (delivery.courierId !== principal.id) return deny('grant.wrong-principal');
   if (delivery.homeId !== home.id || door.homeId !== home.id) return deny('grant.wrong-door');
+  // The owner's word on who may come in outranks every grant the carrier holds.
+  if (req.ownersRefusal === 'courier-blocked') return deny('courier.blocked');
+  if (req.ownersRefusal === 'carrier-not-allowed') return deny('carrier.not-allowed');
   if (!home.inHomeDelivery) return deny('delivery.in-home-disabled');
   if (home.delivery.daysOff.includes(weekdayIn(home.timeZone, now))) {
     return deny('delivery.day-off', undefined, { day: weekdayIn(home.timeZone, now) });

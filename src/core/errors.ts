@@ -13,6 +13,18 @@ export const ERROR_CATALOGUE = {
   'request.unsupported-media-type': { status: 415, message: 'The request body must be JSON.' },
   'request.not-found': { status: 404, message: 'No such route.' },
   'request.rate-limited': { status: 429, message: 'Too many requests; try again later.' },
+  'request.idempotency-key-required': {
+    status: 400,
+    message: 'This request needs an Idempotency-Key header (1 to 255 visible ASCII characters).',
+  },
+  'request.idempotency-key-reused': {
+    status: 422,
+    message: 'This Idempotency-Key was already used for another request; use a new key.',
+  },
+  'request.in-flight': {
+    status: 409,
+    message: 'A request with this Idempotency-Key is still being answered; retry in a moment.',
+  },
   // Authentication and authorization
   'auth.required': { status: 401, message: 'Sign in first.' },
   'auth.invalid-credentials': { status: 401, message: 'Wrong user name or password.' },
@@ -55,9 +67,41 @@ export const ERROR_CATALOGUE = {
   },
   'auth.username-taken': { status: 409, message: 'That user name is taken; choose another.' },
   'alarm.not-found': { status: 404, message: 'This session has no such alarm.' },
+  // Carrier accounts: API keys, couriers, the owner's choice
+  'carrier.not-found': { status: 404, message: 'No such carrier.' },
+  'courier.not-found': { status: 404, message: 'No such courier.' },
+  'key.not-found': { status: 404, message: 'No such API key.' },
+  'key.revoked': { status: 409, message: 'This API key is revoked already.' },
+  'key.last-manager': {
+    status: 409,
+    message:
+      'This is the last working key that may manage keys: rotate it instead, or sign in as a carrier admin to revoke it.',
+  },
+  'key.limit-reached': { status: 409, message: 'Too many working API keys; revoke one first.' },
+  // Carrier webhooks
+  'webhook.not-found': { status: 404, message: 'No such webhook.' },
+  'webhook.delivery-not-found': { status: 404, message: 'No such webhook delivery.' },
+  'webhook.url-refused': {
+    status: 400,
+    message: 'The webhook URL must be an https: URL of a public host, without credentials.',
+  },
+  'webhook.limit-reached': {
+    status: 409,
+    message: 'Too many active webhooks; disable one first.',
+  },
+  'webhook.disabled': { status: 409, message: 'This webhook is disabled.' },
   'delivery.window-invalid': { status: 422, message: 'The delivery window is invalid.' },
   'delivery.not-assigned': { status: 422, message: 'The delivery has no courier assigned.' },
   'delivery.in-home-disabled': { status: 422, message: 'In-home delivery is off for this home.' },
+  'delivery.wrong-state': {
+    status: 409,
+    message: 'The delivery cannot be changed like that any more (it is under way or finished).',
+  },
+  'delivery.proof-not-ready': {
+    status: 409,
+    message:
+      'The proof of delivery is not ready: the delivery has not finished, or its record is not signed yet.',
+  },
   'delivery.day-off': {
     status: 403,
     message: 'The owner does not take in-home deliveries today; leave the parcel at the door.',
@@ -87,6 +131,15 @@ export const ERROR_CATALOGUE = {
   },
   'grant.used': { status: 403, message: 'This delivery already had its access session.' },
   'grant.revoked': { status: 403, message: 'Access for this delivery was revoked.' },
+  'carrier.not-allowed': {
+    status: 403,
+    message:
+      'The owner does not take in-home deliveries from this carrier; leave the parcel at the door.',
+  },
+  'courier.blocked': {
+    status: 403,
+    message: 'The owner of this home has blocked you; leave the parcel at the door.',
+  },
   'presence.missing': { status: 403, message: 'Your location is needed to open the door.' },
   'presence.off-site': { status: 403, message: 'You are not at the delivery address.' },
   'presence.inaccurate': { status: 403, message: 'Your location is too imprecise.' },

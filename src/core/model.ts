@@ -88,6 +88,54 @@ export interface Principal {
 export type DeliveryStatus =
   'scheduled' | 'in-progress' | 'delivered' | 'left-at-door' | 'needs-review' | 'cancelled';
 
+/**
+ * Where the carrier means to leave a parcel: `in-home` (the courier is let in, under the
+ * camera) or `doorstep` (left outside: the door never opens for it, so it needs no grant).
+ */
+export type DeliveryPlacement = 'in-home' | 'doorstep';
+
+/** Every {@link DeliveryPlacement}. */
+export const DELIVERY_PLACEMENTS: readonly DeliveryPlacement[] = ['in-home', 'doorstep'];
+
+/** Every {@link DeliveryStatus}, in the order a delivery goes through them. */
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] = [
+  'scheduled',
+  'in-progress',
+  'delivered',
+  'left-at-door',
+  'needs-review',
+  'cancelled',
+];
+
+/** Statuses a delivery never leaves. */
+export const FINISHED_DELIVERY_STATUSES: readonly DeliveryStatus[] = [
+  'delivered',
+  'left-at-door',
+  'needs-review',
+  'cancelled',
+];
+
+/** What happened to a delivery: one event per change of its status (or of its courier). */
+export type DeliveryEventType =
+  | 'delivery.created'
+  | 'delivery.assigned'
+  | 'delivery.in-progress'
+  | 'delivery.delivered'
+  | 'delivery.left-at-door'
+  | 'delivery.needs-review'
+  | 'delivery.cancelled';
+
+/** Every {@link DeliveryEventType}. */
+export const DELIVERY_EVENT_TYPES: readonly DeliveryEventType[] = [
+  'delivery.created',
+  'delivery.assigned',
+  'delivery.in-progress',
+  'delivery.delivered',
+  'delivery.left-at-door',
+  'delivery.needs-review',
+  'delivery.cancelled',
+];
+
 export interface Delivery {
   readonly id: string;
   readonly carrierId: string;
@@ -99,6 +147,13 @@ export interface Delivery {
   readonly courierId: string | null;
   readonly status: DeliveryStatus;
   readonly createdAt: number;
+  /**
+   * Where the parcel is to be left. Absent means `in-home` (what every delivery was before
+   * carriers could choose); the store always says which.
+   */
+  readonly placement?: DeliveryPlacement;
+  /** When the delivery last changed (its creation, if it never did), ms; the store says. */
+  readonly updatedAt?: number;
 }
 
 /**

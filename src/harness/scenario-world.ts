@@ -48,6 +48,11 @@ export interface WorldOptions {
    * to stand on a given Saturday at the home). Timers still run in real time.
    */
   readonly clockOffsetMs?: number;
+  /**
+   * Accept webhook receivers and push endpoints on loopback or plain http (a receiver in the
+   * same test), as the demo does; off, the production rules hold.
+   */
+  readonly allowLocalEndpoints?: boolean;
 }
 
 /** One HTTP answer: status and parsed body. */
@@ -82,6 +87,7 @@ export class ScenarioWorld {
       watchdog: SCENARIO_TIMING.watchdog,
       timing: SCENARIO_TIMING.session,
       ...(opts.trace ? { trace: opts.trace } : {}),
+      ...(opts.allowLocalEndpoints ? { allowInsecurePushEndpoints: true } : {}),
     });
     try {
       const maxOpenMs = opts.maxOpenMs ?? 60_000;

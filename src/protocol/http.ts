@@ -76,14 +76,78 @@ export const AccessRequestBody = Type.Object(
   strict,
 );
 
+const DeliveryStatusSchema = Type.Union([
+  Type.Literal('scheduled'),
+  Type.Literal('in-progress'),
+  Type.Literal('delivered'),
+  Type.Literal('left-at-door'),
+  Type.Literal('needs-review'),
+  Type.Literal('cancelled'),
+]);
+
+/** A carrier creates a delivery (send an `Idempotency-Key` header with it). */
 export const CreateDeliveryRequest = Type.Object(
   {
     homeId: Id,
+    /** Default: the home's first door. */
     doorId: Type.Optional(Id),
     packageRef: Type.String({ minLength: 1, maxLength: 128 }),
     windowStart: TimeMs,
     windowEnd: TimeMs,
+    /** Who delivers; may be assigned later. */
     courierId: Type.Optional(Id),
+    /**
+     * `in-home` (default): the courier is let in, which needs the home to allow this carrier
+     * and in-home delivery on. `doorstep`: left at the door; the door never opens for it.
+     */
+    placement: Type.Optional(
+      Type.Union([Type.Literal('in-home'), Type.Literal('doorstep')], {
+        description: 'in-home (default) or doorstep',
+      }),
+    ),
+  },
+  strict,
+);
+
+/**
+ * The `Idempotency-Key` header of a carrier request that creates or changes something: 1 to
+ * 255 visible ASCII characters, chosen by the carrier (a UUID is a good choice). Optional in the
+ * schema so that a missing key gets its own error code, `request.idempotency-key-required`.
+ */
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x21-\\x7e]+$',
+      description:
+        'Required. A key of your choice (e.g. a UUID) for this create or change: a retry with the same key and body gets the first answer again (header Idempotent-Replayed: true) instead of doing it twice.',
+    }),
+  ),
+});
+
+/** A carrier assigns (or reassigns) the courier of a scheduled delivery. */
+export const AssignDeliveryRequest = Type.Object({ courierId: Id }, strict);
+
+/** A carrier cancels a delivery that has not started; the reason is kept in its history. */
+export const CancelDeliveryRequest = Type.Object(
+  { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) },
+  strict,
+);
+
+/** `GET /api/carrier/deliveries`: a page of the carrier's deliveries, newest first. */
+export const CarrierDeliveriesQuery = Type.Object(
+  {
+    status: Type.Optional(DeliveryStatusSchema),
+    limit: Type.Optional(
+      Type.String({ pattern: '^[0-9]{1,3}$', description: 'at most this many, 1 to 200 (50)' }),
+    ),
+    after: Type.Optional(
+      Type.String({
+        pattern: ID_PATTERN,
+        description: 'the `next` of the previous page: continue after that delivery',
+      }),
+    ),
   },
   strict,
 );
@@ -174,6 +238,9 @@ export type SignInRequestBody = Static<typeof SignInRequest>;
 export type DeliverySettingsRequestBody = Static<typeof DeliverySettingsBody>;
 export type OwnerDecisionRequestBody = Static<typeof OwnerDecisionRequest>;
 export type CreateDeliveryRequestBody = Static<typeof CreateDeliveryRequest>;
+export type AssignDeliveryRequestBody = Static<typeof AssignDeliveryRequest>;
+export type CancelDeliveryRequestBody = Static<typeof CancelDeliveryRequest>;
+export type CarrierDeliveriesQueryType = Static<typeof CarrierDeliveriesQuery>;
 export type AccessRequestBodyType = Static<typeof AccessRequestBody>;
 
 const LocalDateTimeSchema = Type.String({

@@ -5,7 +5,16 @@
  */
 import type { AccessSession, SessionAlarm } from '../core/access-session.ts';
 import type { AuditCheckpoint, ExportedAuditEntry } from '../core/audit-chain.ts';
-import type { Delivery, DeviceKind, Home, Role, Weekday } from '../core/model.ts';
+import type {
+  Delivery,
+  DeliveryEventType,
+  DeliveryPlacement,
+  DeliveryStatus,
+  DeviceKind,
+  Home,
+  Role,
+  Weekday,
+} from '../core/model.ts';
 import type { GrantLimits, GrantSchedule } from '../core/grant-schedule.ts';
 import type { Coverage } from '../core/observation-watchdog.ts';
 import type { DeviceStateMessage } from './device-messages.ts';
@@ -324,3 +333,222 @@ export type ServerEvent =
       readonly message: string;
       readonly at: number;
     };
+
+/** A carrier's webhook (`/api/carrier/webhooks`). Its signing secret is shown once, never here. */
+export interface WebhookView {
+  readonly id: string;
+  /** Where delivery events are posted. */
+  readonly url: string;
+  /** The delivery event types it gets, or `["*"]` for all. */
+  readonly events: readonly string[];
+  /** ms since the epoch. */
+  readonly createdAt: number;
+  /** Who registered it: `apikey:<key id>` or a carrier admin's id. */
+  readonly createdBy: string;
+  /** When it was disabled, ms; null while active. */
+  readonly disabledAt: number | null;
+}
+
+/**
+ * The JSON body of every webhook request: one delivery event. The same event may arrive more
+ * than once (retries, resends): `id` tells them apart; `data.event.seq` orders a delivery's
+ * events.
+ */
+export interface WebhookPayload {
+  /** The event's id (`evt-…`), the same in every retry and resend. */
+  readonly id: string;
+  /** `delivery.created`, `delivery.assigned`, `delivery.in-progress`, `delivery.delivered`… */
+  readonly type: string;
+  /** When the event happened, ms since the epoch. */
+  readonly createdAt: number;
+  readonly data: {
+    /** The delivery as `GET /api/carrier/deliveries/:deliveryId` shows it, when sent. */
+    readonly delivery: CarrierDeliveryView | null;
+    readonly event: {
+      /** 1, 2, 3… per delivery. */
+      readonly seq: number;
+      /** The delivery's status right after this event. */
+      readonly status: string;
+      /** ms since the epoch. */
+      readonly at: number;
+      /** What else the event says (courier, session, reason). */
+      readonly data: Readonly<Record<string, unknown>>;
+    };
+  };
+}
+
+/** One event sent (or being sent) to a webhook: the webhook's delivery log. */
+export interface WebhookDeliveryView {
+  readonly id: string;
+  readonly webhookId: string;
+  readonly eventId: string;
+  readonly eventType: string;
+  /** `pending` until answered 2xx (`delivered`) or the last attempt failed (`failed`). */
+  readonly status: 'pending' | 'delivered' | 'failed';
+  readonly attempts: number;
+  /** The HTTP status of the last answer; null if none came (timeout, refused connection). */
+  readonly lastStatusCode: number | null;
+  /** Why the last attempt failed, clipped; null after success or before any attempt. */
+  readonly lastError: string | null;
+  /** When the next attempt is due, ms; null when none will be made. */
+  readonly nextAttemptAt: number | null;
+  readonly createdAt: number;
+  readonly deliveredAt: number | null;
+  /** The body sent, parsed (the bytes sent are its JSON exactly as stored). */
+  readonly payload: WebhookPayload;
+}
+
+/**
+ * A carrier's API key as `GET /api/carrier/keys` shows it: never the key itself nor its hash.
+ */
+export interface ApiKeyView {
+  readonly id: string;
+  /** A label the carrier chose ("Dispatch system"). */
+  readonly name: string;
+  /** The first 8 characters after `thk_`, to tell keys apart; '' for keys made before names. */
+  readonly prefix: string;
+  /** What the key may do: `deliveries:read`, `deliveries:write`, `couriers:manage`, … */
+  readonly scopes: readonly string[];
+  readonly createdAt: number;
+  /** The admin's principal id, or `apikey:<id>` of the key that made it; null if unknown. */
+  readonly createdBy: string | null;
+  /** When the key last made an accepted request, or null if never. */
+  readonly lastUsedAt: number | null;
+  readonly revokedAt: number | null;
+  /** The key that replaced it when it was rotated, or null. */
+  readonly replacedBy: string | null;
+  readonly status: 'active' | 'revoked';
+}
+
+/** A courier invitation a carrier sent (`/api/carrier/couriers`). */
+export interface CourierInviteView {
+  readonly id: string;
+  /** The name the courier will go by. */
+  readonly displayName: string;
+  readonly createdAt: number;
+  /** The link is dead from this instant on. */
+  readonly expiresAt: number;
+  readonly createdBy: string;
+  readonly status: 'pending' | 'accepted' | 'revoked' | 'expired';
+  /** The courier the invitation made, once accepted. */
+  readonly acceptedBy: string | null;
+}
+
+/** A courier of a carrier, as its admins see it. */
+export interface CarrierCourierView {
+  readonly id: string;
+  readonly displayName: string;
+  readonly username: string;
+  /** `revoked`: disabled by the carrier; they can no longer sign in or open any door. */
+  readonly status: 'active' | 'revoked';
+  readonly revokedAt: number | null;
+}
+
+/** A carrier and the home's decision about it (`GET /api/homes/:homeId/carriers`). */
+export interface HomeCarrierView {
+  readonly id: string;
+  readonly name: string;
+  /** `undecided`: the owner has not chosen; the carrier may not deliver inside until allowed. */
+  readonly decision: 'allowed' | 'blocked' | 'undecided';
+  readonly decidedAt: number | null;
+  /** Who decided, when known. */
+  readonly decidedBy: { readonly id: string; readonly displayName: string } | null;
+}
+
+/** A courier a home knows: one who has or had a delivery there. */
+export interface HomeCourierView {
+  readonly id: string;
+  readonly displayName: string;
+  readonly carrier: { readonly id: string; readonly name: string } | null;
+  /** When and by whom the courier was blocked at this home, or null. */
+  readonly blocked: {
+    readonly at: number;
+    readonly by: { readonly id: string; readonly displayName: string };
+  } | null;
+}
+
+/**
+ * A delivery as its carrier sees it: every `/api/carrier/deliveries…` answer and the
+ * `delivery` of webhook payloads.
+ */
+export interface CarrierDeliveryView {
+  readonly id: string;
+  readonly carrierId: string;
+  readonly homeId: string;
+  readonly doorId: string;
+  readonly packageRef: string;
+  /** Inside (the courier is let in) or at the door. */
+  readonly placement: DeliveryPlacement;
+  /** ms since the epoch. */
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  readonly courierId: string | null;
+  readonly status: DeliveryStatus;
+  readonly createdAt: number;
+  /** When it last changed, ms. */
+  readonly updatedAt: number;
+}
+
+/** One state change in a delivery's history (`GET /api/carrier/deliveries/:deliveryId`). */
+export interface DeliveryEventView {
+  /** Unique; also the `id` of the webhook payload that announced it. */
+  readonly id: string;
+  /** 1, 2, 3… within the delivery, in the order they happened. */
+  readonly seq: number;
+  readonly type: DeliveryEventType;
+  /** The delivery's status after it. */
+  readonly status: DeliveryStatus;
+  /** ms since the epoch, server clock. */
+  readonly at: number;
+  /** What else it says: courier, access session, reason. */
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * `GET /api/carrier/deliveries/:deliveryId/proof`: what happened, and a signed receipt. The
+ * receipt (`publicKey` … `checkpoints`) is a piece of the audit chain in the format of the
+ * owner's audit export, so `threshold audit verify --file proof.json` checks it: the entries
+ * about this delivery whole, everything else in between redacted to the hashes that link the
+ * chain, ending on a checkpoint signed by the server. No video, no frames.
+ */
+export interface DeliveryProofView {
+  readonly format: 'threshold-delivery-proof/v1';
+  readonly delivery: CarrierDeliveryView;
+  /** The final status, and for a delivery at the door the session's own outcome code. */
+  readonly outcome: {
+    readonly status: DeliveryStatus;
+    readonly code: string | null;
+    readonly message: string | null;
+  };
+  /** ms since the epoch; null where it did not happen. */
+  readonly times: {
+    readonly windowStart: number;
+    readonly windowEnd: number;
+    /** The courier asked to open the door (the last access session). */
+    readonly requestedAt: number | null;
+    /** The lock confirmed it opened. */
+    readonly unlockedAt: number | null;
+    /** The lock confirmed it locked again. */
+    readonly lockConfirmedAt: number | null;
+    /** The access session ended, or the courier left the parcel at the door. */
+    readonly endedAt: number | null;
+  };
+  /** How much of the last session the camera proved it watched; null without a session. */
+  readonly coverage: {
+    /** 0..1. */
+    readonly ratio: number;
+    readonly startMs: number | null;
+    readonly endMs: number | null;
+    /** How many gaps, and their total length, ms. */
+    readonly gaps: number;
+    readonly gapMs: number;
+  } | null;
+  /** The access sessions of the delivery, oldest first. */
+  readonly sessionIds: readonly string[];
+  /** The server's audit signing key (Ed25519, as `keys/audit-ed25519.pub`). */
+  readonly publicKey: string;
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  readonly entries: readonly ExportedAuditEntry[];
+  readonly checkpoints: readonly AuditCheckpoint[];
+}

@@ -27,9 +27,14 @@ import type { DeliveryEventLog } from './delivery-events.ts';
 import type { EntryRecorder } from './entries.ts';
 import type { FixedWindowLimiter } from './rate-limiter.ts';
 import type { PinSync } from './pin-sync.ts';
+import type { WebhookDispatcher } from './webhook-dispatcher.ts';
+import { webhookRoutes } from './routes/webhook-routes.ts';
 import { passkeyRoutes } from './routes/passkey-routes.ts';
 import { authRoutes } from './routes/auth-routes.ts';
 import { carrierRoutes } from './routes/carrier-routes.ts';
+import { carrierCourierRoutes } from './routes/carrier-courier-routes.ts';
+import { carrierKeyRoutes } from './routes/carrier-key-routes.ts';
+import { homeCarrierRoutes } from './routes/home-carrier-routes.ts';
 import { courierRoutes } from './routes/courier-routes.ts';
 import { entryRoutes } from './routes/entry-routes.ts';
 import { eventRoutes } from './routes/event-routes.ts';
@@ -56,6 +61,8 @@ export interface AppDeps {
   readonly pins?: PinSync;
   /** Delivery state changes, in order, announced to the webhook dispatcher. */
   readonly deliveryEvents?: DeliveryEventLog;
+  /** Carriers' webhooks (registry, signing, sending); without it the webhook routes are absent. */
+  readonly webhooks?: WebhookDispatcher;
   /** Requests per minute per carrier API key (or admin); none: not limited (tests). */
   readonly carrierLimiter?: FixedWindowLimiter;
   /** "Who unlocked": without it the entry routes are not served. */
@@ -220,6 +227,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
   if (deps.push) await app.register(pushRoutes(deps, deps.push));
   await app.register(courierRoutes(deps));
   await app.register(carrierRoutes(deps));
+  if (deps.webhooks) await app.register(webhookRoutes(deps, deps.webhooks));
+  await app.register(carrierKeyRoutes(deps));
+  await app.register(carrierCourierRoutes(deps));
+  await app.register(homeCarrierRoutes(deps));
   await app.register(eventRoutes(deps));
   await app.register(webAppRoute(deps));
   return app;

@@ -34,6 +34,32 @@ export function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
+/** Characters of a key after {@link API_KEY_PREFIX} kept to tell keys apart in lists. */
+export const API_KEY_DISPLAY_CHARS = 8;
+
+/** What a new API key is called, may do, and who made it. */
+export interface NewApiKeyOptions {
+  /** A label the carrier chose; default "API key". */
+  readonly name?: string;
+  /** What the key may do; default every scope. */
+  readonly scopes?: readonly string[];
+  /** The admin's principal id or `apikey:<id>` of the key that made it. */
+  readonly createdBy?: string;
+}
+
+/**
+ * A fresh API key, not yet stored: 256 random bits after {@link API_KEY_PREFIX}, a new key id,
+ * and the characters kept to tell it apart. Store only `tokenHash(key)`.
+ */
+export function mintApiKey(): { id: string; key: string; prefix: string } {
+  const secret = randomBytes(32).toString('base64url');
+  return {
+    id: `key-${randomBytes(6).toString('hex')}`,
+    key: `${API_KEY_PREFIX}${secret}`,
+    prefix: secret.slice(0, API_KEY_DISPLAY_CHARS),
+  };
+}
+
 /** A password hash of a password nobody has, so unknown users cost as much as known ones. */
 let dummyHash: Promise<string> | null = null;
 
@@ -99,17 +125,53 @@ export class Authenticator {
     await this.store.principals.deleteAuthSession(tokenHash(token));
   }
 
-  /** Creates an API key for a carrier; the key itself is returned once and never stored. */
-  async createApiKey(carrierId: string): Promise<{ id: string; key: string }> {
-    const key = `${API_KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
-    const id = `key-${randomBytes(6).toString('hex')}`;
+  /**
+   * Creates an API key for a carrier; the key itself is returned once and never stored. Without
+   * `scopes` the key holds every scope (as keys made before scopes did); the caller checks that
+   * whoever asks may grant the scopes given.
+   */
+  async createApiKey(
+    carrierId: string,
+    opts: NewApiKeyOptions = {},
+  ): Promise<{ id: string; key: string; prefix: string }> {
+    const { id, key, prefix } = mintApiKey();
     await this.store.principals.createApiKey({
       id,
       carrierId,
       keyHash: tokenHash(key),
       createdAt: this.clock.now(),
+      prefix,
+      ...(opts.name === undefined ? {} : { name: opts.name }),
+      ...(opts.scopes === undefined ? {} : { scopes: opts.scopes }),
+      ...(opts.createdBy === undefined ? {} : { createdBy: opts.createdBy }),
     });
-    return { id, key };
+    return { id, key, prefix };
+  }
+
+  /**
+   * Rotates a working key: a new key with the same name and scopes, and the old one revoked in
+   * the same transaction (its `replacedBy` names the new one), so there is no moment with both
+   * or neither. Null when the old key is unknown or revoked already. The new key is returned
+   * once.
+   */
+  async rotateApiKey(
+    keyId: string,
+    createdBy: string,
+  ): Promise<{ id: string; key: string; prefix: string } | null> {
+    const old = await this.store.principals.getApiKey(keyId);
+    if (!old || old.revokedAt !== null) return null;
+    const { id, key, prefix } = mintApiKey();
+    const replaced = await this.store.principals.replaceApiKey(old.id, {
+      id,
+      carrierId: old.carrierId,
+      keyHash: tokenHash(key),
+      createdAt: this.clock.now(),
+      name: old.name,
+      scopes: old.scopes,
+      prefix,
+      createdBy,
+    });
+    return replaced ? { id, key, prefix } : null;
   }
 
   /** The carrier an API key belongs to, as a principal of role `carrier`. */

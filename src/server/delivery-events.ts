@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../core/clock.ts';
-import type { DeliveryStatus } from '../core/model.ts';
+import type { Delivery, DeliveryStatus } from '../core/model.ts';
+import type { CarrierDeliveryView, DeliveryEventView } from '../protocol/views.ts';
 import {
   DeliveryEventRepository,
   type DeliveryEvent,
@@ -76,4 +77,27 @@ export class DeliveryEventLog {
   listForDelivery(deliveryId: string): Promise<DeliveryEvent[]> {
     return new DeliveryEventRepository(this.db).listForDelivery(deliveryId);
   }
+}
+
+/** A delivery as its carrier sees it (the carrier API and webhook payloads). */
+export function carrierDeliveryView(d: Delivery): CarrierDeliveryView {
+  return {
+    id: d.id,
+    carrierId: d.carrierId,
+    homeId: d.homeId,
+    doorId: d.doorId,
+    packageRef: d.packageRef,
+    placement: d.placement ?? 'in-home',
+    windowStart: d.windowStart,
+    windowEnd: d.windowEnd,
+    courierId: d.courierId,
+    status: d.status,
+    createdAt: d.createdAt,
+    updatedAt: d.updatedAt ?? d.createdAt,
+  };
+}
+
+/** An event of a delivery's history as its carrier reads it. */
+export function deliveryEventView(e: DeliveryEvent): DeliveryEventView {
+  return { id: e.id, seq: e.seq, type: e.type, status: e.status, at: e.at, data: e.data };
 }

@@ -17,10 +17,8 @@
  * untrusted: SSRF), and (c) reach a plain-http push service in tests and local development.
  */
 import { createHash } from 'node:crypto';
-import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
-import { BlockList, isIP } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import webPush, { type RequestDetails } from 'web-push';
 import type { AlarmType, SessionAlarm } from '../core/access-session.ts';
@@ -33,6 +31,12 @@ import type {
 } from '../store/push-subscription-repository.ts';
 import type { AuditLog } from './audit-log.ts';
 import type { EventBus, ServerEvent } from './event-bus.ts';
+import {
+  isNonPublicAddress,
+  publicEndpointProblem,
+  publicOnlyLookupFor,
+  type LookupFunction,
+} from './public-endpoint.ts';
 import type { VapidKeys } from './vapid-keys.ts';
 
 /** What a notification carries (the service worker shows `title` and `body`). JSON. */
@@ -123,38 +127,8 @@ const ALARM_TITLE: Record<AlarmType, (door: string) => string> = {
 /** The title of the "ask me first" notification. */
 export const ASK_OWNER_TITLE = 'Courier at the door: let in or leave at door?';
 
-// Addresses a push to a public push service never needs to reach. IPv4-mapped IPv6 addresses
-// (::ffff:127.0.0.1) match the IPv4 rules too.
-const NON_PUBLIC = new BlockList();
-for (const [net, bits] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.168.0.0', 16],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const) {
-  NON_PUBLIC.addSubnet(net, bits, 'ipv4');
-}
-for (const [net, bits] of [
-  ['::', 128],
-  ['::1', 128],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
-] as const) {
-  NON_PUBLIC.addSubnet(net, bits, 'ipv6');
-}
-
 /** Whether an IP address (v4 or v6, no brackets) is private, loopback, link-local or the like. */
-export function isNonPublicAddress(address: string): boolean {
-  const v = isIP(address);
-  if (v === 0) return false;
-  return NON_PUBLIC.check(address, v === 4 ? 'ipv4' : 'ipv6');
-}
+export { isNonPublicAddress };
 
 /**
  * Why a browser-given endpoint must not be stored or called, in plain words, or null if it is
@@ -163,30 +137,10 @@ export function isNonPublicAddress(address: string): boolean {
  * and local hosts are allowed too.
  */
 export function pushEndpointProblem(endpoint: string, allowInsecure: boolean): string | null {
-  let url: URL;
-  try {
-    url = new URL(endpoint);
-  } catch {
-    return 'The push endpoint is not an absolute URL.';
-  }
-  const schemes = allowInsecure ? ['https:', 'http:'] : ['https:'];
-  if (!schemes.includes(url.protocol)) {
-    return allowInsecure
-      ? 'The push endpoint must be an https: or http: URL.'
-      : 'The push endpoint must be an https: URL.';
-  }
-  if (url.username !== '' || url.password !== '') {
-    return 'The push endpoint must not carry a user name or password.';
-  }
-  if (allowInsecure) return null;
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) {
-    return 'The push endpoint must be a public push service, not this machine.';
-  }
-  if (isNonPublicAddress(host)) {
-    return 'The push endpoint must be a public push service, not a private, loopback or link-local address.';
-  }
-  return null;
+  return publicEndpointProblem(endpoint, allowInsecure, {
+    what: 'The push endpoint',
+    publicWhat: 'a public push service',
+  });
 }
 
 /**
@@ -194,33 +148,7 @@ export function pushEndpointProblem(endpoint: string, allowInsecure: boolean): s
  * that resolves to any non-public address, so a public-looking endpoint whose name points
  * inside (or is re-pointed there later) is never called.
  */
-export function publicOnlyLookup(
-  hostname: string,
-  options: LookupOptions,
-  callback: (
-    err: NodeJS.ErrnoException | null,
-    address: string | LookupAddress[],
-    family?: number,
-  ) => void,
-): void {
-  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) {
-      callback(err, []);
-      return;
-    }
-    const bad = addresses.find((a) => isNonPublicAddress(a.address));
-    if (bad || addresses.length === 0) {
-      const refused: NodeJS.ErrnoException = new Error(
-        `${hostname} resolves to a non-public address (${bad?.address ?? 'none'})`,
-      );
-      refused.code = 'EPUSHPRIVATE';
-      callback(refused, []);
-      return;
-    }
-    if (options.all === true) callback(null, addresses);
-    else callback(null, addresses[0]!.address, addresses[0]!.family);
-  });
-}
+export const publicOnlyLookup: LookupFunction = publicOnlyLookupFor('EPUSHPRIVATE');
 
 /** The largest answer body kept from a push service (for the log), bytes. */
 const MAX_ANSWER_BYTES = 2048;

@@ -1,7 +1,8 @@
 /**
  * Seeds a demo home: one door with a lock, a door sensor and a camera; an owner; a carrier
- * with an API key, allowed by the home; a courier with a delivery due now. Idempotent: a data
- * directory seeded before is left as it is, and its credentials are read back.
+ * with an API key and an admin who signs in, allowed by the home; a courier with a delivery due
+ * now. Idempotent: a data directory seeded before is left as it is, and its credentials are
+ * read back (a carrier admin is added to one seeded before admins existed).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,12 @@ export interface DemoCredentials {
   readonly owner: { readonly username: string; readonly password: string };
   readonly courier: { readonly id: string; readonly username: string; readonly password: string };
   readonly carrier: { readonly id: string; readonly apiKey: string };
+  /** The carrier's admin: signs in like everyone, holds every carrier scope. */
+  readonly carrierAdmin: {
+    readonly id: string;
+    readonly username: string;
+    readonly password: string;
+  };
   readonly deliveryId: string;
   readonly devices: {
     readonly lock: { readonly id: string; readonly secret: string };
@@ -46,6 +53,28 @@ export const DEMO_DOORSTEP = { lat: 52.53212, lon: 13.38492, accuracyM: 8 } as c
 
 const password = (): string => randomBytes(9).toString('base64url');
 
+/** The demo carrier's admin. */
+const DEMO_CARRIER_ADMIN = { id: 'carrier-admin-parcelco', username: 'parcelco-admin' } as const;
+
+/** Creates the demo carrier's admin (a principal of role `carrier`); returns its credentials. */
+async function createCarrierAdmin(
+  sys: RunningSystem,
+  carrierId: string,
+): Promise<DemoCredentials['carrierAdmin']> {
+  const adminPassword = password();
+  await sys.store.principals.create(
+    {
+      id: DEMO_CARRIER_ADMIN.id,
+      role: 'carrier',
+      displayName: 'ParcelCo admin',
+      homeId: null,
+      carrierId,
+    },
+    { username: DEMO_CARRIER_ADMIN.username, passwordHash: await hashPassword(adminPassword) },
+  );
+  return { ...DEMO_CARRIER_ADMIN, password: adminPassword };
+}
+
 export interface SeedOptions {
   /** Delivery window start relative to now, ms (default: 1 h ago). */
   readonly windowStartOffsetMs?: number;
@@ -63,7 +92,15 @@ export async function seedDemo(
 ): Promise<DemoCredentials> {
   const file = opts.credentialsFile ?? join(dataDir, 'demo-credentials.json');
   if (existsSync(file) && (await sys.store.homes.getHome(DEMO_HOME.id))) {
-    const known = JSON.parse(readFileSync(file, 'utf8')) as DemoCredentials;
+    let known = JSON.parse(readFileSync(file, 'utf8')) as DemoCredentials;
+    // Seeded before carriers had admins: the admin is added once, and kept in the file.
+    if ((known as Partial<DemoCredentials>).carrierAdmin === undefined) {
+      const existing = await sys.store.principals.get(DEMO_CARRIER_ADMIN.id);
+      if (existing === null) {
+        known = { ...known, carrierAdmin: await createCarrierAdmin(sys, known.carrier.id) };
+        writeFileSync(file, `${JSON.stringify(known, null, 2)}\n`, { mode: 0o600 });
+      }
+    }
     // A demo started again later gets a delivery it can still use: a fresh one when the last
     // one's window has passed (or is about to) or it was already delivered.
     const now = sys.clock.now();
@@ -133,7 +170,8 @@ export async function seedDemo(
   const carrierId = 'carrier-parcelco';
   await store.principals.createCarrier({ id: carrierId, name: 'ParcelCo' });
   await store.homes.allowCarrier(home.id, carrierId, now);
-  const { key: apiKey } = await sys.auth.createApiKey(carrierId);
+  const { key: apiKey } = await sys.auth.createApiKey(carrierId, { name: 'Demo dispatch' });
+  const carrierAdmin = await createCarrierAdmin(sys, carrierId);
   const courierPassword = password();
   const courierId = 'courier-sam';
   await store.principals.create(
@@ -155,6 +193,7 @@ export async function seedDemo(
     owner: { username: 'owner', password: ownerPassword },
     courier: { id: courierId, username: 'courier', password: courierPassword },
     carrier: { id: carrierId, apiKey },
+    carrierAdmin,
     deliveryId: delivery.id,
     devices: {
       lock: { id: ids.lock, secret: lockSecret },

@@ -29,7 +29,7 @@ import type { AuditActor, AuditFact } from '../core/audit-chain.ts';
 import type { Clock } from '../core/clock.ts';
 import { problem, type Problem, type Result, ok, refuse } from '../core/errors.ts';
 import type { Position } from '../core/geo.ts';
-import type { Door, Principal, Role } from '../core/model.ts';
+import type { DeliveryEventType, DeliveryStatus, Door, Principal, Role } from '../core/model.ts';
 import {
   DEFAULT_WATCHDOG_CONFIG,
   ObservationWatchdog,
@@ -53,6 +53,8 @@ import {
 import type { AlarmView, SessionView } from '../protocol/views.ts';
 import type { AuditLog } from './audit-log.ts';
 import type { ClipStore } from './clip-store.ts';
+import type { DeliveryEventLog } from './delivery-events.ts';
+import type { DeliveryEvent } from '../store/delivery-event-repository.ts';
 import type { DeviceGateway, DeviceGatewayListener, RegisteredDevice } from './device-gateway.ts';
 import type { EventBus } from './event-bus.ts';
 
@@ -63,6 +65,11 @@ export interface OrchestratorOptions {
   readonly clock: Clock;
   readonly clips: ClipStore;
   readonly events: EventBus;
+  /**
+   * Where a delivery's status changes are recorded (in the commit that changes the status)
+   * and announced once committed. Without it the status still changes, unannounced.
+   */
+  readonly deliveryEvents?: DeliveryEventLog;
   readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   readonly watchdog?: Partial<WatchdogConfig>;
   readonly timing?: Partial<SessionTiming>;
@@ -168,12 +175,22 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         history: [...s.history, { state: 'aborted', atMs: now, reason: 'session.interrupted' }],
       };
       await this.persist(ended);
-      await this.o.audit.append({
-        kind: 'session.state',
-        actor: SYSTEM,
-        subject: `session:${s.id}`,
-        data: { from: s.state, to: 'aborted', reason: 'session.interrupted' },
-      });
+      const settled: DeliveryEvent[] = [];
+      await this.o.audit.appendAll(
+        [
+          {
+            kind: 'session.state',
+            actor: SYSTEM,
+            subject: `session:${s.id}`,
+            data: { from: s.state, to: 'aborted', reason: 'session.interrupted' },
+          },
+        ],
+        // A delivery whose door opened before the stop cannot be called delivered: review it.
+        s.deliveryId !== null && s.unlockedAt !== null
+          ? this.settleDelivery(s.deliveryId, 'needs-review', s.id, settled)
+          : undefined,
+      );
+      this.announceDeliveryEvents(settled);
       if (s.state !== 'requested' && s.state !== 'arming') this.secureDoor(s);
       // Nothing was armed for a session without a camera: nothing to disarm.
       if (s.cameraDeviceId !== null)
@@ -400,9 +417,27 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       store.deliveries.getGrantForDelivery(delivery.id),
     ]);
     if (!home || !door) return refuse(problem('delivery.not-found'));
+    if (delivery.placement === 'doorstep') {
+      // A parcel for the doorstep has no grant; say so plainly rather than "no grant".
+      return this.refusal(
+        problem(
+          'grant.not-found',
+          'This parcel is to be left at the door: the door does not open for it.',
+        ),
+        principal,
+        deliveryId,
+        null,
+      );
+    }
     const now = clock.now();
     const devices = this.devicesAt(door, now);
     const activeAtDoor = (await store.sessions.findActiveForDoor(door.id)) !== null;
+    // The owner's word (carrier not allowed in, courier blocked) at the moment of the request.
+    const ownersRefusal = await store.homes.ownersRefusal(
+      home.id,
+      delivery.carrierId,
+      principal.id,
+    );
     const decision = decideAccess(
       {
         principal,
@@ -413,6 +448,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         position,
         ...devices.facts,
         activeSessionAtDoor: activeAtDoor,
+        ownersRefusal,
       },
       this.policy,
     );
@@ -615,12 +651,14 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   }
 
   /**
-   * A grant was revoked: a session running under it ends at once (the door is locked as soon
-   * as it is closed, as for any cancelled session).
+   * A grant was revoked (a guest's, or a courier's delivery grant: the delivery was cancelled
+   * or reassigned, the courier revoked): a session running under it ends at once. One that
+   * has not opened the door is refused; an open door is locked as soon as it is closed, as for
+   * any cancelled session.
    */
   async grantRevoked(grantId: string): Promise<void> {
     for (const l of [...this.live.values()]) {
-      if (l.session.grantId === grantId && l.session.deliveryId === null) {
+      if (l.session.grantId === grantId) {
         await this.apply(l.session.id, { type: 'cancel', reason: 'grant.revoked' });
       }
     }
@@ -741,9 +779,11 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       await this.persist(r.session, coverage);
     } else if (changed) {
       // The step's record and its new state in one durable commit, before any command leaves.
-      const write = this.stateWrite(r.session, firstOpen);
+      const settled: DeliveryEvent[] = [];
+      const write = this.stateWrite(r.session, firstOpen, settled);
       if (facts.length > 0) await this.o.audit.appendAll(facts, write);
       else await write(this.o.store.db);
+      this.announceDeliveryEvents(settled);
     }
     this.announce(l, r.effects);
     this.perform(l, r.effects);
@@ -753,22 +793,67 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     return { refusal: r.refusal };
   }
 
-  /** The store writes of a step: the session, and when the door first opened, the grant's use. */
-  private stateWrite(s: AccessSession, firstOpen: boolean): AlongsideWrite {
+  /**
+   * The store writes of a step: the session, and when the door first opened, the grant's use
+   * and the delivery's move to in progress (its event recorded in the same commit, into
+   * `settled`, to be announced once committed).
+   */
+  private stateWrite(
+    s: AccessSession,
+    firstOpen: boolean,
+    settled: DeliveryEvent[],
+  ): AlongsideWrite {
     return async (db) => {
       await new SessionRepository(db).save(this.row(s, null));
       if (firstOpen) {
         // The grant is used once the door has actually opened; a refused or failed arming
         // leaves it for another try.
         if (s.deliveryId) {
-          const deliveries = new DeliveryRepository(db);
-          await deliveries.incrementGrantUses(s.grantId);
-          await deliveries.updateStatus(s.deliveryId, 'in-progress');
+          await new DeliveryRepository(db).incrementGrantUses(s.grantId);
+          await this.settleDelivery(s.deliveryId, 'in-progress', s.id, settled)(db);
         } else {
           await new GuestGrantRepository(db).use(s.grantId);
         }
       }
     };
+  }
+
+  /**
+   * A write that moves a delivery to `to` (from scheduled or in progress only: a cancelled or
+   * finished delivery stays as it is) and records its event, both in the commit it is run in.
+   * The event goes into `settled`, to be announced once that commit is done.
+   */
+  private settleDelivery(
+    deliveryId: string,
+    to: Exclude<DeliveryStatus, 'scheduled' | 'cancelled'>,
+    sessionId: string,
+    settled: DeliveryEvent[],
+  ): AlongsideWrite {
+    return async (db) => {
+      const deliveries = new DeliveryRepository(db);
+      const now = this.o.clock.now();
+      if (!(await deliveries.transition(deliveryId, ['scheduled', 'in-progress'], to, now))) return;
+      const d = await deliveries.get(deliveryId);
+      if (!d || !this.o.deliveryEvents) return;
+      const type: DeliveryEventType = `delivery.${to}`;
+      settled.push(
+        await this.o.deliveryEvents.record(
+          {
+            deliveryId,
+            carrierId: d.carrierId,
+            type,
+            status: to,
+            data: { sessionId, courierId: d.courierId },
+          },
+          db,
+        ),
+      );
+    };
+  }
+
+  /** Announces committed delivery events (the webhooks listen). */
+  private announceDeliveryEvents(settled: readonly DeliveryEvent[]): void {
+    for (const e of settled) this.o.deliveryEvents?.publish(e);
   }
 
   private async persist(s: AccessSession, coverage: Coverage | null = null): Promise<void> {
@@ -950,29 +1035,39 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     await this.audit(l, 'session.clip', {
       frames: frames.map((f) => ({ seq: f.seq, capturedAt: f.capturedAt, digest: f.digest })),
     });
-    await this.audit(l, 'session.ended', {
-      ...unrecorded,
-      state: s.state,
-      outcome: s.outcome ? { code: s.outcome.code, message: s.outcome.message } : null,
-      alarms: s.alarms.map((a) => a.type),
-      lockConfirmedAt: s.lockConfirmedAt,
-      lockedAtByLock: s.lockedAtByLock,
-    });
-    if (s.deliveryId) {
-      const leftAtDoor =
-        s.outcome?.code === 'delivery.owner-declined' ||
-        s.outcome?.code === 'delivery.owner-no-answer';
-      const status =
-        s.state === 'completed'
-          ? 'delivered'
-          : s.unlockedAt !== null
-            ? 'needs-review'
-            : leftAtDoor
-              ? 'left-at-door'
-              : null;
-      if (status) await this.o.store.deliveries.updateStatus(s.deliveryId, status);
-    }
+    const leftAtDoor =
+      s.outcome?.code === 'delivery.owner-declined' ||
+      s.outcome?.code === 'delivery.owner-no-answer';
+    const status =
+      s.state === 'completed'
+        ? 'delivered'
+        : s.unlockedAt !== null
+          ? 'needs-review'
+          : leftAtDoor
+            ? 'left-at-door'
+            : null;
+    // The closing record and the delivery's outcome (with its event) in one commit.
+    const settled: DeliveryEvent[] = [];
+    await this.o.audit.appendAll(
+      [
+        {
+          kind: 'session.ended',
+          actor: SYSTEM,
+          subject: `session:${s.id}`,
+          data: {
+            ...unrecorded,
+            state: s.state,
+            outcome: s.outcome ? { code: s.outcome.code, message: s.outcome.message } : null,
+            alarms: s.alarms.map((a) => a.type),
+            lockConfirmedAt: s.lockConfirmedAt,
+            lockedAtByLock: s.lockedAtByLock,
+          },
+        },
+      ],
+      s.deliveryId && status ? this.settleDelivery(s.deliveryId, status, s.id, settled) : undefined,
+    );
     await this.o.audit.checkpoint();
+    this.announceDeliveryEvents(settled);
   }
 
   private liveFor(deviceId: string): LiveSession | undefined {

@@ -20,7 +20,7 @@ import {
 import { openStore, type Store } from '../store/index.ts';
 import { createApp, type App } from './app.ts';
 import { LiveViewService } from './live-view.ts';
-import { DeliveryEventLog } from './delivery-events.ts';
+import { carrierDeliveryView, DeliveryEventLog } from './delivery-events.ts';
 import { EntryRecorder } from './entries.ts';
 import { FixedWindowLimiter } from './rate-limiter.ts';
 import { CARRIER_REQUESTS_PER_MINUTE } from './routes/carrier-auth.ts';
@@ -28,6 +28,8 @@ import { PinSync } from './pin-sync.ts';
 import { Passkeys, localRelyingParty, relyingPartyFromUrl } from './passkeys.ts';
 import { DEMO_DOORSTEP } from './seed.ts';
 import { PushNotifier } from './push-notifier.ts';
+import { WebhookRepository } from '../store/webhook-repository.ts';
+import { WebhookDispatcher, type WebhookTiming } from './webhook-dispatcher.ts';
 import {
   defaultVapidSubject,
   loadOrCreateVapidKeys,
@@ -71,8 +73,13 @@ export interface SystemOptions {
   readonly publicUrl?: string;
   /** Contact for push services: mailto: address or https: URL. Default from publicUrl. */
   readonly vapidSubject?: string;
-  /** Accept http: and private-address push endpoints (tests, local development only). */
+  /**
+   * Accept http: and private-address push endpoints and carrier webhook URLs (tests, local
+   * development only).
+   */
   readonly allowInsecurePushEndpoints?: boolean;
+  /** Webhook timeout and retry timing; default 10 s, retries 10 s doubling to 1 h, 12 attempts. */
+  readonly webhookTiming?: Partial<WebhookTiming>;
   /**
    * The demo: the courier page may offer the demo home's doorstep as its position (a browser
    * on a desk is not at the demo door). Never set in production.
@@ -99,6 +106,8 @@ export interface RunningSystem {
   readonly pins: PinSync;
   /** Delivery state changes, in order (webhooks listen here). */
   readonly deliveryEvents: DeliveryEventLog;
+  /** Carriers' webhooks: every delivery event posted, signed, retried and logged. */
+  readonly webhooks: WebhookDispatcher;
   /** "Who unlocked": the entries recorded, and whom they are pushed to. */
   readonly entries: EntryRecorder;
   /** Registers a device with the gateway and broker; returns its secret (base64url device key). */
@@ -152,6 +161,23 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     closers.push(() => broker.close());
     const events = new EventBus();
     const clips = new ClipStore(opts.dataDir, store.clips);
+    // Delivery state changes, in order: the carrier's webhooks are fed from here. Made before
+    // the orchestrator, which records the changes it makes (in progress, delivered…).
+    const deliveryEvents = new DeliveryEventLog(store.db, clock);
+    // Carriers' webhooks are fed from those events; started once the gateway runs.
+    const webhooks = new WebhookDispatcher({
+      repo: new WebhookRepository(store.db),
+      deliveryEvents,
+      deliveryView: async (id) => {
+        const d = await store.deliveries.get(id);
+        return d && carrierDeliveryView(d);
+      },
+      clock,
+      masterKey: keys.masterKey,
+      ...(log ? { logger: log } : {}),
+      ...(opts.allowInsecurePushEndpoints ? { allowInsecureEndpoints: true } : {}),
+      ...(opts.webhookTiming ? { timing: opts.webhookTiming } : {}),
+    });
     const orchestrator = new SessionOrchestrator({
       store,
       gateway,
@@ -159,6 +185,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       clock,
       clips,
       events,
+      deliveryEvents,
       ...(log ? { logger: log } : {}),
       ...(opts.watchdog ? { watchdog: opts.watchdog } : {}),
       ...(opts.timing ? { timing: opts.timing } : {}),
@@ -174,8 +201,6 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       ...(log ? { logger: log } : {}),
     });
     gateway.addListener(liveView);
-    // Delivery state changes, in order: the carrier's webhooks are fed from here.
-    const deliveryEvents = new DeliveryEventLog(store.db, clock);
     // "Who unlocked": every unlock recorded, shown live and pushed to those who asked.
     const notice = (homeId: string, message: string): void => {
       log?.warn({ homeId }, message);
@@ -220,6 +245,8 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     });
     await gateway.start(broker.url);
     closers.push(() => gateway.stop());
+    await webhooks.start();
+    closers.push(() => webhooks.stop());
     closers.push(() => orchestrator.stop());
     await orchestrator.recoverOpenSessions();
     // Keypad PINs: written to the lock, read back, kept in sync; the owner is told of lockouts.
@@ -264,13 +291,18 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       pins,
       entries,
       deliveryEvents,
+      webhooks,
       carrierLimiter: new FixedWindowLimiter(clock, CARRIER_REQUESTS_PER_MINUTE),
       clock,
       ...(opts.demo ? { demo: { doorstep: DEMO_DOORSTEP } } : {}),
       push: { publicKey: vapid.publicKey, repo: store.pushSubscriptions, notifier: push },
       ...(publicOrigin?.startsWith('https:') ? { secureCookies: true } : {}),
       ...(log ? { logger: log } : {}),
-      extraStats: () => ({ broker: broker.stats(), push: push.stats() }),
+      extraStats: () => ({
+        broker: broker.stats(),
+        push: push.stats(),
+        webhooks: webhooks.stats(),
+      }),
     });
     closers.push(() => app.close());
 
@@ -322,6 +354,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       pins,
       entries,
       deliveryEvents,
+      webhooks,
       async provisionDevice(device: Device): Promise<string> {
         if (!(await store.homes.getDevice(device.id))) await store.homes.createDevice(device);
         gateway.register(device);

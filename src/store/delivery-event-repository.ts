@@ -1,28 +1,9 @@
 /** Every state change of a delivery, numbered per delivery: what webhooks send, proofs show. */
 import type { Kysely } from 'kysely';
-import type { DeliveryStatus } from '../core/model.ts';
+import type { DeliveryEventType, DeliveryStatus } from '../core/model.ts';
 import type { Database, DeliveryEventRow } from './schema.ts';
 
-/** What happened to a delivery. */
-export type DeliveryEventType =
-  | 'delivery.created'
-  | 'delivery.assigned'
-  | 'delivery.in-progress'
-  | 'delivery.delivered'
-  | 'delivery.left-at-door'
-  | 'delivery.needs-review'
-  | 'delivery.cancelled';
-
-/** Every {@link DeliveryEventType}. */
-export const DELIVERY_EVENT_TYPES: readonly DeliveryEventType[] = [
-  'delivery.created',
-  'delivery.assigned',
-  'delivery.in-progress',
-  'delivery.delivered',
-  'delivery.left-at-door',
-  'delivery.needs-review',
-  'delivery.cancelled',
-];
+export { DELIVERY_EVENT_TYPES, type DeliveryEventType } from '../core/model.ts';
 
 /** One state change. */
 export interface DeliveryEvent {

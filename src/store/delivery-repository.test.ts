@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Delivery, Grant } from '../core/model.ts';
+import { DeliveryEventRepository } from './delivery-event-repository.ts';
 import { DIALECTS } from './dialect.ts';
 import {
   CARRIER,
@@ -11,6 +12,9 @@ import {
   seedDelivery,
   type TestStore,
 } from './test-store.ts';
+
+/** {@link DELIVERY} as the store reads it back: in-home, last changed when created. */
+const STORED: Delivery = { ...DELIVERY, placement: 'in-home', updatedAt: DELIVERY.createdAt };
 
 const GRANT: Grant = {
   id: 'grant-1',
@@ -49,12 +53,13 @@ for (const dialect of DIALECTS) {
         courierId: null,
       };
       await deliveries.create(earlier);
+      const storedEarlier = { ...earlier, placement: 'in-home', updatedAt: earlier.createdAt };
 
-      expect(await deliveries.get(DELIVERY.id)).toEqual(DELIVERY);
+      expect(await deliveries.get(DELIVERY.id)).toEqual(STORED);
       expect(await deliveries.get('nope')).toBeNull();
-      expect(await deliveries.listForCourier(COURIER.id)).toEqual([DELIVERY]);
-      expect(await deliveries.listForCarrier(CARRIER.id)).toEqual([earlier, DELIVERY]);
-      expect(await deliveries.listForHome(HOME.id)).toEqual([earlier, DELIVERY]);
+      expect(await deliveries.listForCourier(COURIER.id)).toEqual([STORED]);
+      expect(await deliveries.listForCarrier(CARRIER.id)).toEqual([storedEarlier, STORED]);
+      expect(await deliveries.listForHome(HOME.id)).toEqual([storedEarlier, STORED]);
       expect(await deliveries.listForHome('other-home')).toEqual([]);
     });
 
@@ -67,7 +72,7 @@ for (const dialect of DIALECTS) {
       expect(await deliveries.assignCourier(unassigned.id, COURIER.id)).toBe(true);
       expect(await deliveries.updateStatus('nope', 'cancelled')).toBe(false);
 
-      expect(await deliveries.get(DELIVERY.id)).toEqual({ ...DELIVERY, status: 'delivered' });
+      expect(await deliveries.get(DELIVERY.id)).toEqual({ ...STORED, status: 'delivered' });
       expect((await deliveries.listForCourier(COURIER.id)).map((d) => d.id)).toEqual([
         DELIVERY.id,
         unassigned.id,
@@ -109,6 +114,130 @@ for (const dialect of DIALECTS) {
       const replacement: Grant = { ...GRANT, id: 'grant-0', validFrom: GRANT.validFrom - 1 };
       await deliveries.createGrant(replacement);
       expect(await deliveries.getGrantForDelivery(DELIVERY.id)).toEqual(replacement);
+    });
+
+    it('keeps the placement and when the delivery last changed', async () => {
+      const { deliveries } = t.store;
+      const doorstep: Delivery = { ...DELIVERY, id: 'delivery-d', placement: 'doorstep' };
+      await deliveries.create(doorstep);
+      expect(await deliveries.get(doorstep.id)).toMatchObject({
+        placement: 'doorstep',
+        updatedAt: DELIVERY.createdAt,
+      });
+      expect(await deliveries.updateStatus(doorstep.id, 'left-at-door', 1_700_000_500_000)).toBe(
+        true,
+      );
+      expect(await deliveries.get(doorstep.id)).toMatchObject({
+        status: 'left-at-door',
+        updatedAt: 1_700_000_500_000,
+      });
+    });
+
+    it('moves a status only from the states given, and says whether it moved', async () => {
+      const { deliveries } = t.store;
+      expect(await deliveries.transition(DELIVERY.id, ['in-progress'], 'delivered', 5)).toBe(false);
+      expect((await deliveries.get(DELIVERY.id))?.status).toBe('scheduled');
+      expect(await deliveries.transition(DELIVERY.id, ['scheduled'], 'cancelled', 6)).toBe(true);
+      expect(await deliveries.get(DELIVERY.id)).toMatchObject({
+        status: 'cancelled',
+        updatedAt: 6,
+      });
+      // A second cancel (or a courier arriving) no longer finds it scheduled.
+      expect(await deliveries.transition(DELIVERY.id, ['scheduled'], 'cancelled', 7)).toBe(false);
+      expect(await deliveries.transition(DELIVERY.id, [], 'delivered', 8)).toBe(false);
+      expect(await deliveries.transition('nope', ['scheduled'], 'cancelled', 9)).toBe(false);
+    });
+
+    it('reassigns only a scheduled delivery, and revokes every live grant of a delivery once', async () => {
+      const { deliveries, principals } = t.store;
+      await principals.create(
+        { ...COURIER, id: 'courier-2', displayName: 'Cora' },
+        { username: 'cora', passwordHash: 'x' },
+      );
+      await deliveries.createGrant(GRANT);
+      await deliveries.createGrant({ ...GRANT, id: 'grant-old', revokedAt: 3 });
+      expect(await deliveries.reassign(DELIVERY.id, 'courier-2', 10)).toBe(true);
+      expect(await deliveries.get(DELIVERY.id)).toMatchObject({
+        courierId: 'courier-2',
+        updatedAt: 10,
+      });
+      expect(await deliveries.revokeGrantsOfDelivery(DELIVERY.id, 11)).toEqual([GRANT.id]);
+      expect(await deliveries.revokeGrantsOfDelivery(DELIVERY.id, 12)).toEqual([]);
+      expect((await deliveries.getGrant(GRANT.id))?.revokedAt).toBe(11);
+      expect((await deliveries.getGrant('grant-old'))?.revokedAt).toBe(3);
+
+      await deliveries.updateStatus(DELIVERY.id, 'in-progress');
+      expect(await deliveries.reassign(DELIVERY.id, COURIER.id, 13)).toBe(false);
+      expect((await deliveries.get(DELIVERY.id))?.courierId).toBe('courier-2');
+    });
+
+    it('pages a carrier’s deliveries newest first, by status, with a cursor that holds', async () => {
+      const { deliveries } = t.store;
+      // DELIVERY (created at T) plus four more, one a millisecond later each; two cancelled.
+      const made: Delivery[] = [];
+      for (let i = 1; i <= 4; i++) {
+        const d: Delivery = {
+          ...DELIVERY,
+          id: `delivery-p${i}`,
+          createdAt: DELIVERY.createdAt + i,
+          status: i % 2 === 0 ? 'cancelled' : 'scheduled',
+        };
+        await deliveries.create(d);
+        made.push(d);
+      }
+      const first = await deliveries.pageForCarrier(CARRIER.id, { limit: 2 });
+      expect(first.deliveries.map((d) => d.id)).toEqual(['delivery-p4', 'delivery-p3']);
+      expect(first.next).toBe('delivery-p3');
+      const after = await deliveries.get('delivery-p3');
+      if (!after) throw new Error('no delivery-p3');
+      // One made meanwhile is newer: it does not shift the next page.
+      await deliveries.create({
+        ...DELIVERY,
+        id: 'delivery-p9',
+        createdAt: DELIVERY.createdAt + 9,
+      });
+      const second = await deliveries.pageForCarrier(CARRIER.id, { limit: 2, after });
+      expect(second.deliveries.map((d) => d.id)).toEqual(['delivery-p2', 'delivery-p1']);
+      expect(second.next).toBe('delivery-p1');
+      const last = await deliveries.get('delivery-p1');
+      if (!last) throw new Error('no delivery-p1');
+      const third = await deliveries.pageForCarrier(CARRIER.id, { limit: 2, after: last });
+      expect(third).toEqual({ deliveries: [STORED], next: null });
+
+      const cancelled = await deliveries.pageForCarrier(CARRIER.id, {
+        limit: 10,
+        status: 'cancelled',
+      });
+      expect(cancelled.deliveries.map((d) => d.id)).toEqual(['delivery-p4', 'delivery-p2']);
+      expect(cancelled.next).toBeNull();
+      expect(await deliveries.pageForCarrier('carrier-nobody', { limit: 10 })).toEqual({
+        deliveries: [],
+        next: null,
+      });
+    });
+
+    it('numbers a delivery’s events 1, 2, 3 and reads them back in order', async () => {
+      const events = new DeliveryEventRepository(t.store.db);
+      const base = { deliveryId: DELIVERY.id, carrierId: CARRIER.id, data: {} };
+      const a = await events.append({
+        ...base,
+        id: 'evt-a',
+        type: 'delivery.created',
+        status: 'scheduled',
+        at: 1,
+      });
+      const b = await events.append({
+        ...base,
+        id: 'evt-b',
+        type: 'delivery.cancelled',
+        status: 'cancelled',
+        at: 2,
+        data: { reason: 'customer moved' },
+      });
+      expect([a.seq, b.seq]).toEqual([1, 2]);
+      expect(await events.listForDelivery(DELIVERY.id)).toEqual([a, b]);
+      expect(await events.get('evt-b')).toEqual(b);
+      expect(await events.get('nope')).toBeNull();
     });
   });
 }

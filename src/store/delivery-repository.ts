@@ -8,7 +8,10 @@ import type { Database, DeliveryRow, GrantRow } from './schema.ts';
 export class DeliveryRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** Adds a delivery; its carrier, home, door and courier (if any) must exist. */
+  /**
+   * Adds a delivery; its carrier, home, door and courier (if any) must exist. Without a
+   * placement it is in-home; without `updatedAt` it last changed when it was created.
+   */
   async create(delivery: Delivery): Promise<void> {
     await this.db
       .insertInto('deliveries')
@@ -23,6 +26,8 @@ export class DeliveryRepository {
         courier_id: delivery.courierId,
         status: delivery.status,
         created_at: delivery.createdAt,
+        placement: delivery.placement ?? 'in-home',
+        updated_at: delivery.updatedAt ?? delivery.createdAt,
       })
       .execute();
   }
@@ -52,14 +57,102 @@ export class DeliveryRepository {
     return this.listWhere('home_id', homeId);
   }
 
-  /** Sets a delivery's status; false if there is no such delivery. */
-  async updateStatus(id: string, status: DeliveryStatus): Promise<boolean> {
+  /**
+   * One page of a carrier's deliveries, newest first (by creation, then id), optionally only
+   * those in one status. `after` continues after that delivery of the listing (a delivery of
+   * this carrier); `next` names the last delivery of the page when more may follow, else null.
+   */
+  async pageForCarrier(
+    carrierId: string,
+    options: {
+      readonly status?: DeliveryStatus;
+      readonly limit: number;
+      readonly after?: Delivery;
+    },
+  ): Promise<{ deliveries: Delivery[]; next: string | null }> {
+    let query = this.db.selectFrom('deliveries').selectAll().where('carrier_id', '=', carrierId);
+    if (options.status !== undefined) query = query.where('status', '=', options.status);
+    const after = options.after;
+    if (after !== undefined) {
+      // Keyset paging: stable while deliveries are added (new ones come first, not in between).
+      query = query.where((eb) =>
+        eb.or([
+          eb('created_at', '<', after.createdAt),
+          eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)]),
+        ]),
+      );
+    }
+    const rows = await query
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(options.limit + 1)
+      .execute();
+    const deliveries = rows.slice(0, options.limit).map(toDelivery);
+    const more = rows.length > options.limit;
+    return { deliveries, next: more ? (deliveries.at(-1)?.id ?? null) : null };
+  }
+
+  /**
+   * Sets a delivery's status (and when it changed, `atMs`, if given); false if there is no
+   * such delivery.
+   */
+  async updateStatus(id: string, status: DeliveryStatus, atMs?: number): Promise<boolean> {
     const result = await this.db
       .updateTable('deliveries')
-      .set({ status })
+      .set(atMs === undefined ? { status } : { status, updated_at: atMs })
       .where('id', '=', id)
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Moves a delivery to `to` only while it is in one of `from`, atomically: a change racing
+   * another (a cancel and a courier at the door) cannot both win. Returns whether it moved.
+   */
+  async transition(
+    id: string,
+    from: readonly DeliveryStatus[],
+    to: DeliveryStatus,
+    atMs: number,
+  ): Promise<boolean> {
+    if (from.length === 0) return false;
+    const result = await this.db
+      .updateTable('deliveries')
+      .set({ status: to, updated_at: atMs })
+      .where('id', '=', id)
+      .where('status', 'in', [...from])
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Assigns (or reassigns) the courier of a delivery that is still scheduled, atomically;
+   * false if there is no such delivery or it is no longer scheduled.
+   */
+  async reassign(id: string, courierId: string, atMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('deliveries')
+      .set({ courier_id: courierId, updated_at: atMs })
+      .where('id', '=', id)
+      .where('status', '=', 'scheduled')
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Revokes, at `atMs`, every grant of a delivery not revoked yet; returns their ids (so the
+   * caller can end any access session running under one).
+   */
+  async revokeGrantsOfDelivery(deliveryId: string, atMs: number): Promise<string[]> {
+    const live = await this.db
+      .selectFrom('grants')
+      .select('id')
+      .where('delivery_id', '=', deliveryId)
+      .where('revoked_at', 'is', null)
+      .execute();
+    const ids: string[] = [];
+    for (const { id } of live) if (await this.revokeGrant(id, atMs)) ids.push(id);
+    return ids;
   }
 
   /** Assigns a courier (who must exist) to a delivery; false if there is no such delivery. */
@@ -181,6 +274,8 @@ function toDelivery(row: Selectable<DeliveryRow>): Delivery {
     courierId: row.courier_id,
     status: row.status,
     createdAt: row.created_at,
+    placement: row.placement,
+    updatedAt: row.updated_at ?? row.created_at,
   };
 }
 

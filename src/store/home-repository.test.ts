@@ -3,9 +3,13 @@ import { DEFAULT_DELIVERY_PREFERENCES, type Door, type Home } from '../core/mode
 import { DIALECTS, isUniqueViolation } from './dialect.ts';
 import {
   CAMERA,
+  CARRIER,
+  COURIER,
+  DELIVERY,
   DOOR,
   HOME,
   LOCK,
+  OWNER,
   SENSOR,
   openTestStore,
   seedHome,
@@ -109,6 +113,138 @@ for (const dialect of DIALECTS) {
       expect(h?.inHomeDelivery).toBe(false);
       expect(h?.delivery).toEqual(prefs);
       expect(await t.store.homes.updateDeliverySettings('home-none', true, prefs)).toBe(false);
+    });
+  });
+}
+
+for (const dialect of DIALECTS) {
+  describe(`HomeRepository: the owner's choice of carriers and couriers (${dialect})`, () => {
+    let t: TestStore;
+    const OTHER_CARRIER = { id: 'carrier-2', name: 'Birch Express' };
+    beforeEach(async () => {
+      t = await openTestStore(dialect);
+      await seedHome(t.store);
+      await t.store.principals.createCarrier(OTHER_CARRIER);
+    });
+    afterEach(async () => {
+      await t.cleanup();
+    });
+
+    it('starts undecided (not allowed), then allows and blocks, returning the decision before', async () => {
+      const { homes } = t.store;
+      expect(await homes.carrierDecision(HOME.id, CARRIER.id)).toBe('undecided');
+      expect(await homes.isCarrierAllowed(HOME.id, CARRIER.id)).toBe(false);
+      expect(await homes.ownersRefusal(HOME.id, CARRIER.id, COURIER.id)).toBe(
+        'carrier-not-allowed',
+      );
+
+      expect(await homes.allowCarrier(HOME.id, CARRIER.id, 1_000, OWNER.id)).toBe('undecided');
+      expect(await homes.isCarrierAllowed(HOME.id, CARRIER.id)).toBe(true);
+      expect(await homes.ownersRefusal(HOME.id, CARRIER.id, COURIER.id)).toBeNull();
+      // Allowing again keeps the first decision's time.
+      expect(await homes.allowCarrier(HOME.id, CARRIER.id, 2_000, OWNER.id)).toBe('allowed');
+
+      expect(await homes.blockCarrier(HOME.id, CARRIER.id, 3_000, OWNER.id)).toBe('allowed');
+      expect(await homes.carrierDecision(HOME.id, CARRIER.id)).toBe('blocked');
+      expect(await homes.isCarrierAllowed(HOME.id, CARRIER.id)).toBe(false);
+      expect(await homes.ownersRefusal(HOME.id, CARRIER.id, COURIER.id)).toBe(
+        'carrier-not-allowed',
+      );
+      expect(await homes.listCarrierDecisions(HOME.id)).toEqual([
+        { carrierId: CARRIER.id, decision: 'blocked', decidedAt: 3_000, decidedBy: OWNER.id },
+      ]);
+      // The other carrier is untouched; another home sees nothing.
+      expect(await homes.carrierDecision(HOME.id, OTHER_CARRIER.id)).toBe('undecided');
+      expect(await homes.listCarrierDecisions('home-none')).toEqual([]);
+
+      expect(await homes.allowCarrier(HOME.id, CARRIER.id, 4_000, OWNER.id)).toBe('blocked');
+      expect(await homes.listCarrierDecisions(HOME.id)).toEqual([
+        { carrierId: CARRIER.id, decision: 'allowed', decidedAt: 4_000, decidedBy: OWNER.id },
+      ]);
+      expect(await homes.disallowCarrier(HOME.id, CARRIER.id)).toBe(true);
+      expect(await homes.carrierDecision(HOME.id, CARRIER.id)).toBe('undecided');
+    });
+
+    it('refuses a decision for a carrier that does not exist, and keeps none', async () => {
+      const error = await t.store.homes.blockCarrier(HOME.id, 'carrier-none', 1_000, OWNER.id).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).not.toBeNull();
+      expect(await t.store.homes.listCarrierDecisions(HOME.id)).toEqual([]);
+    });
+
+    it('blocks and unblocks a courier, once each; a blocked courier outranks an allowed carrier', async () => {
+      const { homes } = t.store;
+      await homes.allowCarrier(HOME.id, CARRIER.id, 1_000, OWNER.id);
+      expect(await homes.isCourierBlocked(HOME.id, COURIER.id)).toBe(false);
+      expect(await homes.blockCourier(HOME.id, COURIER.id, 2_000, OWNER.id)).toBe(true);
+      expect(await homes.blockCourier(HOME.id, COURIER.id, 3_000, OWNER.id)).toBe(false);
+      expect(await homes.isCourierBlocked(HOME.id, COURIER.id)).toBe(true);
+      expect(await homes.listBlockedCouriers(HOME.id)).toEqual([
+        { courierId: COURIER.id, blockedAt: 2_000, blockedBy: OWNER.id },
+      ]);
+      expect(await homes.ownersRefusal(HOME.id, CARRIER.id, COURIER.id)).toBe('courier-blocked');
+      await homes.blockCarrier(HOME.id, CARRIER.id, 4_000, OWNER.id);
+      expect(await homes.ownersRefusal(HOME.id, CARRIER.id, COURIER.id)).toBe('courier-blocked');
+
+      expect(await homes.unblockCourier(HOME.id, COURIER.id)).toBe(true);
+      expect(await homes.unblockCourier(HOME.id, COURIER.id)).toBe(false);
+      expect(await homes.listBlockedCouriers(HOME.id)).toEqual([]);
+      expect(await homes.ownersRefusal(HOME.id, CARRIER.id, COURIER.id)).toBe(
+        'carrier-not-allowed',
+      );
+    });
+
+    it('knows a courier who has or had a delivery to the home, and no other', async () => {
+      const { homes, deliveries } = t.store;
+      expect(await homes.hasCourierServed(HOME.id, COURIER.id)).toBe(false);
+      await deliveries.create(DELIVERY);
+      expect(await homes.hasCourierServed(HOME.id, COURIER.id)).toBe(true);
+      expect(await homes.hasCourierServed('home-none', COURIER.id)).toBe(false);
+      expect(await homes.hasCourierServed(HOME.id, OWNER.id)).toBe(false);
+      expect(await homes.listCouriersServed(HOME.id, 10)).toEqual([COURIER.id]);
+      expect(await homes.listCouriersServed('home-none', 10)).toEqual([]);
+    });
+
+    it('lists the couriers served, most recent delivery first, within the limit', async () => {
+      const { homes, deliveries, principals } = t.store;
+      await principals.create(
+        { ...COURIER, id: 'courier-2' },
+        { username: 'dana', passwordHash: 'x' },
+      );
+      await deliveries.create(DELIVERY);
+      await deliveries.create({
+        ...DELIVERY,
+        id: 'delivery-2',
+        courierId: 'courier-2',
+        createdAt: DELIVERY.createdAt + 5,
+      });
+      expect(await homes.listCouriersServed(HOME.id, 10)).toEqual(['courier-2', COURIER.id]);
+      expect(await homes.listCouriersServed(HOME.id, 1)).toEqual(['courier-2']);
+    });
+
+    it('still knows a courier whose delivery was reassigned, by the grant they held', async () => {
+      const { homes, deliveries } = t.store;
+      await deliveries.create({ ...DELIVERY, courierId: null });
+      expect(await homes.hasCourierServed(HOME.id, COURIER.id)).toBe(false);
+      await deliveries.createGrant({
+        id: 'grant-1',
+        kind: 'delivery',
+        principalId: COURIER.id,
+        homeId: HOME.id,
+        doorId: DOOR.id,
+        deliveryId: DELIVERY.id,
+        validFrom: DELIVERY.windowStart,
+        validUntil: DELIVERY.windowEnd,
+        maxUses: 1,
+        uses: 0,
+        maxOpenMs: 60_000,
+        requiresRecording: true,
+        requiresPresence: true,
+        revokedAt: 1,
+      });
+      expect(await homes.hasCourierServed(HOME.id, COURIER.id)).toBe(true);
     });
   });
 }

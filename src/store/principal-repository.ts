@@ -1,7 +1,7 @@
 /** Principals and how they prove who they are: passwords, carrier API keys, sign-in sessions. */
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Principal } from '../core/model.ts';
-import type { ApiKeyRow, Database, PrincipalRow } from './schema.ts';
+import type { ApiKeyRow, CourierInviteRow, Database, PrincipalRow } from './schema.ts';
 
 /** How a principal signs in. `username` is unique across all principals. */
 export interface PrincipalCredentials {
@@ -44,6 +44,37 @@ export interface ApiKey {
   readonly createdBy: string | null;
   /** The key that replaced it when rotated, or null. */
   readonly replacedBy: string | null;
+}
+
+/** A courier of a carrier, as the carrier's admins see it. */
+export interface CarrierCourier {
+  readonly principal: Principal;
+  readonly username: string;
+  /** ms since the epoch when the carrier revoked the courier, or null while they may work. */
+  readonly disabledAt: number | null;
+}
+
+/**
+ * An invitation a carrier admin sends a courier: a link whose token only the courier holds
+ * (the store keeps its hash). Accepting it makes the courier's account.
+ */
+export interface CourierInvite {
+  readonly id: string;
+  readonly carrierId: string;
+  /** SHA-256 of the link's token, unique. */
+  readonly tokenHash: string;
+  /** The name the courier will go by ("Sam"); the courier chooses only a user name. */
+  readonly displayName: string;
+  /** Who sent it: an admin's principal id, or `apikey:<id>`. */
+  readonly createdBy: string;
+  /** ms since the epoch. */
+  readonly createdAt: number;
+  /** ms since the epoch; the link is dead from this instant on. */
+  readonly expiresAt: number;
+  /** The courier the invitation made, once accepted. */
+  readonly acceptedBy: string | null;
+  readonly acceptedAt: number | null;
+  readonly revokedAt: number | null;
 }
 
 /** A sign-in session, keyed by a hash of its bearer token. */
@@ -166,6 +197,112 @@ export class PrincipalRepository {
     return row === undefined ? null : { id: row.id, name: row.name };
   }
 
+  /** Every carrier on this server, by name, then id. */
+  async listCarriers(): Promise<Carrier[]> {
+    const rows = await this.db
+      .selectFrom('carriers')
+      .selectAll()
+      .orderBy('name')
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ id: r.id, name: r.name }));
+  }
+
+  /** The couriers of a carrier, revoked ones too, oldest id first. */
+  async listCouriers(carrierId: string): Promise<CarrierCourier[]> {
+    const rows = await this.db
+      .selectFrom('principals')
+      .selectAll()
+      .where('carrier_id', '=', carrierId)
+      .where('role', '=', 'courier')
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({
+      principal: toPrincipal(r),
+      username: r.username,
+      disabledAt: r.disabled_at,
+    }));
+  }
+
+  /** Adds a courier invitation; rejects if the id or token hash exists. */
+  async createCourierInvite(invite: CourierInvite): Promise<void> {
+    await this.db
+      .insertInto('courier_invites')
+      .values({
+        id: invite.id,
+        carrier_id: invite.carrierId,
+        token_hash: invite.tokenHash,
+        display_name: invite.displayName,
+        created_by: invite.createdBy,
+        created_at: invite.createdAt,
+        expires_at: invite.expiresAt,
+        accepted_by: invite.acceptedBy,
+        accepted_at: invite.acceptedAt,
+        revoked_at: invite.revokedAt,
+      })
+      .execute();
+  }
+
+  /** The courier invitation with this id, or null. */
+  async getCourierInvite(id: string): Promise<CourierInvite | null> {
+    const row = await this.db
+      .selectFrom('courier_invites')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row === undefined ? null : toCourierInvite(row);
+  }
+
+  /** The courier invitation whose token has this hash, or null (whatever its state). */
+  async findCourierInviteByTokenHash(tokenHash: string): Promise<CourierInvite | null> {
+    const row = await this.db
+      .selectFrom('courier_invites')
+      .selectAll()
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    return row === undefined ? null : toCourierInvite(row);
+  }
+
+  /** A carrier's courier invitations, newest first. */
+  async listCourierInvites(carrierId: string): Promise<CourierInvite[]> {
+    const rows = await this.db
+      .selectFrom('courier_invites')
+      .selectAll()
+      .where('carrier_id', '=', carrierId)
+      .orderBy('created_at', 'desc')
+      .orderBy('id')
+      .execute();
+    return rows.map(toCourierInvite);
+  }
+
+  /** Withdraws an invitation not yet accepted; false if it was accepted or withdrawn already. */
+  async revokeCourierInvite(id: string, atMs: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable('courier_invites')
+      .set({ revoked_at: atMs })
+      .where('id', '=', id)
+      .where('accepted_at', 'is', null)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Claims an invitation for the courier it made: only a pending, unexpired one, once. False
+   * when someone else claimed it first, or it was withdrawn or expired meanwhile.
+   */
+  async acceptCourierInvite(id: string, courierId: string, atMs: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable('courier_invites')
+      .set({ accepted_by: courierId, accepted_at: atMs })
+      .where('id', '=', id)
+      .where('accepted_at', 'is', null)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', atMs)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
   /** Adds a new, unused, unrevoked API key; rejects if the id or hash exists. */
   async createApiKey(
     key: Pick<ApiKey, 'id' | 'carrierId' | 'keyHash' | 'createdAt'> &
@@ -196,6 +333,51 @@ export class PrincipalRepository {
       .where('key_hash', '=', keyHash)
       .executeTakeFirst();
     return row === undefined ? null : toApiKey(row);
+  }
+
+  /** The key with this id, or null. */
+  async getApiKey(id: string): Promise<ApiKey | null> {
+    const row = await this.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row === undefined ? null : toApiKey(row);
+  }
+
+  /** A carrier's API keys, revoked ones too, oldest first. */
+  async listApiKeys(carrierId: string): Promise<ApiKey[]> {
+    const rows = await this.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('carrier_id', '=', carrierId)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return rows.map(toApiKey);
+  }
+
+  /**
+   * Rotates a key: adds `next` and revokes the old one, pointing it at its replacement, in one
+   * transaction. False (and nothing added) when the old key is revoked already, so one key
+   * is never replaced twice.
+   */
+  async replaceApiKey(
+    oldId: string,
+    next: Pick<ApiKey, 'id' | 'carrierId' | 'keyHash' | 'createdAt'> &
+      Pick<ApiKey, 'name' | 'scopes' | 'prefix' | 'createdBy'>,
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx
+        .updateTable('api_keys')
+        .set({ revoked_at: next.createdAt, replaced_by: next.id })
+        .where('id', '=', oldId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (r.numUpdatedRows === 0n) return false;
+      await new PrincipalRepository(trx).createApiKey(next);
+      return true;
+    });
   }
 
   /** Records that the key was used at `atMs`; false if there is no such key. */
@@ -278,6 +460,21 @@ function toPrincipal(row: Selectable<PrincipalRow>): Principal {
     displayName: row.display_name,
     homeId: row.home_id,
     carrierId: row.carrier_id,
+  };
+}
+
+function toCourierInvite(row: Selectable<CourierInviteRow>): CourierInvite {
+  return {
+    id: row.id,
+    carrierId: row.carrier_id,
+    tokenHash: row.token_hash,
+    displayName: row.display_name,
+    createdBy: row.created_by,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    acceptedBy: row.accepted_by,
+    acceptedAt: row.accepted_at === null ? null : Number(row.accepted_at),
+    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
   };
 }
 

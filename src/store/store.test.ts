@@ -38,7 +38,7 @@ for (const dialect of DIALECTS) {
           .select('name')
           .execute();
         expect(applied.map((m) => m.name)).toEqual(Object.keys(MIGRATIONS));
-        expect(await again.deliveries.get(DELIVERY.id)).toEqual(DELIVERY);
+        expect(await again.deliveries.get(DELIVERY.id)).toMatchObject(DELIVERY);
       } finally {
         await again.close();
       }

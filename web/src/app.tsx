@@ -1,12 +1,13 @@
 /**
  * The app shell: who is signed in decides which face is shown. Owners and household members
  * get the home; couriers get `/courier`; guests get `/guest`. An invitation link
- * (`/invite/:token`) opens without sign-in. Any 401 from the API brings back the sign-in page.
+ * (`/invite/:token`, or a carrier's `/courier-invite/:token`) opens without sign-in. Any 401 from the API brings back the sign-in page.
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { PrincipalSummary } from '../../src/protocol/views.ts';
 import { api, ApiError, onUnauthorized } from './api.ts';
 import { CourierApp } from './courier/courier-app.tsx';
+import { CourierInvitePage } from './courier-invite-page.tsx';
 import { GuestApp } from './guest/guest-app.tsx';
 import { InvitePage } from './invite-page.tsx';
 import { resumeEvents, stopEvents } from './events.ts';
@@ -59,6 +60,11 @@ function inviteToken(path: string): string | null {
   return matchPath('/invite/:token', path)?.token ?? null;
 }
 
+/** A carrier's courier invitation link's token, when the page is one (no sign-in either). */
+function courierInviteToken(path: string): string | null {
+  return matchPath('/courier-invite/:token', path)?.token ?? null;
+}
+
 /** The whole app. */
 export function App() {
   const path = usePath();
@@ -109,7 +115,7 @@ export function App() {
   // Keep the address bar honest: the sign-in page is /sign-in, each face at its own paths.
   // An invitation link is left alone: it is for whoever holds it, signed in or not.
   useEffect(() => {
-    if (inviteToken(path) !== null) return;
+    if (inviteToken(path) !== null || courierInviteToken(path) !== null) return;
     if (auth.status === 'signed-out' && path !== '/sign-in')
       navigate('/sign-in', { replace: true });
     if (auth.status === 'signed-in') {
@@ -127,6 +133,7 @@ export function App() {
   }, []);
 
   const invite = inviteToken(path);
+  const courierInvite = courierInviteToken(path);
 
   const signOut = useCallback(async () => {
     stopEvents();
@@ -141,6 +148,10 @@ export function App() {
 
   if (invite !== null && auth.status !== 'loading' && auth.status !== 'unreachable') {
     return <InvitePage token={invite} onAccepted={(p) => signedIn(p, '/guest')} />;
+  }
+
+  if (courierInvite !== null && auth.status !== 'loading' && auth.status !== 'unreachable') {
+    return <CourierInvitePage token={courierInvite} onAccepted={(p) => signedIn(p, '/courier')} />;
   }
 
   switch (auth.status) {

@@ -36,16 +36,18 @@ export function errorCode(r: CallAnswer): string | null {
 /** Calls the API as whoever holds `token` (none: signed out), as the web app or an app would. */
 export async function call(
   world: ScenarioWorld,
-  method: 'GET' | 'POST' | 'PUT',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   path: string,
   token: string | null,
   body?: unknown,
+  headers: Readonly<Record<string, string>> = {},
 ): Promise<CallAnswer> {
   const res = await fetch(`${world.sys.url}${path}`, {
     method,
     headers: {
       ...(token ? { authorization: `Bearer ${token}` } : {}),
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...headers,
     },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });

@@ -1,5 +1,7 @@
 /** Every scenario, by name, in the order `threshold scenario --all` runs them. */
 import type { Scenario } from '../scenario.ts';
+import { carrierDelivery } from './carrier-delivery.ts';
+import { carrierIsolation } from './carrier-isolation.ts';
 import { deauth } from './deauth.ts';
 import { delivery } from './delivery.ts';
 import { freeze } from './freeze.ts';
@@ -22,6 +24,8 @@ export const SCENARIOS: readonly Scenario[] = [
   revokeCascade,
   guestEscalation,
   revokeOffline,
+  carrierDelivery,
+  carrierIsolation,
 ];
 
 /** The scenario named `name`, or undefined. */

@@ -1,4 +1,7 @@
-/** The courier at the door: today's deliveries, "I'm at the door", "door closed — lock". */
+/**
+ * The courier at the door: today's deliveries, "I'm at the door", "door closed — lock", and for
+ * a parcel meant for the doorstep, "left at the door".
+ */
 import type { FastifyPluginAsync } from 'fastify';
 import {
   AccessRequestBody,
@@ -7,8 +10,10 @@ import {
   SessionParams,
 } from '../../protocol/http.ts';
 import type { Position } from '../../core/geo.ts';
+import { DeliveryRepository } from '../../store/delivery-repository.ts';
 import type { AppDeps } from '../app.ts';
-import { errorResponses, fail, principalOf, unwrap } from './route-helpers.ts';
+import { carrierDeliveryView, DeliveryEventLog } from '../delivery-events.ts';
+import { denyObject, errorResponses, fail, principalOf, unwrap } from './route-helpers.ts';
 
 /** How long "I'm at the door" waits for the door to open (or the refusal), ms. */
 export const ACCESS_WAIT_MS = 12_000;
@@ -18,6 +23,9 @@ export const RELOCK_WAIT_MS = 8_000;
 export const courierRoutes =
   (deps: AppDeps): FastifyPluginAsync =>
   async (app) => {
+    // The system's log, so the carrier's webhooks hear it; a bare app records its own.
+    const deliveryEvents = deps.deliveryEvents ?? new DeliveryEventLog(deps.store.db, deps.clock);
+
     app.get(
       '/api/courier/deliveries',
       {
@@ -71,6 +79,74 @@ export const courierRoutes =
         if (session.state === 'refused' && session.outcome)
           fail(session.outcome.code, session.outcome.message);
         return { session };
+      },
+    );
+
+    app.post(
+      '/api/courier/deliveries/:deliveryId/left-at-door',
+      {
+        schema: {
+          tags: ['courier'],
+          summary:
+            'I left the parcel at the door (a doorstep delivery of mine, still to do, before its window ends)',
+          params: DeliveryParams,
+          body: EmptyBody,
+          response: errorResponses,
+        },
+      },
+      async (req) => {
+        const p = await principalOf(deps, req, ['courier']);
+        const { deliveryId } = req.params as { deliveryId: string };
+        const d = await deps.store.deliveries.get(deliveryId);
+        if (!d) fail('delivery.not-found');
+        // Another courier's delivery is "not found", and the probe is on record.
+        if (d.courierId !== p.id)
+          return denyObject(deps, p, 'delivery.not-found', `delivery:${deliveryId}`);
+        if ((d.placement ?? 'in-home') !== 'doorstep')
+          fail(
+            'delivery.wrong-state',
+            'This parcel goes inside: use "I\'m at the door" to have the door opened.',
+          );
+        if (d.status !== 'scheduled')
+          fail('delivery.wrong-state', 'This delivery is no longer to do.');
+        const now = deps.clock.now();
+        if (now >= d.windowEnd) fail('grant.expired');
+        // The status and its event in one commit; only from scheduled, so a cancel racing it
+        // leaves one of the two, never both.
+        const event = await deps.store.db.transaction().execute(async (trx) => {
+          if (
+            !(await new DeliveryRepository(trx).transition(
+              d.id,
+              ['scheduled'],
+              'left-at-door',
+              now,
+            ))
+          )
+            fail('delivery.wrong-state', 'This delivery is no longer to do.');
+          return deliveryEvents.record(
+            {
+              deliveryId: d.id,
+              carrierId: d.carrierId,
+              type: 'delivery.left-at-door',
+              status: 'left-at-door',
+              data: { courierId: p.id, placement: 'doorstep' },
+            },
+            trx,
+          );
+        });
+        await deps.audit.append({
+          kind: 'delivery.left-at-door',
+          actor: { type: 'principal', id: p.id },
+          subject: `home:${d.homeId}`,
+          data: { deliveryId: d.id, carrierId: d.carrierId, packageRef: d.packageRef },
+        });
+        // Signed now, so the carrier's proof of delivery is ready at once.
+        await deps.audit.checkpoint();
+        deliveryEvents.publish(event);
+        return {
+          delivery: carrierDeliveryView({ ...d, status: 'left-at-door', updatedAt: now }),
+          message: 'Done: the parcel is at the door. You can go to the next stop.',
+        };
       },
     );
 

@@ -85,6 +85,7 @@ export const webAppRoute =
       '/guests',
       '/guest',
       '/invite',
+      '/courier-invite',
     ]) {
       app.get(prefix, { schema: { hide: true } }, page);
       app.get(`${prefix}/*`, { schema: { hide: true } }, page);

@@ -1,6 +1,7 @@
 /**
  * The courier face (`/courier`), phone first: today's deliveries, then one delivery at the
- * door — where am I, slide to unlock, door open, door closed — lock, next stop.
+ * door — where am I, slide to unlock, door open, door closed — lock, next stop; or, for a
+ * parcel meant for the doorstep, "left at the door".
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { CourierDeliveryView, PrincipalSummary } from '../../../src/protocol/views.ts';
@@ -58,6 +59,7 @@ function DeliveryList({ deliveries }: { readonly deliveries: readonly CourierDel
       <p className="delivery-ref muted">
         Parcel <span className="mono">{d.packageRef}</span>
         {d.home?.name ? ` · ${d.home.name}` : ''}
+        {d.placement === 'doorstep' ? ' · leave at the door' : ''}
       </p>
       {canTryDoor(d) && (
         <Link
@@ -65,7 +67,7 @@ function DeliveryList({ deliveries }: { readonly deliveries: readonly CourierDel
           className="btn btn-primary btn-block btn-large"
           data-testid="at-door"
         >
-          I’m at the door
+          {d.placement === 'doorstep' ? 'At the door — leave it outside' : 'I’m at the door'}
         </Link>
       )}
     </li>

@@ -2,12 +2,16 @@
  * One delivery at the door, step by step. Every wait says what it waits for; every refusal
  * says what to do instead.
  *
+ * In-home:
  *   where am I → slide to unlock (sends the access request: the server opens the lock when
  *   it succeeds) → [owner's answer] → door open → "Door closed — lock" → lock confirmed →
  *   door checked on camera → next stop.
  *
  * The session is followed through the event stream and, in case that is cut, by asking the
  * server every second.
+ *
+ * Doorstep (the carrier asked for the parcel to be left outside): no swipe, the door never
+ * opens; "Left at the door" → next stop.
  */
 import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
 import type { AccessSession, CourierDeliveryView } from '../../../src/protocol/views.ts';
@@ -90,8 +94,145 @@ export interface DeliveryFlowProps {
   readonly onDone: () => void;
 }
 
-/** The delivery at the door. */
-export function DeliveryFlow({ delivery, onDone }: DeliveryFlowProps) {
+/** The delivery at the door: the in-home flow, or the doorstep one. */
+export function DeliveryFlow(props: DeliveryFlowProps) {
+  return props.delivery.placement === 'doorstep' ? (
+    <DoorstepFlow {...props} />
+  ) : (
+    <InHomeFlow {...props} />
+  );
+}
+
+/** Where the delivery goes and when: the card both flows show on top. */
+function DeliveryCard({ delivery, now }: { readonly delivery: CourierDeliveryView; now: number }) {
+  return (
+    <article className="flow-card" data-testid="courier-delivery-card">
+      <p className="delivery-window">{deliveryWindow(delivery, now)}</p>
+      <h1 className="flow-address">{delivery.home?.address ?? 'Address not available'}</h1>
+      <p className="muted">
+        Parcel <span className="mono">{delivery.packageRef}</span>
+      </p>
+    </article>
+  );
+}
+
+/** What the courier is told, with a spinner while it waits. */
+function CourierStatus({
+  tone,
+  children,
+}: {
+  readonly tone: 'wait' | 'ok' | 'bad' | 'info';
+  readonly children: ReactNode;
+}) {
+  const waiting = tone === 'wait';
+  return (
+    <div
+      className={`courier-status courier-status-${tone}`}
+      data-testid="courier-status"
+      role={tone === 'bad' ? 'alert' : 'status'}
+      aria-live={tone === 'bad' ? 'assertive' : 'polite'}
+      aria-busy={waiting || undefined}
+    >
+      {waiting && <span className="spinner" aria-hidden="true" />}
+      <span>{children}</span>
+    </div>
+  );
+}
+
+/** A parcel for the doorstep: leave it outside, say so, next stop. */
+function DoorstepFlow({ delivery, onDone }: DeliveryFlowProps) {
+  const [listNow] = useState(() => Date.now());
+  const [step, setStep] = useState<
+    | { readonly kind: 'ready' }
+    | { readonly kind: 'sending' }
+    | { readonly kind: 'done'; readonly text: string }
+    | { readonly kind: 'refused'; readonly text: string }
+  >({ kind: 'ready' });
+
+  const leftAtDoor = async () => {
+    setStep({ kind: 'sending' });
+    try {
+      const r = await api<{ message: string }>(
+        `/api/courier/deliveries/${encodeURIComponent(delivery.id)}/left-at-door`,
+        { method: 'POST' },
+      );
+      setStep({ kind: 'done', text: r.message });
+    } catch (err) {
+      setStep({
+        kind: 'refused',
+        text: err instanceof ApiError ? courierSentence(err.code, err.message) : messageOf(err),
+      });
+    }
+  };
+
+  let tone: 'wait' | 'ok' | 'bad' | 'info';
+  let status: string;
+  let body: ReactNode;
+  switch (step.kind) {
+    case 'ready':
+    case 'sending':
+      tone = step.kind === 'sending' ? 'wait' : 'info';
+      status =
+        step.kind === 'sending'
+          ? 'Telling the sender…'
+          : 'Leave this parcel at the door (the door does not open for it), then tap Left at the door.';
+      body = (
+        <>
+          <button
+            type="button"
+            className="btn btn-primary btn-block btn-huge"
+            disabled={step.kind === 'sending'}
+            onClick={() => void leftAtDoor()}
+            data-testid="left-at-door"
+          >
+            Left at the door
+          </button>
+          <Link to="/courier" className="btn btn-text btn-block">
+            Not now — back to my deliveries
+          </Link>
+        </>
+      );
+      break;
+    case 'done':
+      tone = 'ok';
+      status = step.text;
+      body = (
+        <button
+          type="button"
+          className="btn btn-primary btn-block btn-huge"
+          onClick={onDone}
+          data-testid="next-stop"
+        >
+          Next stop
+        </button>
+      );
+      break;
+    case 'refused':
+      tone = 'bad';
+      status = step.text;
+      body = (
+        <button type="button" className="btn btn-secondary btn-block btn-large" onClick={onDone}>
+          Back to my deliveries
+        </button>
+      );
+      break;
+  }
+  return (
+    <div className="flow" data-step={`doorstep-${step.kind}`}>
+      <p>
+        <Link to="/courier" className="back-link">
+          ← My deliveries
+        </Link>
+      </p>
+      <DeliveryCard delivery={delivery} now={listNow} />
+      <CourierStatus tone={tone}>{status}</CourierStatus>
+      <div className="flow-actions">{body}</div>
+    </div>
+  );
+}
+
+/** The in-home delivery: the door opens under the camera. */
+function InHomeFlow({ delivery, onDone }: DeliveryFlowProps) {
   const tz = delivery.home?.timeZone ?? 'UTC';
   const storeKey = STORE_PREFIX + delivery.id;
   const [step, setStep] = useState<Step>({ kind: 'locating' });
@@ -406,7 +547,6 @@ export function DeliveryFlow({ delivery, onDone }: DeliveryFlowProps) {
     );
   }
 
-  const waiting = tone === 'wait';
   return (
     <div className="flow" data-step={step.kind} data-session-state={state ?? undefined}>
       <p>
@@ -414,23 +554,8 @@ export function DeliveryFlow({ delivery, onDone }: DeliveryFlowProps) {
           ← My deliveries
         </Link>
       </p>
-      <article className="flow-card" data-testid="courier-delivery-card">
-        <p className="delivery-window">{deliveryWindow(delivery, listNow)}</p>
-        <h1 className="flow-address">{delivery.home?.address ?? 'Address not available'}</h1>
-        <p className="muted">
-          Parcel <span className="mono">{delivery.packageRef}</span>
-        </p>
-      </article>
-      <div
-        className={`courier-status courier-status-${tone}`}
-        data-testid="courier-status"
-        role={tone === 'bad' ? 'alert' : 'status'}
-        aria-live={tone === 'bad' ? 'assertive' : 'polite'}
-        aria-busy={waiting || undefined}
-      >
-        {waiting && <span className="spinner" aria-hidden="true" />}
-        <span>{status}</span>
-      </div>
+      <DeliveryCard delivery={delivery} now={listNow} />
+      <CourierStatus tone={tone}>{status}</CourierStatus>
       <div className="flow-actions">{body}</div>
     </div>
   );

@@ -6,6 +6,7 @@ import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import type { DeliverySettingsView, Weekday } from '../../../src/protocol/views.ts';
 import { api, isNotFound, messageOf } from '../api.ts';
 import { roleLabel } from '../words.ts';
+import { CarriersCard } from './carriers-settings.tsx';
 import { EntryAlertsCard } from './entry-alerts-settings.tsx';
 import { useOwner } from './owner-context.ts';
 import { PasskeySettings } from './passkey-settings.tsx';
@@ -269,6 +270,7 @@ export function SettingsPage({ onSignOut }: SettingsPageProps) {
         </h2>
         <DeliverySettings />
       </section>
+      <CarriersCard />
       <section className="card" aria-labelledby="push-title">
         <h2 id="push-title" className="card-title">
           Notifications
