@@ -10,7 +10,7 @@ import { findScenario, SCENARIOS } from '../src/harness/scenarios/index.ts';
 const REPORT_KEYS = ['scenario', 'outcome', 'coverage', 'gaps', 'alerts', 'auditVerified'];
 
 describe('scenarios', () => {
-  it('has the walking skeleton’s five scenarios, the five of guests and keypad codes, and the two of carriers', () => {
+  it('has the walking skeleton’s five scenarios, the five of guests and keypad codes, the two of carriers and the two of the hub', () => {
     expect(SCENARIOS.map((s) => s.name)).toEqual([
       'delivery',
       'deauth',
@@ -24,6 +24,8 @@ describe('scenarios', () => {
       'revoke-offline',
       'carrier-delivery',
       'carrier-isolation',
+      'hub-deadline',
+      'hub-dead-man',
     ]);
   });
 

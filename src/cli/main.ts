@@ -4,6 +4,7 @@
  * Exit codes: 0 success; 1 the thing checked did not hold (a scenario missed, the audit log
  * does not verify); 2 bad usage; 3 could not start (port taken, unreadable data directory).
  */
+import type { HubCommandOptions } from './hub-command.ts';
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { auditVerifyCommand } from './audit-command.ts';
@@ -106,6 +107,19 @@ program
   )
   .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
   .action(simCommand);
+
+program
+  .command('hub')
+  .description(
+    'Run the home hub: bridge the home’s devices to the control plane and enforce deadlines, the dead-man’s switch and cut-offs locally.',
+  )
+  .requiredOption('--config <file>', 'the hub’s config file (see examples/hub.yaml)')
+  .option('--check', 'only check the config file, then exit')
+  // Loaded on use: the hub's drivers (zwave-js among them) are not needed by other commands.
+  .action(async (opts: HubCommandOptions) => {
+    const { hubCommand } = await import('./hub-command.ts');
+    await hubCommand(opts);
+  });
 
 program
   .command('scenario')

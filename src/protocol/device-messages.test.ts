@@ -157,3 +157,27 @@ describe('keypad additions to the device protocol', () => {
     expect(pinDigestKey(KEY)).not.toEqual(Buffer.from(KEY));
   });
 });
+
+describe('hub additions to the device protocol', () => {
+  const event = { seq: 1, at: 1_768_478_400_000, mac: MAC };
+
+  it('takes the hub events, with their detail, and nothing else under hub.', () => {
+    for (const name of [
+      'hub.relocked',
+      'hub.relock-failed',
+      'hub.dead-man',
+      'hub.cut-off',
+      'hub.observed',
+    ]) {
+      const detail = JSON.stringify({ hubAt: 1_768_478_300_000, hubSeq: 4, why: 'deadline' });
+      expect(decode('event', { ...event, name, detail }).ok).toBe(true);
+    }
+    expect(decode('event', { ...event, name: 'hub.unlocked' })).toMatchObject({
+      ok: false,
+      reason: 'schema',
+    });
+    expect(
+      decode('event', { ...event, name: 'hub.dead-man', detail: 'x'.repeat(257) }),
+    ).toMatchObject({ ok: false, reason: 'schema' });
+  });
+});

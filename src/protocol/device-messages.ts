@@ -140,6 +140,21 @@ export const DeviceEventName = Type.Union([
   Type.Literal('keypad.wrong-code'),
   /** Too many wrong codes in a row: the keypad ignores every code until `untilMs`. */
   Type.Literal('keypad.lockout'),
+  // What a home hub did or saw on its own (see `src/hub`), published through the lock of the
+  // door it concerns. Each comes from the hub's local log, so one that happened while the hub
+  // was cut off arrives when the link returns: `at` is when it was sent, and `detail` is
+  // compact JSON with the hub's own time of the fact (`hubAt`), its place in the hub's log
+  // (`hubSeq`), the session if any (`session`) and why (`why`).
+  /** The hub threw the bolt itself: a session's deadline, its dead-man's switch or a cut-off. */
+  Type.Literal('hub.relocked'),
+  /** The hub tried to throw the bolt and the lock did not (jammed, unreachable, refused). */
+  Type.Literal('hub.relock-failed'),
+  /** Alarm: during a session the camera went silent or froze as seen by the hub. */
+  Type.Literal('hub.dead-man'),
+  /** The control plane was unreachable for too long during a session: the hub ended it. */
+  Type.Literal('hub.cut-off'),
+  /** A device fact the hub saw while cut off (the door opened, the bolt turned by hand…). */
+  Type.Literal('hub.observed'),
 ]);
 
 /**

@@ -822,6 +822,11 @@ export class PinSync implements DeviceGatewayListener {
       case 'door.opened':
       case 'door.closed':
       case 'command.rejected':
+      case 'hub.relocked':
+      case 'hub.relock-failed':
+      case 'hub.dead-man':
+      case 'hub.cut-off':
+      case 'hub.observed':
         return;
     }
   }

@@ -107,6 +107,14 @@ export const VIEW_SESSION_PREFIX = 'view-';
 const MAX_AUDITED_REJECTIONS = 20;
 /** After a restart, how often to ask the lock of an interrupted session to lock, ms. */
 export const RECOVERY_RETRY_MS = 2_000;
+/** The home hub's own actions that the owner is told of at once (the rest are on record). */
+const HUB_NOTICES: Readonly<Record<string, string>> = {
+  'hub.dead-man':
+    'the hub locked the door on its own — the camera stopped proving it could see the door.',
+  'hub.cut-off': 'the hub ended a visit on its own — it lost its connection to Threshold.',
+  'hub.relock-failed': 'the hub could not relock the door at its deadline — check the door.',
+};
+
 /** …and for how long, ms. */
 export const RECOVERY_GIVE_UP_MS = 2 * 60_000;
 
@@ -1211,6 +1219,21 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   }
 
   onEvent(device: RegisteredDevice, event: DeviceEventMessage): void {
+    // What a home's hub did on its own (offline, or faster than we could) needs the owner.
+    const hubText = HUB_NOTICES[event.name];
+    if (hubText !== undefined) {
+      void this.o.store.homes
+        .getDevice(device.id)
+        .catch(() => null)
+        .then((d) =>
+          this.o.events.publish({
+            type: 'notice',
+            homeId: device.homeId,
+            message: `${d?.name ?? device.id}: ${hubText}`,
+            at: this.o.clock.now(),
+          }),
+        );
+    }
     const l = this.liveFor(device.id);
     void this.o.audit.append({
       kind: 'device.event',

@@ -7,6 +7,8 @@ import { delivery } from './delivery.ts';
 import { freeze } from './freeze.ts';
 import { guestEscalation } from './guest-escalation.ts';
 import { guestSchedule } from './guest-schedule.ts';
+import { hubDeadline } from './hub-deadline.ts';
+import { hubDeadMan } from './hub-dead-man.ts';
 import { pinBruteForce } from './pin-brute-force.ts';
 import { relockJam } from './relock-jam.ts';
 import { replay } from './replay.ts';
@@ -26,6 +28,8 @@ export const SCENARIOS: readonly Scenario[] = [
   revokeOffline,
   carrierDelivery,
   carrierIsolation,
+  hubDeadline,
+  hubDeadMan,
 ];
 
 /** The scenario named `name`, or undefined. */

@@ -1,0 +1,141 @@
+/**
+ * Starts a private Mosquitto broker for a test: its own process, its own temp config, a free
+ * port on 127.0.0.1 only, anonymous access. Never the system service — tests must not depend on
+ * (or disturb) whatever runs on the machine.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** The Mosquitto binary the CI image and the dev container install. */
+export const MOSQUITTO_BIN = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
+
+/** A running test broker. */
+export interface TestMosquitto {
+  /** `mqtt://127.0.0.1:<port>`. */
+  readonly url: string;
+  readonly port: number;
+  /** Kills the broker (SIGTERM, then SIGKILL after 2 s) and removes its temp dir; idempotent. */
+  stop(): Promise<void>;
+}
+
+// Brokers still running when the test process exits (a crashed test, a missed afterAll) are
+// killed here so no mosquitto outlives the run.
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** Asks the kernel for a free loopback port. Another process may take it before mosquitto does;
+ * {@link startMosquitto} retries in that case. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function startOnce(wanted: number | undefined): Promise<TestMosquitto | string> {
+  const port = wanted ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), 'threshold-mosquitto-'));
+  const config = join(dir, 'mosquitto.conf');
+  writeFileSync(
+    config,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      // Logs go to stderr, which we keep to explain a failed start.
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(MOSQUITTO_BIN, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  running.add(child);
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  let exited = false;
+  const exitedPromise = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      exited = true;
+      running.delete(child);
+      resolve();
+    });
+    child.once('error', (err) => {
+      stderr += String(err);
+      exited = true;
+      running.delete(child);
+      resolve();
+    });
+  });
+
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    if (!exited) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exitedPromise;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    if (exited) {
+      await stop();
+      return `mosquitto exited before listening on ${port}: ${stderr.trim()}`;
+    }
+    if (await canConnect(port)) {
+      return { url: `mqtt://127.0.0.1:${port}`, port, stop };
+    }
+    await sleep(25);
+  }
+  await stop();
+  return `mosquitto did not listen on ${port} within 5 s: ${stderr.trim()}`;
+}
+
+/**
+ * Starts a fresh Mosquitto on a free 127.0.0.1 port, or on `options.port` (to bring a stopped
+ * broker back where its clients will look for it). Call `stop()` in `afterAll` (it is also
+ * killed when the test process exits).
+ */
+export async function startMosquitto(options: { port?: number } = {}): Promise<TestMosquitto> {
+  let lastError = '';
+  // A port race (someone else bound it between our probe and mosquitto's bind) is retried.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const result = await startOnce(options.port);
+    if (typeof result !== 'string') return result;
+    lastError = result;
+  }
+  throw new Error(lastError);
+}
