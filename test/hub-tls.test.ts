@@ -14,7 +14,7 @@ import mqtt from 'mqtt';
 import { verifyMac } from '../src/protocol/device-auth.ts';
 import { decodePayload } from '../src/protocol/device-messages.ts';
 import { systemClock } from '../src/protocol/system-clock.ts';
-import { HubLink } from '../src/hub/hub-link.ts';
+import { DeviceLink } from '../src/devices/device-link.ts';
 
 const MOSQUITTO = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
 const KEY = new Uint8Array(32).fill(11);
@@ -154,8 +154,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function link(ca: string): HubLink {
-  return new HubLink({
+function link(ca: string): DeviceLink {
+  return new DeviceLink({
     brokerUrl: `mqtts://127.0.0.1:${port}`,
     ca,
     homeId: 'home-1',
@@ -166,7 +166,7 @@ function link(ca: string): HubLink {
   });
 }
 
-describe('HubLink over TLS', () => {
+describe("DeviceLink over TLS with the hub's options", () => {
   it('connects with the configured CA, and the broker acknowledges its events', async () => {
     const ca = readFileSync(join(dir, 'ca.pem'), 'utf8');
     const watcher = await mqtt.connectAsync(`mqtts://127.0.0.1:${port}`, {
@@ -179,7 +179,7 @@ describe('HubLink over TLS', () => {
     const l = link(ca);
     l.attach({ handleCommand: () => Promise.resolve({}), onConnect: () => {} });
     try {
-      l.start();
+      l.connect();
       await l.waitUntilUp(5_000);
       expect(await l.publishEventAcked({ name: 'hub.dead-man', detail: '{"why":"test"}' })).toBe(
         true,
@@ -205,7 +205,7 @@ describe('HubLink over TLS', () => {
     const l = link(readFileSync(join(dir, 'other.pem'), 'utf8'));
     l.attach({ handleCommand: () => Promise.resolve({}), onConnect: () => {} });
     try {
-      l.start();
+      l.connect();
       await expect(l.waitUntilUp(2_000)).rejects.toThrow(/no connection/);
       expect(l.isConnected()).toBe(false);
     } finally {

@@ -123,6 +123,15 @@ class ServerProbe {
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Polls `done` until it holds, or fails after `timeoutMs`. */
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await delay(20);
+  }
+}
+
 let broker: EmbeddedBroker;
 let home: SimHome;
 let server: ServerProbe;
@@ -494,6 +503,57 @@ describe('SimHome on the embedded broker', () => {
         (m) => m.deviceId === id && m.channel === 'availability' && m.payload['online'] === false,
         from,
       );
+    }
+  });
+
+  it('a bridge link: connect() at once, up/down told to listeners, events acknowledged only while up', async () => {
+    // The simulated lock goes away so this link can take its identity.
+    await home.stop();
+    const link = new DeviceLink({
+      brokerUrl: broker.url,
+      homeId: HOME,
+      deviceId: IDS.lock,
+      deviceKey: keyOf(IDS.lock),
+      clock: systemClock,
+      reconnectPeriodMs: 100,
+    });
+    link.attach({ handleCommand: () => Promise.resolve({}), onConnect: () => {} });
+    const changes: boolean[] = [];
+    link.onLinkChange(() => {
+      throw new Error('a broken listener');
+    });
+    const off = link.onLinkChange((up) => changes.push(up));
+    try {
+      link.connect();
+      expect(link.isConnected()).toBe(false);
+      await link.waitUntilUp(5_000);
+      expect(changes).toEqual([true]);
+      const from = server.seen.length;
+      expect(await link.publishEventAcked({ name: 'hub.dead-man', detail: '{"why":"test"}' })).toBe(
+        true,
+      );
+      await server.waitFor(
+        'acked event',
+        (m) =>
+          m.deviceId === IDS.lock && m.channel === 'event' && m.payload['name'] === 'hub.dead-man',
+        from,
+      );
+
+      link.cutLink();
+      await waitUntil(() => changes.length === 2, 3_000);
+      expect(changes).toEqual([true, false]);
+      expect(await link.publishEventAcked({ name: 'hub.dead-man' })).toBe(false);
+      await expect(link.waitUntilUp(300)).rejects.toThrow(/no connection/);
+
+      link.restoreLink();
+      await link.waitUntilUp(5_000);
+      expect(changes).toEqual([true, false, true]);
+      off();
+      link.cutLink();
+      await delay(300);
+      expect(changes).toEqual([true, false, true]);
+    } finally {
+      await link.close();
     }
   });
 

@@ -14,6 +14,12 @@
  *   once, without a DISCONNECT packet (so the broker publishes the will), and makes every
  *   reconnection attempt fail until {@link DeviceLink.restoreLink}, as a Wi-Fi deauth flood
  *   does.
+ * - For a bridge (the hub) that speaks for a real device: `mqtts://` with its own CA
+ *   certificate (`ca`), {@link DeviceLink.connect} that starts without waiting,
+ *   listeners told when the link goes up or down ({@link DeviceLink.onLinkChange},
+ *   {@link DeviceLink.waitUntilUp}), and {@link DeviceLink.publishEventAcked}, an event whose
+ *   broker acknowledgement (PUBACK) the caller waits for. What must survive an outage goes
+ *   through the bridge's own log: the link still never queues.
  */
 import type { Clock } from '../core/clock.ts';
 import { Duplex } from 'node:stream';
@@ -47,6 +53,8 @@ import {
 export interface DeviceLinkOptions extends DeviceIdentity {
   /** `mqtt://host:port` (default port 1883) or `mqtts://host:port` (default 8883). */
   readonly brokerUrl: string;
+  /** PEM certificate(s) to trust for `mqtts://` instead of the system's CAs. */
+  readonly ca?: string;
   /** MQTT protocol version: 4 is 3.1.1 (the default), 5 is MQTT 5. */
   readonly protocolVersion?: 4 | 5;
   /** Wait between reconnection attempts, ms. Default 1000. */
@@ -60,6 +68,8 @@ export interface DeviceLinkOptions extends DeviceIdentity {
    * server can tell a quiet device from a dead one (it counts a device stale after 60 s).
    */
   readonly reportIntervalMs?: number;
+  /** How long {@link DeviceLink.publishEventAcked} waits for the broker, ms. Default 10 000. */
+  readonly ackTimeoutMs?: number;
 }
 
 /** Counters of a {@link DeviceLink}. */
@@ -83,6 +93,8 @@ export class DeviceLink implements DeviceConnection {
   private readonly client: MqttClient;
   private readonly logger: DeviceLogger;
   private readonly url: URL;
+  private readonly ca: string | undefined;
+  private readonly ackTimeoutMs: number;
   private readonly startTimeoutMs: number;
   private readonly commandTopic: string;
   private stream: IStream | undefined;
@@ -96,6 +108,9 @@ export class DeviceLink implements DeviceConnection {
   private readonly clock: Clock;
   private readonly reportIntervalMs: number;
   private cancelReport: (() => void) | undefined;
+  private readonly linkListeners = new Set<(up: boolean) => void>();
+  /** Set just around one publish, to catch its acknowledgement. */
+  private nextAck: ((err: Error | null | undefined) => void) | undefined;
 
   /** Builds the link; nothing connects until {@link DeviceLink.start}. */
   constructor(options: DeviceLinkOptions) {
@@ -105,6 +120,8 @@ export class DeviceLink implements DeviceConnection {
     this.startTimeoutMs = options.startTimeoutMs ?? 10_000;
     this.clock = options.clock;
     this.reportIntervalMs = options.reportIntervalMs ?? 15_000;
+    this.ca = options.ca;
+    this.ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
     if (this.reportIntervalMs <= 0) throw new RangeError('reportIntervalMs must be > 0');
     this.url = new URL(options.brokerUrl);
     if (!['mqtt:', 'tcp:', 'mqtts:'].includes(this.url.protocol)) {
@@ -113,8 +130,11 @@ export class DeviceLink implements DeviceConnection {
     this.endpoint = new DeviceEndpoint(options, {
       isConnected: () => this.ready && !this.cut && this.client.connected,
       publish: (topic, payload, qos, retain) => {
+        const ack = this.nextAck;
+        this.nextAck = undefined;
         this.client.publish(topic, payload, { qos, retain }, (err) => {
           if (err) this.logger.debug({ deviceId: this.deviceId, topic }, `lost: ${err.message}`);
+          ack?.(err);
         });
       },
     });
@@ -152,10 +172,7 @@ export class DeviceLink implements DeviceConnection {
    */
   start(): Promise<void> {
     if (this.closing) return Promise.reject(new Error('the link is closed'));
-    if (!this.started) {
-      this.started = true;
-      this.client.connect();
-    }
+    this.connect();
     if (this.ready) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -169,6 +186,48 @@ export class DeviceLink implements DeviceConnection {
       };
       this.readyWaiters.add(done);
     });
+  }
+
+  /**
+   * Starts connecting and returns at once, for a caller that works whether or not the broker is
+   * there (the hub enforces locally); the link keeps trying every `reconnectPeriodMs`.
+   * Does nothing once started or closed.
+   */
+  connect(): void {
+    if (this.closing || this.started) return;
+    this.started = true;
+    this.client.connect();
+  }
+
+  /**
+   * Resolves once the link is up, or rejects after `timeoutMs`. Unlike {@link DeviceLink.start}
+   * it neither connects nor gives up early when the broker refuses: it only watches.
+   */
+  waitUntilUp(timeoutMs: number): Promise<void> {
+    if (this.isConnected()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`${this.deviceId}: no connection to ${this.url.host} in time`));
+      }, timeoutMs);
+      const off = this.onLinkChange((up) => {
+        if (!up) return;
+        clearTimeout(timer);
+        off();
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Calls `listener` with true when the link is up (subscribed), false when it went down.
+   * Returns the function that removes the listener.
+   */
+  onLinkChange(listener: (up: boolean) => void): () => void {
+    this.linkListeners.add(listener);
+    return () => {
+      this.linkListeners.delete(listener);
+    };
   }
 
   /**
@@ -229,6 +288,29 @@ export class DeviceLink implements DeviceConnection {
     return this.endpoint.publishEvent(body);
   }
 
+  /**
+   * Publishes an event and resolves true once the broker acknowledged it (PUBACK), false when
+   * the link is down, the message was dropped, or no acknowledgement came in `ackTimeoutMs`.
+   */
+  publishEventAcked(body: EventBody): Promise<boolean> {
+    if (!this.isConnected()) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      let settled = false;
+      const settle = (ok: boolean): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => settle(false), this.ackTimeoutMs);
+      // The endpoint publishes synchronously, so the hook catches exactly this event's publish.
+      this.nextAck = (err) => settle(!err);
+      const { sent } = this.endpoint.publishEvent(body);
+      this.nextAck = undefined;
+      if (!sent) settle(false);
+    });
+  }
+
   publishHeartbeat(sessionKey: Uint8Array, body: HeartbeatBody): PublishResult<HeartbeatMessage> {
     return this.endpoint.publishHeartbeat(sessionKey, body);
   }
@@ -250,7 +332,15 @@ export class DeviceLink implements DeviceConnection {
     const secure = this.url.protocol === 'mqtts:';
     const port = this.url.port === '' ? (secure ? 8883 : 1883) : Number(this.url.port);
     const socket = secure
-      ? tls.connect({ host, port, servername: host }).setNoDelay(true)
+      ? tls
+          .connect({
+            host,
+            port,
+            // SNI takes a host name only; a broker reached by IP address is checked by its IP SAN.
+            ...(net.isIP(host) === 0 ? { servername: host } : {}),
+            ...(this.ca === undefined ? {} : { ca: this.ca }),
+          })
+          .setNoDelay(true)
       : net.connect({ host, port, noDelay: true });
     this.stream = socket;
     return socket;
@@ -265,7 +355,8 @@ export class DeviceLink implements DeviceConnection {
         this.logger.error({ deviceId: this.deviceId, topic: this.commandTopic }, message);
         return;
       }
-      if (!this.client.connected || this.closing) return;
+      // A cut that came while subscribing: this connection is already dead.
+      if (!this.client.connected || this.closing || this.cut) return;
       this.ready = true;
       this.connections += 1;
       this.logger.info({ deviceId: this.deviceId }, 'connected');
@@ -273,6 +364,7 @@ export class DeviceLink implements DeviceConnection {
       this.endpoint.connected();
       this.scheduleReport();
       for (const waiter of [...this.readyWaiters]) waiter();
+      this.tell(true);
     });
   }
 
@@ -290,12 +382,29 @@ export class DeviceLink implements DeviceConnection {
   private onClose(): void {
     this.cancelReport?.();
     this.cancelReport = undefined;
-    if (this.ready) this.logger.info({ deviceId: this.deviceId }, 'disconnected');
+    const was = this.ready;
+    if (was) this.logger.info({ deviceId: this.deviceId }, 'disconnected');
     this.ready = false;
     // mqtt.js would resend QoS 1 messages in flight after reconnecting; a device that lost its
-    // link has lost them (and republishes its state on connect instead).
+    // link has lost them (and republishes its state on connect instead). Their acknowledgement
+    // callbacks fail, so a bridge's log keeps them unsent.
     for (const [id, entry] of Object.entries(this.client.outgoing)) {
       if (entry.cmd === 'publish') this.client.removeOutgoingMessage(Number(id));
+    }
+    if (was) this.tell(false);
+  }
+
+  /** Tells the link listeners; one that throws must not stop the others or the link. */
+  private tell(up: boolean): void {
+    for (const listener of [...this.linkListeners]) {
+      try {
+        listener(up);
+      } catch (err) {
+        this.logger.error(
+          { deviceId: this.deviceId, err: err instanceof Error ? err.message : String(err) },
+          'a link listener failed',
+        );
+      }
     }
   }
 

@@ -1,6 +1,6 @@
 /**
  * The home hub (`threshold hub`): for each configured device a driver (the device people own)
- * and a {@link HubLink} to the control plane with that device's id and secret, joined by the
+ * and a {@link DeviceLink} to the control plane with that device's id and secret, joined by the
  * device's bridge (bridges.ts), so the control plane sees the device exactly as it sees a
  * simulated one. Per door a {@link DoorGuard} enforces deadlines, the dead-man's switch and the
  * cut-off rule without the control plane, and one {@link HubLog} keeps what the hub did and saw
@@ -29,7 +29,7 @@ import type {
   LockDriver,
 } from './drivers/driver.ts';
 import { factDetail, HubLog, HubLogPump, type HubEventName } from './hub-log.ts';
-import { HubLink } from './hub-link.ts';
+import { DeviceLink } from '../devices/device-link.ts';
 import {
   HomeAssistantBridge,
   type HomeAssistantAlarm,
@@ -81,7 +81,7 @@ const MAX_OBSERVED_PER_OUTAGE = 200;
 interface DoorParts {
   readonly config: HubDoorConfig;
   readonly guard: DoorGuard;
-  readonly links: readonly HubLink[];
+  readonly links: readonly DeviceLink[];
   up: boolean;
   /** Whether its links were ever all up: before that the hub is starting, not cut off. */
   everUp: boolean;
@@ -99,7 +99,7 @@ export class Hub {
   readonly log: HubLog;
   private readonly o: HubOptions;
   private readonly drivers = new Map<string, Driver>();
-  private readonly links = new Map<string, HubLink>();
+  private readonly links = new Map<string, DeviceLink>();
   private readonly doors = new Map<string, DoorParts>();
   private readonly lockBridges = new Map<string, LockBridge>();
   private readonly cameraBridges = new Map<string, CameraBridge>();
@@ -208,7 +208,7 @@ export class Hub {
       }
     });
     for (const pins of this.pinBooks) pins.start();
-    for (const link of this.links.values()) link.start();
+    for (const link of this.links.values()) link.connect();
     const ha = this.homeAssistant;
     if (ha !== null && this.stopping === undefined) {
       // Not awaited: Home Assistant's broker being away must not hold up local enforcement; the
@@ -310,9 +310,9 @@ export class Hub {
     return driver;
   }
 
-  private buildLink(device: HubDeviceConfig): HubLink {
+  private buildLink(device: HubDeviceConfig): DeviceLink {
     const link = this.o.link ?? {};
-    return new HubLink({
+    return new DeviceLink({
       brokerUrl: this.config.controlPlane.url,
       ...(this.config.controlPlane.ca === null ? {} : { ca: this.config.controlPlane.ca }),
       homeId: this.config.homeId,
