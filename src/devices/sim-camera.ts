@@ -21,12 +21,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Clock } from '../core/clock.ts';
 import { deriveSessionKey } from '../protocol/device-auth.ts';
 import type { CommandMessage, HeartbeatMessage } from '../protocol/device-messages.ts';
+import { cameraCommand } from './camera-commands.ts';
 import { renderScene, type SceneOptions } from './camera-scene.ts';
-import {
-  CommandFailure,
-  type DeviceBehaviour,
-  type DeviceConnection,
-} from './device-connection.ts';
+import type { DeviceBehaviour, DeviceConnection } from './device-connection.ts';
 import type { DoorPositionSource } from './sim-door-sensor.ts';
 
 /** Settings of a {@link SimCamera}. */
@@ -204,28 +201,15 @@ export class SimCamera implements DeviceBehaviour {
   }
 
   private act(command: CommandMessage): Record<string, unknown> {
-    switch (command.action) {
-      case 'arm': {
-        if (command.sessionId === undefined) {
-          throw new CommandFailure('command.invalid', 'arm needs a sessionId');
-        }
-        this.arm(command.sessionId);
-        return this.data();
-      }
-      case 'disarm':
-        this.disarm();
-        return this.data();
-      case 'report':
-        this.publish();
-        return this.data();
-      case 'lock':
-      case 'unlock':
-      case 'pin.set':
-      case 'pin.clear':
-      case 'pin.list':
-      case 'pin.window':
-        throw new CommandFailure('command.unsupported', `a camera cannot ${command.action}`);
-    }
+    return cameraCommand(
+      {
+        arm: (id) => this.arm(id),
+        disarm: () => this.disarm(),
+        report: () => this.publish(),
+        data: () => this.data(),
+      },
+      command,
+    );
   }
 
   private arm(sessionId: string): void {

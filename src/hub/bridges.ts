@@ -42,6 +42,7 @@ import {
   type LockDriver,
   type LockDriverEvent,
 } from './drivers/driver.ts';
+import { cameraCommand } from '../devices/camera-commands.ts';
 import type { DoorGuard } from './local-guard.ts';
 import type { PinBook } from './pin-book.ts';
 
@@ -449,26 +450,15 @@ export class CameraBridge implements DeviceBehaviour {
   }
 
   private act(command: CommandMessage): Record<string, unknown> {
-    switch (command.action) {
-      case 'arm':
-        if (command.sessionId === undefined)
-          throw new CommandFailure('command.invalid', 'arm needs a sessionId');
-        this.arm(command.sessionId);
-        return this.data();
-      case 'disarm':
-        this.disarm();
-        return this.data();
-      case 'report':
-        this.publish();
-        return this.data();
-      case 'lock':
-      case 'unlock':
-      case 'pin.set':
-      case 'pin.clear':
-      case 'pin.list':
-      case 'pin.window':
-        throw new CommandFailure('command.unsupported', `a camera cannot ${command.action}`);
-    }
+    return cameraCommand(
+      {
+        arm: (id) => this.arm(id),
+        disarm: () => this.disarm(),
+        report: () => this.publish(),
+        data: () => this.data(),
+      },
+      command,
+    );
   }
 
   private arm(sessionId: string): void {

@@ -7,6 +7,7 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import type { PrincipalSummary } from '../../src/protocol/views.ts';
 import { api, ApiError, messageOf } from './api.ts';
+import { NewAccountForm, PASSWORD_MIN } from './components/new-account-form.tsx';
 import { Mark } from './components/icons.tsx';
 
 /** `GET /api/courier-invites/:token`. */
@@ -15,7 +16,6 @@ interface CourierInviteAnswer {
   readonly carrier: { readonly name: string };
 }
 
-const PASSWORD_MIN = 10;
 const USERNAME_RE = /^[A-Za-z0-9._@-]{3,64}$/;
 
 /** A courier invitation's refusal in plain words. */
@@ -112,53 +112,17 @@ export function CourierInvitePage({ token, onAccepted }: CourierInvitePageProps)
               You open the doors of your in-home deliveries with this web app. Every entry is
               recorded by the home’s camera; the home’s owner sees who came in.
             </p>
-            <form onSubmit={(e) => void submit(e)} noValidate>
-              <label className="field">
-                <span className="field-label">Choose a user name</span>
-                <input
-                  className="input"
-                  name="username"
-                  autoComplete="username"
-                  autoCapitalize="none"
-                  spellCheck={false}
-                  required
-                  value={username}
-                  onChange={(e) => setUsername(e.target.value)}
-                  data-testid="courier-invite-username"
-                />
-              </label>
-              <label className="field">
-                <span className="field-label">Choose a password</span>
-                <input
-                  className="input"
-                  name="password"
-                  type="password"
-                  autoComplete="new-password"
-                  required
-                  minLength={PASSWORD_MIN}
-                  value={password}
-                  onChange={(e) => setPassword(e.target.value)}
-                  aria-describedby="courier-invite-password-help"
-                  data-testid="courier-invite-password"
-                />
-                <span id="courier-invite-password-help" className="muted small">
-                  At least {PASSWORD_MIN} characters. You sign in with these next time.
-                </span>
-              </label>
-              {error && (
-                <p className="form-error" role="alert">
-                  {error}
-                </p>
-              )}
-              <button
-                type="submit"
-                className="btn btn-primary btn-block"
-                disabled={busy || !username.trim() || !password}
-                data-testid="courier-invite-accept"
-              >
-                {busy ? 'Accepting…' : 'Accept and sign in'}
-              </button>
-            </form>
+            <NewAccountForm
+              idPrefix="courier-invite"
+              username={username}
+              password={password}
+              onUsername={setUsername}
+              onPassword={setPassword}
+              error={error}
+              busy={busy}
+              submitLabel="Accept and sign in"
+              onSubmit={(e) => void submit(e)}
+            />
           </>
         )}
       </div>

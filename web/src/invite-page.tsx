@@ -7,6 +7,7 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import type { InviteView, PrincipalSummary } from '../../src/protocol/views.ts';
 import { api, ApiError, messageOf } from './api.ts';
+import { NewAccountForm, PASSWORD_MIN } from './components/new-account-form.tsx';
 import { Mark } from './components/icons.tsx';
 
 interface InviteAnswer {
@@ -16,7 +17,6 @@ interface InviteAnswer {
   readonly invitedBy: string;
 }
 
-const PASSWORD_MIN = 10;
 const USERNAME_RE = /^[A-Za-z0-9._@-]{3,64}$/;
 
 /** An invitation's refusal in plain words. */
@@ -123,53 +123,17 @@ export function InvitePage({ token, onAccepted }: InvitePageProps) {
                 ? 'The door camera records every entry.'
                 : 'Your entries are not recorded: the camera is not switched on for you.'}
             </p>
-            <form onSubmit={(e) => void submit(e)} noValidate>
-              <label className="field">
-                <span className="field-label">Choose a user name</span>
-                <input
-                  className="input"
-                  name="username"
-                  autoComplete="username"
-                  autoCapitalize="none"
-                  spellCheck={false}
-                  required
-                  value={username}
-                  onChange={(e) => setUsername(e.target.value)}
-                  data-testid="invite-username"
-                />
-              </label>
-              <label className="field">
-                <span className="field-label">Choose a password</span>
-                <input
-                  className="input"
-                  name="password"
-                  type="password"
-                  autoComplete="new-password"
-                  required
-                  minLength={PASSWORD_MIN}
-                  value={password}
-                  onChange={(e) => setPassword(e.target.value)}
-                  aria-describedby="invite-password-help"
-                  data-testid="invite-password"
-                />
-                <span id="invite-password-help" className="muted small">
-                  At least {PASSWORD_MIN} characters. You sign in with these next time.
-                </span>
-              </label>
-              {error && (
-                <p className="form-error" role="alert">
-                  {error}
-                </p>
-              )}
-              <button
-                type="submit"
-                className="btn btn-primary btn-block"
-                disabled={busy || !username.trim() || !password}
-                data-testid="invite-accept"
-              >
-                {busy ? 'Accepting…' : 'Accept the invitation'}
-              </button>
-            </form>
+            <NewAccountForm
+              idPrefix="invite"
+              username={username}
+              password={password}
+              onUsername={setUsername}
+              onPassword={setPassword}
+              error={error}
+              busy={busy}
+              submitLabel="Accept the invitation"
+              onSubmit={(e) => void submit(e)}
+            />
           </>
         )}
       </div>
