@@ -26,36 +26,7 @@ import {
   type LockDriverEvent,
   type PinDriver,
 } from './driver.ts';
-
-/**
- * Listeners called synchronously in order; one that throws does not stop the others (driver
- * rule), and its error is handed to `onError` instead of being lost.
- */
-class Listeners<E> {
-  private readonly set = new Set<(e: E) => void>();
-  constructor(private readonly onError: (err: unknown) => void) {}
-
-  add(listener: (e: E) => void): () => void {
-    this.set.add(listener);
-    return () => {
-      this.set.delete(listener);
-    };
-  }
-
-  emit(e: E): void {
-    for (const listener of [...this.set]) {
-      try {
-        listener(e);
-      } catch (err) {
-        this.onError(err);
-      }
-    }
-  }
-
-  clear(): void {
-    this.set.clear();
-  }
-}
+import { Listeners } from './listeners.ts';
 
 /** Where a listener's error goes when nobody asked: a warning, never a crash. */
 function reportListenerError(id: string): (err: unknown) => void {

@@ -64,6 +64,7 @@ import {
   type PinDriver,
 } from './driver.ts';
 import type { ZWaveNetwork } from './zwave-network.ts';
+import { Listeners } from './listeners.ts';
 
 /** How to reach one lock on a Z-Wave network. */
 export interface ZWaveLockOptions {
@@ -202,33 +203,6 @@ function acceptedAfter(result: SupervisionLike | undefined, what: string): numbe
     throw new DriverError('device.unsupported', `${what}: the lock does not support it`);
   if (result.status === SUPERVISION_WORKING) return result.remainingDuration?.toMilliseconds() ?? 0;
   return 0;
-}
-
-/** Listeners called in order; one that throws does not stop the others (driver rule). */
-class Listeners<E> {
-  private readonly set = new Set<(e: E) => void>();
-  constructor(private readonly onError: (err: unknown) => void) {}
-
-  add(listener: (e: E) => void): () => void {
-    this.set.add(listener);
-    return () => {
-      this.set.delete(listener);
-    };
-  }
-
-  emit(e: E): void {
-    for (const listener of [...this.set]) {
-      try {
-        listener(e);
-      } catch (err) {
-        this.onError(err);
-      }
-    }
-  }
-
-  clear(): void {
-    this.set.clear();
-  }
 }
 
 /** See the module comment. */
