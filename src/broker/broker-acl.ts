@@ -54,8 +54,10 @@ export function checkPublish(
   const parsed = parseDeviceTopic(topic);
   if (!parsed) return 'not-a-device-topic';
   if (identity.kind === 'server') {
+    // A lock's grant list is retained (a hub that reconnects gets the newest at once); a
+    // retained command would be replayed to the device at every reconnect.
+    if (parsed.channel === 'grants') return null;
     if (parsed.channel !== 'command') return 'not-a-command-topic';
-    // A retained command would be replayed to the device at every reconnect.
     if (retain) return 'retain-not-allowed';
     return null;
   }
@@ -86,9 +88,7 @@ export function checkSubscribe(identity: BrokerIdentity, filter: string): AclRef
   if (identity.kind === 'server') {
     return filter.startsWith(ROOT_PREFIX) ? null : 'outside-threshold-root';
   }
-  return filter === deviceTopic(identity.homeId, identity.deviceId, 'command')
-    ? null
-    : 'not-own-command-topic';
+  return isOwnDownTopic(identity, filter) ? null : 'not-own-command-topic';
 }
 
 /**
@@ -100,9 +100,18 @@ export function checkForward(identity: BrokerIdentity, topic: string): AclRefusa
   if (identity.kind === 'server') {
     return topic.startsWith(ROOT_PREFIX) ? null : 'outside-threshold-root';
   }
-  return topic === deviceTopic(identity.homeId, identity.deviceId, 'command')
-    ? null
-    : 'not-own-command-topic';
+  return isOwnDownTopic(identity, topic) ? null : 'not-own-command-topic';
+}
+
+/** A device's own `command` or `grants` topic, exactly (no wildcard). */
+function isOwnDownTopic(
+  identity: Extract<BrokerIdentity, { kind: 'device' }>,
+  topic: string,
+): boolean {
+  return (
+    topic === deviceTopic(identity.homeId, identity.deviceId, 'command') ||
+    topic === deviceTopic(identity.homeId, identity.deviceId, 'grants')
+  );
 }
 
 /** The last will of a CONNECT, as far as the ACL cares. */

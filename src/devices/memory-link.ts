@@ -14,7 +14,7 @@ import type {
 } from '../protocol/device-messages.ts';
 import { decodePayload, type ChannelPayloads } from '../protocol/device-messages.ts';
 import type { UpChannel } from '../protocol/topics.ts';
-import { parseDeviceTopic } from '../protocol/topics.ts';
+import { isUpChannel, parseDeviceTopic } from '../protocol/topics.ts';
 import type {
   DeviceBehaviour,
   DeviceConnection,
@@ -63,7 +63,7 @@ export class MemoryLink implements DeviceConnection {
       isConnected: () => this.connected,
       publish: (topic, payload, qos, retain) => {
         const parsed = parseDeviceTopic(topic);
-        if (parsed === null || parsed.channel === 'command') throw new Error(`bad topic ${topic}`);
+        if (parsed === null || !isUpChannel(parsed.channel)) throw new Error(`bad topic ${topic}`);
         const decoded = decodePayload(parsed.channel, payload);
         // The endpoint must only ever publish valid messages; this twin is where tests see it.
         if (!decoded.ok) throw new Error(`invalid ${parsed.channel}: ${decoded.detail}`);

@@ -10,6 +10,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { PinWindow } from '../core/pin-window.ts';
+import { MAX_GRANT_LIST_BYTES, SignedGrantList, type SignedGrantListMessage } from './grant-list.ts';
 import { ID_PATTERN, type Channel } from './topics.ts';
 
 /** Largest JSON payload of any channel but `frame`, bytes. */
@@ -257,6 +258,17 @@ export const Command = Type.Object(
     action: CommandAction,
     /** The access session this command serves, if any. */
     sessionId: Type.Optional(Id),
+    /**
+     * For `unlock`: whom it lets in. `courier` (a delivery's session), `guest` (a guest grant's
+     * session) or `household` (the owner or a member, e.g. a remote unlock). A home hub refuses
+     * a courier's unlock when its grant list is stale or does not name `grantId`. An `unlock`
+     * with a `sessionId` but without this field counts as a courier's.
+     */
+    accessKind: Type.Optional(
+      Type.Union([Type.Literal('courier'), Type.Literal('guest'), Type.Literal('household')]),
+    ),
+    /** For `unlock` in a session: the grant the session runs under (a delivery's or a guest's). */
+    grantId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' })),
     /** For `unlock`: the lock throws the bolt by itself after this many ms (principle 2). */
     relockAfterMs: Type.Optional(Type.Integer({ minimum: 1_000, maximum: 3_600_000 })),
     /**
@@ -343,6 +355,7 @@ export const CHANNEL_SCHEMAS = {
   frame: Frame,
   reply: Reply,
   command: Command,
+  grants: SignedGrantList,
 } as const satisfies Record<Channel, TSchema>;
 
 /** The payload type of each channel. */
@@ -354,6 +367,7 @@ export interface ChannelPayloads {
   frame: FrameMessage;
   reply: ReplyMessage;
   command: CommandMessage;
+  grants: SignedGrantListMessage;
 }
 
 const compiled = Object.fromEntries(
@@ -362,7 +376,8 @@ const compiled = Object.fromEntries(
 
 /** The size limit of a channel's payloads, bytes. */
 export function maxPayloadBytes(channel: Channel): number {
-  return channel === 'frame' ? MAX_FRAME_BYTES : MAX_MESSAGE_BYTES;
+  if (channel === 'frame') return MAX_FRAME_BYTES;
+  return channel === 'grants' ? MAX_GRANT_LIST_BYTES : MAX_MESSAGE_BYTES;
 }
 
 export type DecodeResult<C extends Channel> =

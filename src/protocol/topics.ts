@@ -19,8 +19,11 @@ export const UP_CHANNELS = [
   'frame',
   'reply',
 ] as const;
-/** Channels the server publishes on for a device. */
-export const DOWN_CHANNELS = ['command'] as const;
+/**
+ * Channels the server publishes on for a device: `command`, and `grants` (a lock's signed
+ * offline grant list, retained; see grant-list.ts), which only a home hub reads.
+ */
+export const DOWN_CHANNELS = ['command', 'grants'] as const;
 
 export type UpChannel = (typeof UP_CHANNELS)[number];
 export type DownChannel = (typeof DOWN_CHANNELS)[number];
