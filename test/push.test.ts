@@ -32,7 +32,12 @@ import { createApp, type App, type AppDeps } from '../src/server/app.ts';
 import { hashPassword } from '../src/server/auth.ts';
 import { ClipStore } from '../src/server/clip-store.ts';
 import { LiveViewService } from '../src/server/live-view.ts';
-import { ASK_OWNER_TITLE, PushNotifier, type PushPayload } from '../src/server/push-notifier.ts';
+import {
+  ASK_OWNER_TITLE,
+  NOTICE_TITLE,
+  PushNotifier,
+  type PushPayload,
+} from '../src/server/push-notifier.ts';
 import { pushRoutes } from '../src/server/routes/push-routes.ts';
 import { DEMO_HOME } from '../src/server/seed.ts';
 import { loadOrCreateVapidKeys, type VapidKeys } from '../src/server/vapid-keys.ts';
@@ -531,6 +536,42 @@ describe('Web Push subscriptions', () => {
       await entryNotifier.stop();
     }
   });
+
+  it("pushes the home hub's own alarms (it locked the door itself) to the household, and to no other home", async () => {
+    const before = new Map(
+      [ownerBrowser, memberBrowser, neighbourBrowser].map((b) => [b, service.to(b.path).length]),
+    );
+    // What a hub sends through the door's lock when its dead-man's switch trips.
+    const acked = await world.home.links.lock.publishEventAcked({
+      name: 'hub.dead-man',
+      detail: JSON.stringify({ hubAt: world.sys.clock.now(), hubSeq: 1, why: 'camera silent' }),
+    });
+    expect(acked).toBe(true);
+    const noticesTo = (browser: FakeBrowser) =>
+      service
+        .to(browser.path)
+        .slice(before.get(browser))
+        .map((r) => open(browser, r))
+        .filter((p) => p.tag.startsWith('notice:'));
+    await expect
+      .poll(async () => {
+        await notifier.idle();
+        return noticesTo(ownerBrowser).length;
+      })
+      .toBe(1);
+    for (const browser of [ownerBrowser, memberBrowser]) {
+      const [p] = noticesTo(browser);
+      expect(p, browser.path).toMatchObject({
+        title: NOTICE_TITLE,
+        url: '/',
+        homeId: world.creds.homeId,
+        sessionId: null,
+        alarmType: null,
+      });
+      expect(p!.body).toContain('the hub locked the door on its own');
+    }
+    expect(service.to(neighbourBrowser.path).length).toBe(before.get(neighbourBrowser));
+  }, 30_000);
 
   it('removes a subscription at once when the push service answers 410 Gone', async () => {
     const gone = fakeBrowser(service, 'gone');

@@ -1,9 +1,13 @@
 /**
- * `threshold demo` (what `npm start` runs): the server, a seeded demo home, and the home's
- * simulated lock, door sensor and camera, in one process. Prints where to go and how to sign in.
+ * `threshold demo` (what `npm start` runs): the server, a seeded demo home, and a home hub for
+ * it, in one process. The hub bridges the home's simulated lock, door sensor and camera (its
+ * `memory` drivers) exactly as it bridges real ones, so the demo shows what a home runs: the
+ * hub's config is a real file under `<data>/hub/`, and its local enforcement (deadlines, the
+ * dead-man's switch, the cut-off) and local log are on. Prints where to go and how to sign in.
  */
+import { join } from 'node:path';
 import pino from 'pino';
-import { simHomeFor } from '../harness/demo-sim-home.ts';
+import { startHubHome } from '../harness/scenarios/hub-home.ts';
 import { systemClock } from '../protocol/system-clock.ts';
 import { seedDemo, DEMO_DOORSTEP } from '../server/seed.ts';
 import { startSystem } from '../server/system.ts';
@@ -32,8 +36,10 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
     }),
   );
   const creds = await seedDemo(sys, opts.data);
-  const home = simHomeFor(creds, sys.brokerUrl, systemClock);
-  await home.start();
+  const hubDir = join(opts.data, 'hub');
+  const home = await startOrExit(() =>
+    startHubHome(creds, sys.brokerUrl, hubDir, systemClock, {}, logger),
+  );
   const url = opts.publicUrl ?? `http://localhost:${sys.port}`;
   const pos = JSON.stringify({ position: DEMO_DOORSTEP });
   console.log(`
@@ -64,11 +70,17 @@ Create a delivery as the carrier (the Idempotency-Key makes a retry safe: same k
     -H 'content-type: application/json' -H "idempotency-key: demo-$(date +%s)" \\
     -d "$(node -pe 'JSON.stringify({homeId:"${creds.homeId}",packageRef:"PKG-CURL-1",windowStart:Date.now(),windowEnd:Date.now()+3600000})')"
 
-The simulated home: ${creds.homeId} (lock ${creds.devices.lock.id}, door sensor ${creds.devices.doorSensor.id}, camera ${creds.devices.camera.id}).
+The demo home ${creds.homeId} runs behind a home hub, as a real home does. The hub bridges
+its simulated devices (lock ${creds.devices.lock.id}, door sensor ${creds.devices.doorSensor.id}, camera ${creds.devices.camera.id})
+and enforces deadlines and the dead-man's switch itself.
+
+  Hub config    ${home.configPath}
+  Hub's log     ${join(home.dataDir, 'hub-log.jsonl')}
+
 Press Ctrl+C to stop.
 `);
   closeOnSignal(async () => {
-    await home.stop();
+    await home.hub.stop();
     await sys.close();
   });
 }

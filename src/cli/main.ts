@@ -83,7 +83,7 @@ program
 program
   .command('demo')
   .description(
-    'Everything in one process: the server, a seeded demo home and its simulated lock, door sensor and camera.',
+    'Everything in one process: the server, a seeded demo home, and a home hub bridging its simulated lock, door sensor and camera.',
   )
   .option('--data <dir>', 'data directory', './data')
   .option('--port <port>', 'HTTP port', port, 8080)

@@ -1,6 +1,6 @@
 /** `threshold serve`: the control plane, until SIGINT or SIGTERM. */
 import pino from 'pino';
-import { startSystem, type RunningSystem } from '../server/system.ts';
+import { startSystem } from '../server/system.ts';
 
 export interface ServeOptions {
   readonly data: string;
@@ -29,7 +29,7 @@ export function closeOnSignal(close: () => Promise<void>): void {
   process.on('SIGTERM', stop);
 }
 
-export async function startOrExit(start: () => Promise<RunningSystem>): Promise<RunningSystem> {
+export async function startOrExit<T>(start: () => Promise<T>): Promise<T> {
   try {
     return await start();
   } catch (err) {

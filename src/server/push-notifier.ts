@@ -48,15 +48,15 @@ export interface PushPayload {
   /** Where a tap leads, same origin. */
   readonly url: string;
   readonly homeId: string;
-  /** The access session it is about; null for an entry that had none (a keypad code). */
+  /** The access session it is about; null for notices and for entries without one (keypads). */
   readonly sessionId: string | null;
-  /** The alarm, or null for "a courier is waiting for your answer" and for entries. */
+  /** The alarm, or null for "a courier is waiting for your answer", entries and notices. */
   readonly alarmType: AlarmType | null;
 }
 
 /** Counters for /api/stats. Every push is counted once: sent, gone, failed or dropped. */
 export interface PushStats {
-  /** Events that led to pushes (alarms, couriers waiting for an answer, entries). */
+  /** Events that led to pushes (alarms, couriers waiting for an answer, entries, notices). */
   readonly events: number;
   /** Pushes the push service accepted (2xx). */
   readonly sent: number;
@@ -123,6 +123,9 @@ const ALARM_TITLE: Record<AlarmType, (door: string) => string> = {
   'session-overrun': (d) => `${d} unlocked too long`,
   'unexpected-entry': (d) => `Unexpected entry at ${d}`,
 };
+
+/** The title of a notice's notification (the hub acted on its own, a keypad lockout, …). */
+export const NOTICE_TITLE = 'Threshold: check your door';
 
 /** The title of the "ask me first" notification. */
 export const ASK_OWNER_TITLE = 'Courier at the door: let in or leave at door?';
@@ -305,6 +308,8 @@ export class PushNotifier {
       work = this.onAskOwner(e.homeId, e.session.id, e.session.doorId, e.session.deadlineAt);
     } else if (e.type === 'entry' && this.o.entryWatchers) {
       work = this.onEntry(e.homeId, e.entry, this.o.entryWatchers);
+    } else if (e.type === 'notice') {
+      work = this.onNotice(e.homeId, e.message, e.at);
     }
     if (work === null) return;
     // The bus calls us synchronously; the work goes on without it, and its errors stay here.
@@ -385,6 +390,30 @@ export class PushNotifier {
       url: entry.sessionId === null ? '/' : this.urlOf(entry.sessionId),
       homeId,
       sessionId: entry.sessionId,
+      alarmType: null,
+    };
+    this.enqueue(subs, payload, PUSH_TTL_S);
+  }
+
+  /**
+   * Something at the home that needs the household's attention but is no session's alarm: the
+   * home hub locked the door on its own (dead-man's switch), ended a visit when it lost the
+   * control plane, or could not relock; a keypad lockout; a code Threshold did not write.
+   * Pushed to every household subscription of the home, like an alarm. The same message again
+   * replaces the one on screen (the tag is the message's digest), so a flapping condition does
+   * not stack notifications.
+   */
+  private async onNotice(homeId: string, message: string, at: number): Promise<void> {
+    const subs = await this.o.subscriptions.listForHome(homeId);
+    if (subs.length === 0) return;
+    const { time } = await this.place(homeId, null);
+    const payload: PushPayload = {
+      title: NOTICE_TITLE,
+      body: clip(`${message} (${time(at)})`, 400),
+      tag: `notice:${createHash('sha256').update(message).digest('base64url').slice(0, 16)}`,
+      url: '/',
+      homeId,
+      sessionId: null,
       alarmType: null,
     };
     this.enqueue(subs, payload, PUSH_TTL_S);
