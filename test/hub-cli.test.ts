@@ -74,7 +74,10 @@ describe('threshold hub', () => {
     cleanups.push(() => sys.close());
     const creds = await seedDemo(sys, join(dir, 'cp'));
     const config = join(dir, 'hub.yaml');
-    writeFileSync(config, hubYamlFor(creds, sys.brokerUrl));
+    writeFileSync(
+      config,
+      hubYamlFor(creds, sys.brokerUrl, { grantKey: sys.keys.grantSigner.publicKey }),
+    );
 
     const child: ChildProcess = spawn(process.execPath, [BIN, 'hub', '--config', config], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -253,3 +253,74 @@ homeAssistant:
     expect(topics.has(configTopic('sensor', 'front_lock'))).toBe(true);
   }, 20_000);
 });
+
+describe('lock commands from Home Assistant (`lockCommands: true`)', () => {
+  it('locks a closed door, never an open one, never unlocks, and logs each request for the audit log', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'threshold-hub-ha-lock-'));
+    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    const broker = await startMosquitto({ port: await freePort() });
+    cleanups.push(() => broker.stop());
+    writeFileSync(
+      join(dir, 'hub.yaml'),
+      `controlPlane:
+  url: mqtt://127.0.0.1:${await freePort()}
+homeId: home-1
+dataDir: ./hub-data
+devices:
+  - { id: front-lock, kind: lock, secret: ${secret(1)}, driver: memory, options: { motorDelayMs: 50, initialBolt: unlocked } }
+  - { id: front-sensor, kind: door-sensor, secret: ${secret(2)}, driver: memory, options: { initialPosition: open } }
+doors:
+  - { id: front, lock: front-lock, doorSensor: front-sensor }
+homeAssistant:
+  broker: ${broker.url}
+  lockCommands: true
+`,
+    );
+    const hub = new Hub({
+      config: loadHubConfig(join(dir, 'hub.yaml')),
+      clock: systemClock,
+      logger: silentLogger,
+      link: { reconnectPeriodMs: 200 },
+      homeAssistant: { reconnectPeriodMs: 200 },
+    });
+    cleanups.push(() => hub.stop());
+    const lock = hub.driver('front-lock') as MemoryLock;
+    const door = hub.driver('front-sensor') as MemoryContact;
+    await hub.start();
+    const { client, topics } = await watch(broker.url);
+    const lockConfig = 'homeassistant/lock/threshold_home-1/front_lock/config';
+    await until(() => topics.has(lockConfig), 5_000, 'the lock entity is announced');
+    const announced = JSON.parse(topics.get(lockConfig)!) as { command_topic?: string };
+    expect(announced.command_topic).toBe('threshold-hub/home-1/front/lock/set');
+    const whys = () => hub.log.unsent().map((f) => f.why);
+
+    // The door is open: LOCK is refused, the bolt stays where it is.
+    await client.publishAsync(announced.command_topic!, 'LOCK', { qos: 1 });
+    await until(
+      () => whys().some((w) => w.includes('refused, the door is open')),
+      3_000,
+      'the refusal is logged',
+    );
+    expect(lock.actualBolt()).toBe('unlocked');
+
+    // Closed: LOCK throws the bolt, and says so in the log.
+    door.close();
+    await client.publishAsync(announced.command_topic!, 'LOCK', { qos: 1 });
+    await until(() => lock.actualBolt() === 'locked', 3_000, 'the bolt is thrown');
+    await until(
+      () => whys().includes('locked at Home Assistant’s request'),
+      3_000,
+      'the lock is logged',
+    );
+    await until(
+      () => topics.get('threshold-hub/home-1/front/lock') === 'locked',
+      3_000,
+      'Home Assistant sees it locked',
+    );
+
+    // UNLOCK is never passed on: the bolt stays thrown.
+    await client.publishAsync(announced.command_topic!, 'UNLOCK', { qos: 1 });
+    await sleep(500);
+    expect(lock.actualBolt()).toBe('locked');
+  }, 30_000);
+});

@@ -36,7 +36,8 @@ async function worldWithHub(
   await world.home.stop();
   const hubDir = mkdtempSync(join(tmpdir(), 'threshold-hub-'));
   cleanups.push(() => Promise.resolve(rmSync(hubDir, { recursive: true, force: true })));
-  const home = await startHubHome(world.creds, world.sys.brokerUrl, hubDir, systemClock, settings);
+  const withKey = { grantKey: world.sys.keys.grantSigner.publicKey, ...settings };
+  const home = await startHubHome(world.creds, world.sys.brokerUrl, hubDir, systemClock, withKey);
   cleanups.push(() => home.hub.stop());
   /** Stops this hub and starts a new one from the same folder (its config and its log). */
   const restartHub = async () => {
@@ -46,7 +47,7 @@ async function worldWithHub(
       world.sys.brokerUrl,
       hubDir,
       systemClock,
-      settings,
+      withKey,
     );
     cleanups.push(() => again.hub.stop());
     return again;

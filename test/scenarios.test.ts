@@ -26,6 +26,7 @@ describe('scenarios', () => {
       'carrier-isolation',
       'hub-deadline',
       'hub-dead-man',
+      'hub-stale-grants',
     ]);
   });
 

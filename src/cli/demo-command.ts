@@ -38,7 +38,14 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
   const creds = await seedDemo(sys, opts.data);
   const hubDir = join(opts.data, 'hub');
   const home = await startOrExit(() =>
-    startHubHome(creds, sys.brokerUrl, hubDir, systemClock, {}, logger),
+    startHubHome(
+      creds,
+      sys.brokerUrl,
+      hubDir,
+      systemClock,
+      { grantKey: sys.keys.grantSigner.publicKey },
+      logger,
+    ),
   );
   const url = opts.publicUrl ?? `http://localhost:${sys.port}`;
   const pos = JSON.stringify({ position: DEMO_DOORSTEP });

@@ -30,6 +30,7 @@ export async function hubCommand(opts: HubCommandOptions): Promise<void> {
   const doors = config.doors.map((d) => d.id).join(', ') || 'none';
   const summary = `home ${config.homeId}: ${config.devices.length} devices, doors ${doors}`;
   if (opts.check === true) {
+    for (const w of config.warnings) console.warn(`warning: ${w}`);
     console.log(`${opts.config}: config OK (${summary}).`);
     return;
   }

@@ -11,7 +11,11 @@ import { auditVerifyCommand } from './audit-command.ts';
 import { carrierAddCommand } from './carrier-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { scenarioCommand } from './scenario-command.ts';
-import { serveCommand } from './serve-command.ts';
+import {
+  OFFLINE_GRANTS_HOURS_HELP,
+  parseOfflineGrantsHours,
+  serveCommand,
+} from './serve-command.ts';
 import { simCommand } from './sim-command.ts';
 
 function port(value: string): number {
@@ -78,6 +82,7 @@ program
     'the address people open, e.g. https://door.example.com (passkeys are bound to its host name; https also makes cookies Secure)',
     publicUrl,
   )
+  .option('--offline-grants-hours <n>', OFFLINE_GRANTS_HOURS_HELP, parseOfflineGrantsHours, 24)
   .action(serveCommand);
 
 program

@@ -1,5 +1,7 @@
 /** `threshold serve`: the control plane, until SIGINT or SIGTERM. */
+import { InvalidArgumentError } from 'commander';
 import pino from 'pino';
+import { offlineHorizonFromHours } from '../server/grant-lists.ts';
 import { startSystem } from '../server/system.ts';
 
 export interface ServeOptions {
@@ -12,6 +14,26 @@ export interface ServeOptions {
   readonly silenceMs: number;
   readonly freezeMs: number;
   readonly publicUrl?: string;
+  /** `--offline-grants-hours`: how far the hubs' offline grant lists reach (default 24). */
+  readonly offlineGrantsHours?: number;
+}
+
+/** The `--help` text of `--offline-grants-hours`. */
+export const OFFLINE_GRANTS_HOURS_HELP =
+  'hours the offline grant lists sent to home hubs reach, 1 to 168: a hub that cannot reach the server lets nobody in on a list older than this, so a revocation takes effect offline at most this long after its last list';
+
+/**
+ * Parses `--offline-grants-hours <n>`: a number of hours from 1 to 168 (7 days). Bad values are
+ * a usage error (exit 2) that says what is allowed.
+ */
+export function parseOfflineGrantsHours(value: string): number {
+  const hours = value.trim() === '' ? Number.NaN : Number(value);
+  try {
+    offlineHorizonFromHours(hours);
+  } catch {
+    throw new InvalidArgumentError('a number of hours from 1 to 168 (7 days)');
+  }
+  return hours;
 }
 
 /** Closes the system on SIGINT/SIGTERM, once. */
@@ -52,6 +74,9 @@ export async function serveCommand(opts: ServeOptions): Promise<void> {
       clipRetentionDays: opts.clipRetentionDays,
       watchdog: { silenceMs: opts.silenceMs, freezeMs: opts.freezeMs },
       ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+      ...(opts.offlineGrantsHours === undefined
+        ? {}
+        : { offlineGrantsHours: opts.offlineGrantsHours }),
       logger,
     }),
   );

@@ -151,6 +151,15 @@ export const ERROR_CATALOGUE = {
   'lock.unconfirmed': { status: 409, message: 'The lock did not confirm.' },
   'door.open': { status: 409, message: 'The door is open.' },
   'door.unknown': { status: 409, message: 'The door position is unknown.' },
+  /**
+   * The door's home hub refused the unlock (`grants.stale`, `grants.not-listed`, `grants.none`):
+   * its offline grant list is too old, missing, or does not yet name this visit's grant.
+   */
+  'door.hub-list-stale': {
+    status: 409,
+    message:
+      'The door’s hub has no current access list, so it lets no courier in; the owner can check the hub.',
+  },
   'session.active': { status: 409, message: 'An access session is already running at this door.' },
   'session.finished': { status: 409, message: 'This access session has ended.' },
   'session.wrong-state': { status: 409, message: 'That is not possible at this step.' },

@@ -39,7 +39,13 @@ export type DeviceErrorCode =
   /** The behaviour failed while acting on an authentic command. */
   | 'command.failed'
   /** The lock's bolt jammed while moving. */
-  | 'lock.jammed';
+  | 'lock.jammed'
+  /** A home hub refused a courier's unlock: it holds no grant list from the control plane. */
+  | 'grants.none'
+  /** …its newest grant list is older than its configured bound. */
+  | 'grants.stale'
+  /** …its grant list does not name the delivery's grant. */
+  | 'grants.not-listed';
 
 /**
  * Thrown by a {@link DeviceBehaviour} to answer a command with a specific error code; any other

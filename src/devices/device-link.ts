@@ -20,6 +20,10 @@
  *   {@link DeviceLink.waitUntilUp}), and {@link DeviceLink.publishEventAcked}, an event whose
  *   broker acknowledgement (PUBACK) the caller waits for. What must survive an outage goes
  *   through the bridge's own log: the link still never queues.
+ * - For a lock the hub speaks for: {@link DeviceLinkOptions.onGrants} subscribes to the
+ *   device's own `grants` topic as well (the control plane's signed offline grant list,
+ *   retained, so every (re)connection brings the newest at once) and hands each payload over,
+ *   unchecked: checking it is the receiver's job (the hub's grant book).
  */
 import type { Clock } from '../core/clock.ts';
 import { Duplex } from 'node:stream';
@@ -27,6 +31,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { MqttClient, type IClientOptions, type IStream } from 'mqtt';
 import { mqttPassword } from '../protocol/device-auth.ts';
+import { deviceTopic } from '../protocol/topics.ts';
 import type {
   DeviceEventMessage,
   DeviceStateMessage,
@@ -70,6 +75,11 @@ export interface DeviceLinkOptions extends DeviceIdentity {
   readonly reportIntervalMs?: number;
   /** How long {@link DeviceLink.publishEventAcked} waits for the broker, ms. Default 10 000. */
   readonly ackTimeoutMs?: number;
+  /**
+   * Also subscribe to the device's own `grants` topic and call this with each payload as
+   * received (bytes, not checked). Absent: no subscription (every simulated device).
+   */
+  readonly onGrants?: (payload: Buffer) => void;
 }
 
 /** Counters of a {@link DeviceLink}. */
@@ -97,6 +107,8 @@ export class DeviceLink implements DeviceConnection {
   private readonly ackTimeoutMs: number;
   private readonly startTimeoutMs: number;
   private readonly commandTopic: string;
+  private readonly grantsTopic: string;
+  private readonly onGrants: ((payload: Buffer) => void) | undefined;
   private stream: IStream | undefined;
   private cut = false;
   private ready = false;
@@ -139,6 +151,8 @@ export class DeviceLink implements DeviceConnection {
       },
     });
     this.commandTopic = this.endpoint.topic('command');
+    this.grantsTopic = deviceTopic(options.homeId, options.deviceId, 'grants');
+    this.onGrants = options.onGrants;
     const clientOptions: IClientOptions = {
       clientId: options.deviceId,
       username: options.deviceId,
@@ -160,6 +174,7 @@ export class DeviceLink implements DeviceConnection {
     this.client.on('close', () => this.onClose());
     this.client.on('error', (err) => this.onError(err));
     this.client.on('message', (topic, payload) => {
+      if (topic === this.grantsTopic) this.receiveGrants(payload);
       if (topic !== this.commandTopic) return;
       void this.endpoint.receiveCommand(topic, payload);
     });
@@ -348,13 +363,24 @@ export class DeviceLink implements DeviceConnection {
 
   private onConnect(): void {
     if (this.closing) return;
-    this.client.subscribe(this.commandTopic, { qos: 1 }, (err, granted) => {
-      const refused = granted?.some((g) => g.qos === 128) ?? false;
-      if (err || refused) {
+    const topics =
+      this.onGrants === undefined ? [this.commandTopic] : [this.commandTopic, this.grantsTopic];
+    this.client.subscribe(topics, { qos: 1 }, (err, granted) => {
+      // 0x80 and up: the broker refused that filter (MQTT 3.1.1: 0x80; MQTT 5: a reason code).
+      const refusedTopic = (topic: string): boolean =>
+        granted?.some((g) => g.topic === topic && g.qos >= 0x80) ?? false;
+      if (err || refusedTopic(this.commandTopic)) {
         const message = err ? err.message : 'subscription refused';
         this.logger.error({ deviceId: this.deviceId, topic: this.commandTopic }, message);
         return;
       }
+      // Without its grant list the device still works (the hub then refuses what needs one):
+      // the link comes up all the same.
+      if (this.onGrants !== undefined && refusedTopic(this.grantsTopic))
+        this.logger.error(
+          { deviceId: this.deviceId, topic: this.grantsTopic },
+          'grant list subscription refused',
+        );
       // A cut that came while subscribing: this connection is already dead.
       if (!this.client.connected || this.closing || this.cut) return;
       this.ready = true;
@@ -392,6 +418,18 @@ export class DeviceLink implements DeviceConnection {
       if (entry.cmd === 'publish') this.client.removeOutgoingMessage(Number(id));
     }
     if (was) this.tell(false);
+  }
+
+  /** Hands a `grants` payload over; a receiver that throws must not stop the link. */
+  private receiveGrants(payload: Buffer): void {
+    try {
+      this.onGrants?.(payload);
+    } catch (err) {
+      this.logger.error(
+        { deviceId: this.deviceId, err: err instanceof Error ? err.message : String(err) },
+        'the grant list receiver failed',
+      );
+    }
   }
 
   /** Tells the link listeners; one that throws must not stop the others or the link. */

@@ -9,8 +9,11 @@ import {
 import { pinDigest } from '../protocol/pin-digest.ts';
 import { MemoryLink } from '../devices/memory-link.ts';
 import { silentLogger } from '../devices/device-connection.ts';
+import type { ListedDeliveryMessage } from '../protocol/grant-list.ts';
+import { payloadOf, testGrantSigner } from '../../test/grant-lists.ts';
 import { CameraBridge, DoorSensorBridge, LockBridge } from './bridges.ts';
 import { MemoryCamera, MemoryContact, MemoryLock } from './drivers/memory.ts';
+import { GrantBook } from './grant-book.ts';
 import { DoorGuard } from './local-guard.ts';
 import { PinBook } from './pin-book.ts';
 
@@ -18,8 +21,15 @@ const LOCK_KEY = new Uint8Array(32).fill(3);
 const DOOR_KEY = new Uint8Array(32).fill(4);
 const CAMERA_KEY = new Uint8Array(32).fill(5);
 const SESSION = 'sess-42';
+const GRANT = 'grant-d1';
+const MAX_AGE = 900_000;
 
-async function home() {
+/** A delivery booked under `grantId`, as the control plane lists it. */
+function delivery(grantId = GRANT): ListedDeliveryMessage {
+  return { grantId, deliveryId: 'delivery-1', courierId: 'courier-1', fromMs: 0, untilMs: 1 };
+}
+
+async function home(options: { withGrants?: boolean } = {}) {
   const clock = new FakeClock();
   const identity = (deviceId: string, deviceKey: Uint8Array) =>
     new MemoryLink({ homeId: 'home-1', deviceId, deviceKey, clock });
@@ -53,12 +63,33 @@ async function home() {
       warn: () => {},
     },
   });
+  const signer = testGrantSigner({ homeId: 'home-1', lockId: 'lock-1' });
+  const grants =
+    options.withGrants === false
+      ? null
+      : new GrantBook({
+          homeId: 'home-1',
+          lockId: 'lock-1',
+          publicKey: signer.publicKey,
+          maxAgeMs: MAX_AGE,
+          clock,
+          statePath: null,
+          logger: silentLogger,
+        });
+  let version = 0;
+  /** The control plane's list for the lock, issued `agoMs` ago, booking these deliveries. */
+  const publishList = (deliveries: ListedDeliveryMessage[], agoMs = 0) => {
+    version += 1;
+    const signed = signer.list({ version, issuedAtMs: clock.now() - agoMs, deliveries });
+    expect(grants!.take(payloadOf(signed))).toMatchObject({ taken: true });
+  };
   const pins = new PinBook({
     pins: lock.pins!,
     deviceKey: LOCK_KEY,
     clock,
     statePath: null,
     logger: silentLogger,
+    grants,
   });
   bridges.lock = new LockBridge({
     connection: links.lock,
@@ -67,6 +98,8 @@ async function home() {
     guard,
     pins,
     defaultRelockMs: 30_000,
+    grants,
+    refused: (sessionId, why) => recorded.push(`refused ${sessionId}: ${why}`),
     logger: silentLogger,
   });
   new DoorSensorBridge({ connection: links.door, driver: contact, clock, guard });
@@ -80,17 +113,32 @@ async function home() {
   });
   for (const l of Object.values(links)) l.connect();
   guard.linkChanged(true);
-  /** Delivers a command and lets the fake clock run until the device replied. */
-  const send = async (link: MemoryLink, fields: Parameters<MemoryLink['command']>[0]) => {
+  /** Delivers a command and lets the fake clock run (2 s by default) until the device replied. */
+  const send = async (
+    link: MemoryLink,
+    fields: Parameters<MemoryLink['command']>[0],
+    runMs = 2_000,
+  ) => {
     const reply = link.deliver(link.command(fields));
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < runMs / 100; i++) {
       await Promise.resolve();
       clock.advance(100);
     }
     return (await reply) as ReplyMessage;
   };
   const lockStates = () => links.lock.payloads('state') as LockStateMessage[];
-  return { clock, links, lock, contact, camera, guard, recorded, send, lockStates };
+  return {
+    clock,
+    links,
+    lock,
+    contact,
+    camera,
+    guard,
+    recorded,
+    send,
+    lockStates,
+    publishList,
+  };
 }
 
 describe('LockBridge', () => {
@@ -103,11 +151,14 @@ describe('LockBridge', () => {
   });
 
   it('unlocks with a deadline it enforces, replying once the lock confirmed', async () => {
-    const { clock, links, lock, send, lockStates } = await home();
+    const { clock, links, lock, send, lockStates, publishList } = await home();
+    publishList([delivery()]);
     const sent = clock.now();
     const reply = await send(links.lock, {
       action: 'unlock',
       sessionId: SESSION,
+      accessKind: 'courier',
+      grantId: GRANT,
       relockAfterMs: 5_000,
     });
     expect(reply).toMatchObject({ status: 'ok', data: { bolt: 'unlocked' } });
@@ -210,9 +261,18 @@ describe('LockBridge', () => {
   });
 
   it('refuses an unlock for a session whose camera the hub saw go silent', async () => {
-    const { clock, links, camera, recorded, send } = await home();
+    const { clock, links, camera, recorded, send, publishList } = await home();
+    publishList([delivery()]);
     await send(links.camera, { action: 'arm', sessionId: SESSION });
-    await send(links.lock, { action: 'unlock', sessionId: SESSION, relockAfterMs: 60_000 });
+    expect(
+      await send(links.lock, {
+        action: 'unlock',
+        sessionId: SESSION,
+        accessKind: 'courier',
+        grantId: GRANT,
+        relockAfterMs: 60_000,
+      }),
+    ).toMatchObject({ status: 'ok' });
     camera.setAvailable(false);
     clock.advance(3_000);
     expect(recorded).toEqual([
@@ -220,8 +280,120 @@ describe('LockBridge', () => {
       'hub.relocked: dead-man',
     ]);
     expect(
-      await send(links.lock, { action: 'unlock', sessionId: SESSION, relockAfterMs: 60_000 }),
+      await send(links.lock, {
+        action: 'unlock',
+        sessionId: SESSION,
+        accessKind: 'courier',
+        grantId: GRANT,
+        relockAfterMs: 60_000,
+      }),
     ).toMatchObject({ status: 'error', error: { code: 'command.failed' } });
+  });
+});
+
+describe('LockBridge: courier unlocks and the grant list', () => {
+  const courier = (grantId = GRANT) =>
+    ({
+      action: 'unlock',
+      sessionId: SESSION,
+      accessKind: 'courier',
+      grantId,
+      relockAfterMs: 60_000,
+    }) as const;
+
+  it('refuses a courier at once on a stale list, and says why, without moving the bolt', async () => {
+    const { clock, links, lock, recorded, publishList } = await home();
+    publishList([delivery()], MAX_AGE + 12_000);
+    const sent = clock.now();
+    const reply = links.lock.deliver(links.lock.command(courier()));
+    await Promise.resolve();
+    // Refused before any time passed: a stale list is not waited on.
+    expect(clock.now()).toBe(sent);
+    expect(await reply).toMatchObject({
+      status: 'error',
+      error: {
+        code: 'grants.stale',
+        message: 'courier unlock refused: grant list 912 s old (bound 900 s)',
+      },
+    });
+    clock.advance(2_000);
+    expect(lock.actualBolt()).toBe('locked');
+    expect(recorded).toEqual([
+      `refused ${SESSION}: courier unlock refused: grant list 912 s old (bound 900 s)`,
+    ]);
+  });
+
+  it('waits for a list naming the grant, and opens when it comes', async () => {
+    const { clock, links, lock, send, publishList } = await home();
+    publishList([]);
+    const reply = links.lock.deliver(links.lock.command(courier()));
+    clock.advance(2_000);
+    await Promise.resolve();
+    expect(lock.actualBolt()).toBe('locked');
+    publishList([delivery()]);
+    for (let i = 0; i < 10; i++) {
+      await Promise.resolve();
+      clock.advance(100);
+    }
+    expect(await reply).toMatchObject({ status: 'ok', data: { bolt: 'unlocked' } });
+    expect(lock.actualBolt()).toBe('unlocked');
+    // The next courier of the same delivery needs no wait.
+    expect(await send(links.lock, { action: 'lock' })).toMatchObject({ status: 'ok' });
+    expect(await send(links.lock, courier(), 500)).toMatchObject({ status: 'ok' });
+  });
+
+  it('refuses, after the wait, a grant the list does not name and a hub with no list', async () => {
+    const { clock, links, lock, send, publishList, recorded } = await home();
+    const noList = links.lock.deliver(links.lock.command(courier()));
+    clock.advance(2_999);
+    await Promise.resolve();
+    expect(links.lock.payloads('reply')).toEqual([]);
+    clock.advance(1);
+    expect(await noList).toMatchObject({
+      error: {
+        code: 'grants.none',
+        message:
+          'courier unlock refused: the hub has received no grant list from the control plane',
+      },
+    });
+    publishList([delivery('grant-other')]);
+    expect(await send(links.lock, courier(), 3_500)).toMatchObject({
+      error: {
+        code: 'grants.not-listed',
+        message: `courier unlock refused: grant ${GRANT} is not in the grant list (version 1)`,
+      },
+    });
+    // An unlock in a session that does not say whom it lets in is read as a courier's.
+    expect(
+      await send(links.lock, { action: 'unlock', sessionId: SESSION, grantId: GRANT }, 3_500),
+    ).toMatchObject({ error: { code: 'grants.not-listed' } });
+    expect(lock.actualBolt()).toBe('locked');
+    expect(recorded).toHaveLength(3);
+  });
+
+  it("does not check guests' or the household's unlocks against the list", async () => {
+    const { links, lock, send, publishList } = await home();
+    publishList([], MAX_AGE * 10);
+    expect(
+      await send(links.lock, { action: 'unlock', accessKind: 'household', sessionId: SESSION }),
+    ).toMatchObject({ status: 'ok' });
+    await send(links.lock, { action: 'lock' });
+    expect(
+      await send(links.lock, { action: 'unlock', accessKind: 'guest', sessionId: SESSION }),
+    ).toMatchObject({ status: 'ok' });
+    await send(links.lock, { action: 'lock' });
+    // An unlock outside any session (the owner's remote unlock from an older control plane).
+    expect(await send(links.lock, { action: 'unlock' })).toMatchObject({ status: 'ok' });
+    expect(lock.actualBolt()).toBe('unlocked');
+  });
+
+  it('without a grant book refuses every courier at once', async () => {
+    const { clock, links, lock } = await home({ withGrants: false });
+    const sent = clock.now();
+    const reply = await links.lock.deliver(links.lock.command(courier()));
+    expect(clock.now()).toBe(sent);
+    expect(reply).toMatchObject({ error: { code: 'grants.none' } });
+    expect(lock.actualBolt()).toBe('locked');
   });
 });
 

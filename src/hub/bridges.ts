@@ -9,6 +9,9 @@
  *   `lock.jammed`, `lock.manual`, `lock.auto-relocked` and the keypad's. It replies to a
  *   `lock`/`unlock` only once the lock *reported* the bolt moved (the driver's rule), and the
  *   deadline it reports in `autoRelockAt` is the one the hub enforces ({@link DoorGuard}).
+ *   A courier's `unlock` goes ahead only if the lock's offline grant list is fresh and names
+ *   the unlock's grant ({@link GrantBook}); this is where the reference lock and the bridge
+ *   differ, on purpose: the hub is the part that can check the list.
  * - {@link DoorSensorBridge}: `report`; state `{position, changedAt}`, `door.opened`/`closed`.
  * - {@link CameraBridge}: `arm {sessionId}`/`disarm`/`report`; while armed, every
  *   `heartbeatIntervalMs` the newest frame the hub received and a heartbeat naming its digest,
@@ -43,6 +46,7 @@ import {
   type LockDriverEvent,
 } from './drivers/driver.ts';
 import { cameraCommand } from '../devices/camera-commands.ts';
+import type { GrantBook, GrantRefusalCode } from './grant-book.ts';
 import type { DoorGuard } from './local-guard.ts';
 import type { PinBook } from './pin-book.ts';
 
@@ -60,6 +64,14 @@ function asCommandFailure(err: unknown, what: string): CommandFailure {
   );
 }
 
+/** The reply to a courier unlock refused for the grant list. */
+function grantsFailure(code: GrantRefusalCode, message: string): CommandFailure {
+  return new CommandFailure(code, message);
+}
+
+/** How long a courier unlock waits for a list naming its grant, by default, ms. */
+export const DEFAULT_GRANT_WAIT_MS = 3_000;
+
 // ---------------------------------------------------------------------------------------------
 
 /** Settings of a {@link LockBridge}. */
@@ -75,6 +87,19 @@ export interface LockBridgeOptions {
   readonly defaultRelockMs: number | null;
   /** How long a `lock`/`unlock` waits for the lock's report, ms. Default 10 000. */
   readonly confirmTimeoutMs?: number;
+  /**
+   * The lock's offline grant list, which every courier unlock is checked against; null: no
+   * list can be had, and every courier unlock is refused (`grants.none`).
+   */
+  readonly grants: GrantBook | null;
+  /**
+   * How long a courier unlock whose grant the list does not name (or that has no list yet)
+   * waits for a list that does, ms: the control plane may publish it just after the command.
+   * Default {@link DEFAULT_GRANT_WAIT_MS}.
+   */
+  readonly grantWaitMs?: number;
+  /** Told of each courier unlock refused for the grant list, with why (the hub logs it). */
+  readonly refused?: (sessionId: string | null, why: string) => void;
   readonly logger: DeviceLogger;
 }
 
@@ -125,6 +150,7 @@ export class LockBridge implements DeviceBehaviour {
         this.o.guard.lockCommanded();
         return this.move('locked', () => this.o.driver.lock());
       case 'unlock': {
+        if (isCourierUnlock(command)) await this.checkCourier(command);
         const refusal = this.o.guard.unlockRefusal(command.sessionId);
         if (refusal !== null) throw new CommandFailure('command.failed', refusal);
         this.pendingUnlock = {
@@ -165,6 +191,40 @@ export class LockBridge implements DeviceBehaviour {
 
   onConnect(): void {
     this.publish();
+  }
+
+  /**
+   * A courier's unlock goes ahead only with a fresh grant list that names its grant. A list
+   * that does not name it (or no list yet) is waited for a moment; a stale list is refused at
+   * once (a fresh one would have come over the link the command came over). Refused: the bolt
+   * does not move, the reply says why, and the hub's log keeps it.
+   */
+  private async checkCourier(command: CommandMessage): Promise<void> {
+    const grants = this.o.grants;
+    const grantId = command.grantId ?? null;
+    const check = () =>
+      grants === null
+        ? ({
+            ok: false,
+            code: 'grants.none',
+            message: 'the hub keeps no grant list for this lock',
+          } as const)
+        : grants.courierCheck(grantId, this.o.clock.now());
+    let verdict = check();
+    if (
+      !verdict.ok &&
+      verdict.code !== 'grants.stale' &&
+      grants?.hasKey() === true &&
+      grantId !== null
+    ) {
+      await grants.waitForGrant(grantId, this.o.grantWaitMs ?? DEFAULT_GRANT_WAIT_MS);
+      verdict = check();
+    }
+    if (verdict.ok) return;
+    const why = `courier unlock refused: ${verdict.message}`;
+    // The connection logs the error reply; the hub's log keeps the fact.
+    this.o.refused?.(command.sessionId ?? null, why);
+    throw grantsFailure(verdict.code, why);
   }
 
   private keypad(): PinBook {
@@ -315,6 +375,20 @@ export class LockBridge implements DeviceBehaviour {
       autoRelockAt: this.autoRelockAt(),
     });
   }
+}
+
+/**
+ * Whether an `unlock` lets a courier in. Without `accessKind` (a control plane from before the
+ * field), an unlock in a session is read the strictest way: a courier's. Guests' and the
+ * household's unlocks are not checked against the list: the control plane decided them, and a
+ * late list must not lock the household out; couriers, strangers to the home sent by a carrier,
+ * are the ones whose revoked or rescheduled delivery must not open the door on old news.
+ */
+function isCourierUnlock(command: CommandMessage): boolean {
+  return (
+    command.accessKind === 'courier' ||
+    (command.accessKind === undefined && command.sessionId !== undefined)
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -57,6 +57,72 @@ describe('hub config', () => {
       },
     ]);
     expect(c.homeAssistant).toBeNull();
+    // No grant key: the hub runs, refuses couriers, and the file's reader is told so.
+    expect(c.controlPlane).toEqual({ url: 'mqtt://127.0.0.1:1883', ca: null, grantKey: null });
+    expect(c.grants).toEqual({ maxAgeMs: 900_000 });
+    expect(c.warnings).toEqual([
+      expect.stringMatching(
+        /^controlPlane\.grantKey: not set, so the hub cannot check the control plane's grant list and refuses every courier unlock/,
+      ),
+    ]);
+  });
+
+  it('reads the grant key inline or from its file, and the grant list bound', () => {
+    writeFileSync(join(dir, 'cam.key'), Buffer.alloc(32, 9).toString('base64url'));
+    const key = Buffer.alloc(32, 5).toString('base64url');
+    const inline = parseHubConfig(
+      GOOD.replace(
+        '  url: mqtt://127.0.0.1:1883',
+        `  url: mqtt://127.0.0.1:1883\n  grantKey: ${key}`,
+      ) + 'grants: { maxAgeMs: 10000 }\n',
+      { baseDir: dir },
+    );
+    expect(inline.controlPlane.grantKey).toBe(key);
+    expect(inline.grants).toEqual({ maxAgeMs: 10_000 });
+    expect(inline.warnings).toEqual([]);
+    // The server writes grants-ed25519.pub with a final newline.
+    writeFileSync(join(dir, 'grants-ed25519.pub'), `${key}\n`);
+    const fromFile = parseHubConfig(
+      GOOD.replace(
+        '  url: mqtt://127.0.0.1:1883',
+        '  url: mqtt://127.0.0.1:1883\n  grantKeyFile: grants-ed25519.pub',
+      ),
+      { baseDir: dir },
+    );
+    expect(fromFile.controlPlane.grantKey).toBe(key);
+    expect(fromFile.warnings).toEqual([]);
+  });
+
+  it('names a bad grant key, a missing key file, both ways at once, and a bound out of range', () => {
+    writeFileSync(join(dir, 'cam.key'), Buffer.alloc(32, 9).toString('base64url'));
+    const withControlPlane = (lines: string, rest = '') =>
+      GOOD.replace('  url: mqtt://127.0.0.1:1883', `  url: mqtt://127.0.0.1:1883\n${lines}`) + rest;
+    expect(problems(withControlPlane('  grantKey: not-a-key'))).toEqual([
+      "controlPlane.grantKey: a grant key is 43 characters of base64url (the control plane's <data>/keys/grants-ed25519.pub)",
+    ]);
+    expect(problems(withControlPlane('  grantKeyFile: nope.pub'))).toEqual([
+      expect.stringMatching(/^controlPlane\.grantKeyFile: cannot read nope\.pub \(ENOENT\)/),
+    ]);
+    writeFileSync(join(dir, 'pem.pub'), '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n');
+    expect(problems(withControlPlane('  grantKeyFile: pem.pub'))).toEqual([
+      "controlPlane.grantKeyFile: a grant key is 43 characters of base64url (the control plane's <data>/keys/grants-ed25519.pub)",
+    ]);
+    const key = Buffer.alloc(32, 5).toString('base64url');
+    expect(
+      problems(withControlPlane(`  grantKey: ${key}\n  grantKeyFile: grants-ed25519.pub`)),
+    ).toEqual(['controlPlane: give the grant key as grantKey or as grantKeyFile, not both']);
+    expect(problems(`${GOOD}grants: { maxAgeMs: 9999 }\n`)).toEqual([
+      'grants.maxAgeMs: must be >= 10000',
+    ]);
+    expect(problems(`${GOOD}grants: { maxAgeMs: 86400001 }\n`)).toEqual([
+      'grants.maxAgeMs: must be <= 86400000',
+    ]);
+    expect(problems(`${GOOD}grants: { maxAgeMs: "15 min", refreshMs: 1 }\n`)).toEqual(
+      expect.arrayContaining([
+        'grants.refreshMs: unknown key',
+        expect.stringMatching(/^grants\.maxAgeMs: /),
+      ]),
+    );
   });
 
   it('reads the example file shipped in examples/', () => {
@@ -64,6 +130,9 @@ describe('hub config', () => {
     const c = loadHubConfig(path);
     expect(c.doors.map((d) => d.id)).toEqual(['front-door']);
     expect(readFileSync(path, 'utf8')).toContain('REPLACE-with-front-lock-secret');
+    expect(c.controlPlane.grantKey).toMatch(/^REPLACE-with-/);
+    expect(c.grants).toEqual({ maxAgeMs: 900_000 });
+    expect(c.warnings).toEqual([]);
   });
 
   it('names every bad key at once', () => {
@@ -144,6 +213,7 @@ doors:
       password: 'change me',
       discoveryPrefix: 'homeassistant',
       baseTopic: null,
+      lockCommands: false,
     });
     // The password from a file (its final newline is not part of it), and both topic roots.
     writeFileSync(join(dir, 'ha.pass'), 's3cret pass\n');
@@ -154,6 +224,7 @@ doors:
   passwordFile: ha.pass
   discoveryPrefix: ha-discovery
   baseTopic: homes/maple/hub
+  lockCommands: true
 `,
       { baseDir: dir },
     );
@@ -163,6 +234,7 @@ doors:
       password: 's3cret pass',
       discoveryPrefix: 'ha-discovery',
       baseTopic: 'homes/maple/hub',
+      lockCommands: true,
     });
     // Anonymous access (a broker without accounts) is allowed.
     expect(
@@ -174,8 +246,8 @@ doors:
   it('names every bad key of the homeAssistant block', () => {
     writeFileSync(join(dir, 'cam.key'), Buffer.alloc(32, 9).toString('base64url'));
     expect(
-      problems(`${GOOD}homeAssistant: { broker: mqtt://h:1883, user: x, lockCommands: true }\n`),
-    ).toEqual(['homeAssistant.user: unknown key', 'homeAssistant.lockCommands: unknown key']);
+      problems(`${GOOD}homeAssistant: { broker: mqtt://h:1883, user: x, lockCommands: 'yes' }\n`),
+    ).toEqual(['homeAssistant.user: unknown key', 'homeAssistant.lockCommands: must be boolean']);
     expect(problems(`${GOOD}homeAssistant: { username: x }\n`)).toEqual([
       'homeAssistant.broker: missing',
     ]);

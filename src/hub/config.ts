@@ -10,12 +10,18 @@
  *
  * The optional `homeAssistant` block names the Home Assistant user's broker, where the hub
  * publishes its doors through MQTT discovery (`home-assistant.ts`; docs/devices.md).
+ *
+ * `controlPlane.grantKey` (or `grantKeyFile`) is the public key the control plane signs its
+ * offline grant lists with (grant-book.ts). It is optional so that a hub can be tried out
+ * without it, but a hub without it refuses every courier unlock: the config then carries a
+ * warning, which `--check` and the hub's start log show.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Type, type Static, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { parseDocument } from 'yaml';
+import { isGrantListKey } from '../protocol/grant-list.ts';
 import { ID_PATTERN } from '../protocol/topics.ts';
 import { DRIVERS, type DriverRegistry, type HubDeviceKind } from './driver-registry.ts';
 
@@ -29,7 +35,16 @@ export const HUB_DEFAULTS = {
   cutOffMs: 30_000,
   heartbeatIntervalMs: 500,
   relockMs: 30_000,
+  grantsMaxAgeMs: 900_000,
 } as const;
+
+/**
+ * Bounds of `grants.maxAgeMs`. At least 10 s: the control plane refreshes a list on a period of
+ * its own and the list then crosses the broker, so a shorter bound would refuse couriers while
+ * everything works. At most a day, the longest offline bound Threshold states anywhere (a
+ * household member's keypad lease): past it a list says nothing about revocations.
+ */
+export const GRANTS_MAX_AGE_BOUNDS = { minimum: 10_000, maximum: 86_400_000 } as const;
 
 const DeviceEntry = Type.Object(
   {
@@ -74,6 +89,11 @@ const HomeAssistantEntry = Type.Object(
     discoveryPrefix: Type.Optional(Type.String({ minLength: 1 })),
     /** Where the hub publishes states; default `threshold-hub/<homeId>`. */
     baseTopic: Type.Optional(Type.String({ minLength: 1 })),
+    /**
+     * Lets Home Assistant *lock* each door (a `lock` entity instead of a bolt sensor). Never
+     * unlock: an unlock needs the control plane's checks. Default false (read-only).
+     */
+    lockCommands: Type.Optional(Type.Boolean()),
   },
   strict,
 );
@@ -87,6 +107,10 @@ export const HubConfigFile = Type.Object(
         url: Type.String({ minLength: 1 }),
         /** A PEM file of the CA that signed the broker's certificate (mqtts only). */
         ca: Type.Optional(Type.String({ minLength: 1 })),
+        /** The control plane's grant-list public key: raw Ed25519, base64url (43 characters). */
+        grantKey: Type.Optional(Type.String({ minLength: 1 })),
+        /** A file holding it (`<server data>/keys/grants-ed25519.pub`), relative to the config. */
+        grantKeyFile: Type.Optional(Type.String({ minLength: 1 })),
       },
       strict,
     ),
@@ -103,6 +127,16 @@ export const HubConfigFile = Type.Object(
     heartbeatIntervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 5_000 })),
     devices: Type.Array(DeviceEntry, { minItems: 1, maxItems: 64 }),
     doors: Type.Optional(Type.Array(DoorEntry, { maxItems: 32 })),
+    /** The offline grant list (grant-book.ts). */
+    grants: Type.Optional(
+      Type.Object(
+        {
+          /** A list older than this (by its `issuedAtMs`) lets no courier in, ms. */
+          maxAgeMs: Type.Optional(Type.Integer(GRANTS_MAX_AGE_BOUNDS)),
+        },
+        strict,
+      ),
+    ),
     /** Publish the doors to Home Assistant (MQTT discovery); absent: not at all. */
     homeAssistant: Type.Optional(HomeAssistantEntry),
   },
@@ -145,11 +179,32 @@ export interface HubHomeAssistantConfig {
   readonly discoveryPrefix: string;
   /** Null: the bridge's default, `threshold-hub/<hub id>`. */
   readonly baseTopic: string | null;
+  /** Whether Home Assistant may lock the doors (never unlock). */
+  readonly lockCommands: boolean;
+}
+
+/** Where the control plane is, and the key its grant lists are signed with. */
+export interface HubControlPlaneConfig {
+  /** `mqtt://host:port` or `mqtts://host:port`. */
+  readonly url: string;
+  /** The PEM of the broker's CA, read from `controlPlane.ca`; null: the system's CAs. */
+  readonly ca: string | null;
+  /**
+   * The grant-list public key (raw Ed25519, base64url), from `grantKey` or `grantKeyFile`; null
+   * when neither is given: the hub then takes no list and refuses every courier unlock.
+   */
+  readonly grantKey: string | null;
+}
+
+/** How the hub treats its offline grant list. */
+export interface HubGrantsConfig {
+  /** A list older than this lets no courier in, ms. */
+  readonly maxAgeMs: number;
 }
 
 /** The hub's config, checked and with defaults filled in. */
 export interface HubConfig {
-  readonly controlPlane: { readonly url: string; readonly ca: string | null };
+  readonly controlPlane: HubControlPlaneConfig;
   readonly homeId: string;
   /** Absolute. */
   readonly dataDir: string;
@@ -159,10 +214,16 @@ export interface HubConfig {
   readonly heartbeatIntervalMs: number;
   readonly devices: readonly HubDeviceConfig[];
   readonly doors: readonly HubDoorConfig[];
+  readonly grants: HubGrantsConfig;
   /** Publishing to Home Assistant, or null when the file has no `homeAssistant` block. */
   readonly homeAssistant: HubHomeAssistantConfig | null;
   /** The folder of the config file (relative paths in driver options start there). */
   readonly configDir: string;
+  /**
+   * What runs but is not what the file's author likely wants (no grant key), each naming its
+   * key; `--check` and the hub's start log show them.
+   */
+  readonly warnings: readonly string[];
 }
 
 /** A config that cannot be used: every problem found, each naming its key. */
@@ -307,6 +368,14 @@ export function parseHubConfig(text: string, options: ParseHubConfigOptions): Hu
       problems.push(`controlPlane.ca: ${file.controlPlane.ca} holds no PEM certificate`);
     ca = pem;
   }
+  const grantKey = readGrantKey(file.controlPlane, readText, problems);
+  const warnings: string[] = [];
+  if (grantKey === null)
+    warnings.push(
+      "controlPlane.grantKey: not set, so the hub cannot check the control plane's grant list " +
+        'and refuses every courier unlock (guests and the household are not affected). ' +
+        "Give it the control plane's <data>/keys/grants-ed25519.pub as grantKey or grantKeyFile.",
+    );
 
   // Devices.
   const devices: HubDeviceConfig[] = [];
@@ -389,7 +458,7 @@ export function parseHubConfig(text: string, options: ParseHubConfigOptions): Hu
 
   if (problems.length > 0) throw new HubConfigError(problems, source);
   return {
-    controlPlane: { url: file.controlPlane.url, ca },
+    controlPlane: { url: file.controlPlane.url, ca, grantKey },
     homeId: file.homeId,
     dataDir: resolve(baseDir, file.dataDir ?? 'hub-data'),
     deadManMs,
@@ -398,9 +467,44 @@ export function parseHubConfig(text: string, options: ParseHubConfigOptions): Hu
     heartbeatIntervalMs,
     devices,
     doors,
+    grants: { maxAgeMs: file.grants?.maxAgeMs ?? HUB_DEFAULTS.grantsMaxAgeMs },
     homeAssistant,
     configDir: baseDir,
+    warnings,
   };
+}
+
+/** `controlPlane.grantKey` or `grantKeyFile`, checked; null when neither is given. */
+function readGrantKey(
+  cp: HubConfigFileValue['controlPlane'],
+  readText: (path: string, key: string) => string | null,
+  problems: string[],
+): string | null {
+  if (cp.grantKey !== undefined && cp.grantKeyFile !== undefined) {
+    problems.push('controlPlane: give the grant key as grantKey or as grantKeyFile, not both');
+    return null;
+  }
+  let key: string;
+  let at: string;
+  if (cp.grantKey !== undefined) {
+    key = cp.grantKey.trim();
+    at = 'controlPlane.grantKey';
+  } else if (cp.grantKeyFile !== undefined) {
+    const text = readText(cp.grantKeyFile, 'controlPlane.grantKeyFile');
+    if (text === null) return null;
+    // The server writes the file with a final newline.
+    key = text.trim();
+    at = 'controlPlane.grantKeyFile';
+  } else {
+    return null;
+  }
+  if (!isGrantListKey(key)) {
+    problems.push(
+      `${at}: a grant key is 43 characters of base64url (the control plane's <data>/keys/grants-ed25519.pub)`,
+    );
+    return null;
+  }
+  return key;
 }
 
 /** An MQTT topic root: not empty, no wildcard, no NUL, no `/` at either end. */
@@ -457,6 +561,7 @@ function readHomeAssistant(
     password,
     discoveryPrefix: ha.discoveryPrefix ?? 'homeassistant',
     baseTopic: ha.baseTopic ?? null,
+    lockCommands: ha.lockCommands ?? false,
   };
 }
 

@@ -9,6 +9,11 @@
  * The hub starts whether or not the control plane is reachable: enforcement is local, and the
  * links keep trying.
  *
+ * Each lock has a {@link GrantBook}: the control plane's signed offline grant list for it,
+ * received over the lock's own link and kept in `<dataDir>/grants-<lock>.json`. The lock's
+ * bridge checks courier unlocks against it, and the lock's keypad slots stay on the lock while
+ * it lists them (pin-book.ts), so guests keep coming in while the internet is down.
+ *
  * With a `homeAssistant` block in its config the hub also publishes every door, read-only, to
  * Home Assistant's broker (home-assistant.ts): the bolt and the door as the drivers report
  * them, the camera as the hub's own watchdog sees it, and the door's active hub alarms. That
@@ -36,8 +41,10 @@ import {
   type HomeAssistantCameraStatus,
   type HomeAssistantDoor,
   type HomeAssistantDoorState,
+  type HomeAssistantLockCommand,
   type HomeAssistantSource,
 } from './home-assistant.ts';
+import { GrantBook } from './grant-book.ts';
 import { DoorGuard } from './local-guard.ts';
 import { PinBook } from './pin-book.ts';
 
@@ -105,6 +112,7 @@ export class Hub {
   private readonly cameraBridges = new Map<string, CameraBridge>();
   private readonly stoppers: (() => void)[] = [];
   private readonly pinBooks: PinBook[] = [];
+  private readonly grantBooks = new Map<string, GrantBook>();
   private readonly pump: HubLogPump;
   private readonly homeAssistant: HomeAssistantBridge | null;
   private cancelHaRefresh: (() => void) | undefined;
@@ -142,6 +150,9 @@ export class Hub {
     }
     const ordered = [...config.devices].sort((a, b) => rank(a) - rank(b));
     for (const device of ordered) this.drivers.set(device.id, this.buildDriver(device, doorOf));
+    // Before the links, which feed them from their first connection.
+    for (const device of config.devices)
+      if (device.kind === 'lock') this.grantBooks.set(device.id, this.buildGrantBook(device));
     for (const device of config.devices) this.links.set(device.id, this.buildLink(device));
 
     const guards = new Map<string, DoorGuard>();
@@ -197,6 +208,8 @@ export class Hub {
 
   /** Starts every driver and link; resolves once the drivers started (links keep trying). */
   async start(): Promise<void> {
+    // Said at every start, not only by `--check`: a hub without a grant key lets no courier in.
+    for (const warning of this.config.warnings) this.o.logger.warn({}, warning);
     const results = await Promise.allSettled([...this.drivers.values()].map((d) => d.start()));
     results.forEach((r, i) => {
       if (r.status === 'rejected') {
@@ -245,6 +258,13 @@ export class Hub {
     return d;
   }
 
+  /** The grant list book of a lock (tests and scenarios look at what the hub holds). */
+  grantBook(lockId: string): GrantBook {
+    const book = this.grantBooks.get(lockId);
+    if (book === undefined) throw new Error(`no lock ${lockId}`);
+    return book;
+  }
+
   /** The guard of a door. */
   guard(doorId: string): DoorGuard {
     const d = this.doors.get(doorId);
@@ -275,6 +295,7 @@ export class Hub {
       for (const b of this.lockBridges.values()) b.stop();
       for (const b of this.cameraBridges.values()) b.stop();
       for (const pins of this.pinBooks) pins.stop();
+      for (const book of this.grantBooks.values()) book.stop();
       await Promise.allSettled([...this.links.values()].map((l) => l.close()));
       await Promise.allSettled([...this.drivers.values()].map((d) => d.stop()));
     })();
@@ -310,8 +331,21 @@ export class Hub {
     return driver;
   }
 
+  private buildGrantBook(device: HubDeviceConfig): GrantBook {
+    return new GrantBook({
+      homeId: this.config.homeId,
+      lockId: device.id,
+      publicKey: this.config.controlPlane.grantKey,
+      maxAgeMs: this.config.grants.maxAgeMs,
+      clock: this.o.clock,
+      statePath: join(this.config.dataDir, `grants-${device.id}.json`),
+      logger: this.o.logger,
+    });
+  }
+
   private buildLink(device: HubDeviceConfig): DeviceLink {
     const link = this.o.link ?? {};
+    const grants = this.grantBooks.get(device.id);
     return new DeviceLink({
       brokerUrl: this.config.controlPlane.url,
       ...(this.config.controlPlane.ca === null ? {} : { ca: this.config.controlPlane.ca }),
@@ -324,6 +358,7 @@ export class Hub {
         ? {}
         : { reconnectPeriodMs: link.reconnectPeriodMs }),
       ...(link.reportIntervalMs === undefined ? {} : { reportIntervalMs: link.reportIntervalMs }),
+      ...(grants === undefined ? {} : { onGrants: (payload: Buffer) => void grants.take(payload) }),
     });
   }
 
@@ -376,6 +411,7 @@ export class Hub {
     const { clock, logger } = this.o;
     switch (driver.kind) {
       case 'lock': {
+        const grants = this.grantBooks.get(device.id) ?? null;
         const pins =
           driver.pins === null
             ? null
@@ -385,6 +421,7 @@ export class Hub {
                 clock,
                 statePath: join(this.config.dataDir, `pins-${device.id}.json`),
                 logger,
+                grants,
               });
         if (pins !== null) this.pinBooks.push(pins);
         this.lockBridges.set(
@@ -396,6 +433,13 @@ export class Hub {
             guard: guard!,
             pins,
             defaultRelockMs: door?.relockMs ?? 30_000,
+            grants,
+            // In the log as a fact seen (`hub.observed`): the protocol has no event of its own
+            // for it, and the control plane audits it with the lock's signature all the same.
+            refused: (sessionId, why) => {
+              this.log.append({ name: 'hub.observed', deviceId: device.id, sessionId, why });
+              void this.pump.kick();
+            },
             logger,
           }),
         );
@@ -454,8 +498,53 @@ export class Hub {
       source,
       logger: this.o.logger,
       ...(reconnectPeriodMs === undefined ? {} : { reconnectPeriodMs }),
-      // Read-only: no lockCommands until they are routed through the control plane.
+      // Locking only, when asked for: an unlock from Home Assistant would skip the camera's
+      // proof, the deadline and the record of who asked, so it is never passed on.
+      ...(ha.lockCommands
+        ? {
+            lockCommands: {
+              handle: (doorId, command) => this.lockForHomeAssistant(doorId, command),
+            },
+          }
+        : {}),
     });
+  }
+
+  /**
+   * `LOCK` from Home Assistant: the fail-closed direction, so the hub throws the bolt itself —
+   * but never into a door that its sensor does not report closed (a bolt thrown into an open
+   * door jams or leaves it unsecured while looking locked). Either way the request goes into
+   * the local log and so reaches the control plane's audit log (`hub.observed`), as the owner's
+   * own remote commands do.
+   */
+  private async lockForHomeAssistant(
+    doorId: string,
+    command: HomeAssistantLockCommand,
+  ): Promise<void> {
+    const parts = this.doors.get(doorId);
+    if (parts === undefined) throw new Error(`no door ${doorId}`);
+    const record = (why: string): void => {
+      this.log.append({
+        name: 'hub.observed',
+        deviceId: parts.config.lock,
+        sessionId: parts.guard.sessionId(),
+        why,
+      });
+      void this.pump.kick();
+    };
+    if (command !== 'lock') {
+      record('Home Assistant asked to unlock: refused (only locking is allowed from there)');
+      throw new Error('only locking is allowed from Home Assistant');
+    }
+    const sensorId = parts.config.doorSensor;
+    const position =
+      sensorId === null ? null : (this.drivers.get(sensorId) as ContactDriver).position();
+    if (position !== null && position !== 'closed') {
+      record(`Home Assistant asked to lock: refused, the door is ${position}`);
+      throw new Error(`the door is ${position}; the hub does not throw the bolt into it`);
+    }
+    await (this.drivers.get(parts.config.lock) as LockDriver).lock();
+    record('locked at Home Assistant’s request');
   }
 
   /** What Home Assistant is told about a door now. */

@@ -19,6 +19,20 @@
  *
  * A slot the lock holds that the hub did not write (set at the lock by hand) is listed with a
  * digest no code can have, so the control plane flags it as a code it did not write.
+ *
+ * **Offline, the grant list extends a slot.** The window the control plane writes reaches at
+ * most a lease ahead (a guest's an hour), so a guest whose visit is later than that would find
+ * their code off the lock while the internet is down. With the lock's grant list
+ * ({@link GrantBook}) a slot's code is also on the lock while the list has an entry for that
+ * slot *with the digest of the code the hub wrote*, before the list's horizon, and inside one of
+ * the entry's windows (or at all times when it lists none). The two are joined: the code is on
+ * the lock when either allows it. A list that drops the slot (or names another code) ends the
+ * extension at once, the horizon ends it for good, and `pin.clear` clears at once whatever the
+ * list says. `pin.list` answers with the command's window only: that is what the control plane
+ * wrote and compares.
+ *
+ * Every change of a slot (a command, a window bound, a new list) runs after the one before it
+ * on that slot, so a `pin.clear` cannot be undone by a list that arrived while it ran.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Clock } from '../core/clock.ts';
@@ -31,6 +45,7 @@ import {
 import { pinDigest } from '../protocol/pin-digest.ts';
 import { CommandFailure, type DeviceLogger } from '../devices/device-connection.ts';
 import { DriverError, type PinDriver } from './drivers/driver.ts';
+import type { GrantBook } from './grant-book.ts';
 
 /** What the hub keeps about one slot. */
 interface SlotRecord {
@@ -50,6 +65,8 @@ export interface PinBookOptions {
   readonly logger: DeviceLogger;
   /** A failed write at a window's bound is tried again after this long, ms. Default 30 000. */
   readonly retryMs?: number;
+  /** The lock's grant list, which extends slots while offline (module comment); none: null. */
+  readonly grants?: GrantBook | null;
 }
 
 /** What no code can be: a slot set at the lock by hand gets the digest of this. */
@@ -74,11 +91,20 @@ export class PinBook {
   /** Codes held in memory for windows that open later; never written anywhere. */
   private readonly codes = new Map<number, string>();
   private readonly timers = new Map<number, () => void>();
+  /** Whether the hub last put the slot's code on the lock (true) or took it off (false). */
+  private readonly onLock = new Map<number, boolean>();
+  /** The last change under way on each slot; the next one starts after it. */
+  private readonly queues = new Map<number, Promise<unknown>>();
+  private readonly offList: () => void;
   private stopped = false;
 
   constructor(options: PinBookOptions) {
     this.o = options;
     if (options.statePath !== null) this.load(options.statePath);
+    this.offList =
+      options.grants?.onList(() => {
+        for (const slot of this.records.keys()) void this.reapply(slot);
+      }) ?? (() => {});
   }
 
   /** Schedules the window bounds of the slots loaded from the state file. */
@@ -99,39 +125,49 @@ export class PinBook {
       if (other !== slot && held === code)
         throw new CommandFailure('command.invalid', 'the code is already used by another slot');
     }
-    try {
-      if (windowAllows(window, this.o.clock.now())) await this.o.pins.set(slot, code);
-      else await this.o.pins.clear(slot);
-    } catch (err) {
-      throw commandFailure(err);
-    }
-    this.records.set(slot, { digest: pinDigest(this.o.deviceKey, slot, code), window, name });
-    this.codes.set(slot, code);
-    this.save();
-    this.scheduleBound(slot);
+    const digest = pinDigest(this.o.deviceKey, slot, code);
+    return this.serial(slot, async () => {
+      const allowed = this.allows(slot, digest, window, this.o.clock.now());
+      try {
+        if (allowed) await this.o.pins.set(slot, code);
+        else await this.o.pins.clear(slot);
+      } catch (err) {
+        throw commandFailure(err);
+      }
+      this.records.set(slot, { digest, window, name });
+      this.codes.set(slot, code);
+      this.onLock.set(slot, allowed);
+      this.save();
+      this.scheduleBound(slot);
+    });
   }
 
   /** `pin.window`: a new window for the code `slot` holds. */
   async setWindow(slot: number, window: PinWindow | null): Promise<void> {
     this.checkSlot(slot);
-    const record = this.records.get(slot);
-    if (record === undefined) throw new CommandFailure('command.invalid', `slot ${slot} is empty`);
-    await this.apply(slot, window);
-    this.records.set(slot, { ...record, window });
-    this.save();
-    this.scheduleBound(slot);
+    return this.serial(slot, async () => {
+      const record = this.records.get(slot);
+      if (record === undefined)
+        throw new CommandFailure('command.invalid', `slot ${slot} is empty`);
+      await this.apply(slot, this.allows(slot, record.digest, window, this.o.clock.now()));
+      this.records.set(slot, { ...record, window });
+      this.save();
+      this.scheduleBound(slot);
+    });
   }
 
-  /** `pin.clear`: empties `slot` (already empty is fine). */
+  /** `pin.clear`: empties `slot` (already empty is fine), whatever the grant list says. */
   async clear(slot: number): Promise<void> {
     this.checkSlot(slot);
-    try {
-      await this.o.pins.clear(slot);
-    } catch (err) {
-      throw commandFailure(err);
-    }
-    this.forget(slot);
-    this.save();
+    return this.serial(slot, async () => {
+      try {
+        await this.o.pins.clear(slot);
+      } catch (err) {
+        throw commandFailure(err);
+      }
+      this.forget(slot);
+      this.save();
+    });
   }
 
   /** `pin.list`: the set slots from `from` on, as digests with their windows. */
@@ -170,6 +206,7 @@ export class PinBook {
   /** Stops every timer and forgets the codes. */
   stop(): void {
     this.stopped = true;
+    this.offList();
     for (const cancel of this.timers.values()) cancel();
     this.timers.clear();
     this.codes.clear();
@@ -181,16 +218,56 @@ export class PinBook {
       throw new CommandFailure('command.invalid', `this lock has slots 1 to ${capacity}`);
   }
 
-  /** Puts the code on the lock or takes it off, as `window` says for now. */
-  private async apply(slot: number, window: PinWindow | null): Promise<void> {
+  /**
+   * Runs `change` after the change under way on `slot`, if any (at once otherwise, so a command
+   * on an idle slot reaches the driver without a detour).
+   */
+  private serial<T>(slot: number, change: () => Promise<T>): Promise<T> {
+    const before = this.queues.get(slot);
+    const run = before === undefined ? change() : before.then(change);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(slot, settled);
+    void settled.then(() => {
+      if (this.queues.get(slot) === settled) this.queues.delete(slot);
+    });
+    return run;
+  }
+
+  /**
+   * Whether a slot whose code has `digest` may be on the lock at `now`: its command `window`
+   * allows it, or the grant list does (module comment).
+   */
+  private allows(slot: number, digest: string, window: PinWindow | null, now: number): boolean {
+    if (windowAllows(window, now)) return true;
+    const list = this.o.grants?.current() ?? null;
+    if (list === null || now >= list.horizonMs) return false;
+    const entry = this.listed(slot, digest);
+    return (
+      entry !== null &&
+      (entry.windows === null || entry.windows.some((w) => w.fromMs <= now && now < w.untilMs))
+    );
+  }
+
+  /** The grant list's entry for `slot` if it names the code with `digest`, else null. */
+  private listed(slot: number, digest: string) {
+    return this.o.grants?.pins().find((p) => p.slot === slot && p.digest === digest) ?? null;
+  }
+
+  /** Puts the code on the lock (`allowed`) or takes it off. */
+  private async apply(slot: number, allowed: boolean): Promise<void> {
     try {
-      if (!windowAllows(window, this.o.clock.now())) {
+      if (!allowed) {
         await this.o.pins.clear(slot);
+        this.onLock.set(slot, false);
         return;
       }
       const code = this.codes.get(slot);
       if (code !== undefined) {
         await this.o.pins.set(slot, code);
+        this.onLock.set(slot, true);
         return;
       }
       if (!(await this.o.pins.occupied()).includes(slot))
@@ -198,44 +275,80 @@ export class PinBook {
           'command.failed',
           `the hub no longer holds the code of slot ${slot} (it restarted); set the code again`,
         );
+      this.onLock.set(slot, true);
     } catch (err) {
       throw commandFailure(err);
     }
   }
 
-  private forget(slot: number): void {
-    this.records.delete(slot);
-    this.codes.delete(slot);
-    this.timers.get(slot)?.();
-    this.timers.delete(slot);
-  }
-
-  /** Arms the timer for the slot's next window bound (its opening or its closing). */
-  private scheduleBound(slot: number, at?: number): void {
-    this.timers.get(slot)?.();
-    this.timers.delete(slot);
-    const record = this.records.get(slot);
-    if (this.stopped || record === undefined || record.window === null) return;
-    const now = this.o.clock.now();
-    const { fromMs, untilMs } = record.window;
-    const next = at ?? (now < fromMs ? fromMs : now < untilMs ? untilMs : null);
-    if (next === null) return;
-    const cancel = this.o.clock.schedule(next, () => {
-      this.timers.delete(slot);
-      const current = this.records.get(slot);
-      if (this.stopped || current !== record) return;
-      this.apply(slot, record.window).then(
-        () => this.scheduleBound(slot),
-        (err: unknown) => {
-          const retryAt = this.o.clock.now() + (this.o.retryMs ?? 30_000);
+  /**
+   * Brings the lock in line with what the slot's window and the grant list say now (a bound
+   * passed, a new list), then arms the next bound. A failed write is tried again.
+   */
+  private reapply(slot: number): Promise<void> {
+    return this.serial(slot, async () => {
+      const record = this.records.get(slot);
+      if (this.stopped || record === undefined) return;
+      const now = this.o.clock.now();
+      const allowed = this.allows(slot, record.digest, record.window, now);
+      // Only the list allows it and the code went with the hub's last run: nothing can put it
+      // back (the command's own window opening says so, as before).
+      const lost = allowed && !this.codes.has(slot) && !windowAllows(record.window, now);
+      if (!lost && this.onLock.get(slot) !== allowed) {
+        try {
+          await this.apply(slot, allowed);
+        } catch (err) {
           this.o.logger.warn(
             { slot, err: err instanceof Error ? err.message : String(err) },
             'keypad window: could not update the lock; trying again',
           );
           // A window that closed must close on the lock: keep trying until it does.
-          this.scheduleBound(slot, retryAt);
-        },
-      );
+          this.scheduleBound(slot, this.o.clock.now() + (this.o.retryMs ?? 30_000));
+          return;
+        }
+      }
+      this.scheduleBound(slot);
+    });
+  }
+
+  private forget(slot: number): void {
+    this.records.delete(slot);
+    this.codes.delete(slot);
+    this.onLock.delete(slot);
+    this.timers.get(slot)?.();
+    this.timers.delete(slot);
+  }
+
+  /**
+   * The next instant after `now` at which what the slot may do can change: a bound of its
+   * command window, of its grant-list windows, or the list's horizon. Null: none ahead.
+   */
+  private nextBound(slot: number, record: SlotRecord, now: number): number | null {
+    // At all times: no bound, and no list can add to it.
+    if (record.window === null) return null;
+    const bounds = [record.window.fromMs, record.window.untilMs];
+    const list = this.o.grants?.current() ?? null;
+    const entry = this.listed(slot, record.digest);
+    if (list !== null && entry !== null) {
+      bounds.push(list.horizonMs);
+      for (const w of entry.windows ?? []) bounds.push(w.fromMs, w.untilMs);
+    }
+    const ahead = bounds.filter((b) => b > now);
+    return ahead.length === 0 ? null : Math.min(...ahead);
+  }
+
+  /** Arms the timer for the slot's next bound (or for `at`, a retry). */
+  private scheduleBound(slot: number, at?: number): void {
+    this.timers.get(slot)?.();
+    this.timers.delete(slot);
+    const record = this.records.get(slot);
+    if (this.stopped || record === undefined) return;
+    const next = at ?? this.nextBound(slot, record, this.o.clock.now());
+    if (next === null) return;
+    const cancel = this.o.clock.schedule(next, () => {
+      this.timers.delete(slot);
+      if (this.stopped || this.records.get(slot) !== record) return;
+      void this.reapply(slot);
     });
     this.timers.set(slot, cancel);
   }

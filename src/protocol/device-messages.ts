@@ -10,7 +10,11 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { PinWindow } from '../core/pin-window.ts';
-import { MAX_GRANT_LIST_BYTES, SignedGrantList, type SignedGrantListMessage } from './grant-list.ts';
+import {
+  MAX_GRANT_LIST_BYTES,
+  SignedGrantList,
+  type SignedGrantListMessage,
+} from './grant-list.ts';
 import { ID_PATTERN, type Channel } from './topics.ts';
 
 /** Largest JSON payload of any channel but `frame`, bytes. */

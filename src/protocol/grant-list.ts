@@ -20,9 +20,9 @@
  *
  * The signature is Ed25519 over a fixed prefix and the canonical JSON of the list, with the
  * control plane's grant-list key (`<data>/keys/grants-ed25519.pub` holds its public half); a
- * hub is configured with that public key and takes nothing else.
+ * hub is configured with that public key and takes nothing else. Checking a list needs Node's
+ * crypto, so it lives in grant-list-check.ts; this file stays importable by the web app's types.
  */
-import { createPublicKey, verify } from 'node:crypto';
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { canonicalJson } from '../core/canonical-json.ts';
@@ -111,10 +111,11 @@ export type ListedPinMessage = Static<typeof ListedPin>;
 export type ListedDeliveryMessage = Static<typeof ListedDelivery>;
 export type ListedGuestMessage = Static<typeof ListedGuest>;
 
-const signedValidator = Compile(SignedGrantList);
+/** Checks a value against {@link SignedGrantList} (grant-list-check.ts uses it). */
+export const signedGrantListValidator = Compile(SignedGrantList);
 
-/** The bytes the signature covers. */
-function signedText(list: GrantListMessage): string {
+/** The text the signature covers. */
+export function signedText(list: GrantListMessage): string {
   return GRANT_LIST_SIGNING_PREFIX + canonicalJson(list);
 }
 
@@ -123,66 +124,7 @@ export function signGrantList(list: GrantListMessage, signer: Signer): SignedGra
   return { list, sig: signer.sign(signedText(list)) };
 }
 
-/** What {@link readGrantList} found. */
-export type GrantListReading =
-  | { readonly ok: true; readonly list: GrantListMessage }
-  | { readonly ok: false; readonly reason: string };
-
-/**
- * Checks a `grants` payload (bytes or parsed JSON) for one lock: its size and schema, that it
- * is for `homeId`/`lockId`, that its windows are well formed and end by the horizon, and its
- * signature under `publicKey` (raw Ed25519, base64url). Never throws.
- */
-export function readGrantList(
-  payload: Uint8Array | unknown,
-  expect: { readonly homeId: string; readonly lockId: string; readonly publicKey: string },
-): GrantListReading {
-  let value: unknown = payload;
-  if (payload instanceof Uint8Array) {
-    if (payload.byteLength > MAX_GRANT_LIST_BYTES)
-      return { ok: false, reason: `too large (${payload.byteLength} bytes)` };
-    try {
-      value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
-    } catch {
-      return { ok: false, reason: 'not JSON' };
-    }
-  }
-  if (!signedValidator.Check(value)) {
-    const first = signedValidator.Errors(value)[0];
-    return {
-      ok: false,
-      reason: `does not match the schema: ${first ? `${first.instancePath || '/'} ${first.message}` : ''}`,
-    };
-  }
-  const { list, sig } = value as SignedGrantListMessage;
-  if (list.homeId !== expect.homeId || list.lockId !== expect.lockId)
-    return { ok: false, reason: `for ${list.homeId}/${list.lockId}, not this lock` };
-  if (list.horizonMs < list.issuedAtMs) return { ok: false, reason: 'horizon before issue' };
-  const windows = [
-    ...list.pins.flatMap((p) => p.windows ?? []),
-    ...list.guests.flatMap((g) => g.windows),
-    ...list.deliveries,
-  ];
-  for (const w of windows)
-    if (w.fromMs > w.untilMs) return { ok: false, reason: 'a window ends before it starts' };
-  if (!verifyEd25519Raw(signedText(list), sig, expect.publicKey))
-    return { ok: false, reason: 'bad signature' };
-  return { ok: true, list };
-}
-
 /** Whether `publicKey` looks like a raw Ed25519 public key in base64url (43 characters). */
 export function isGrantListKey(publicKey: string): boolean {
   return /^[A-Za-z0-9_-]{43}$/.test(publicKey);
-}
-
-function verifyEd25519Raw(message: string, signature: string, publicKey: string): boolean {
-  try {
-    const key = createPublicKey({
-      key: { kty: 'OKP', crv: 'Ed25519', x: publicKey },
-      format: 'jwk',
-    });
-    return verify(null, Buffer.from(message), key, Buffer.from(signature, 'base64url'));
-  } catch {
-    return false;
-  }
 }

@@ -99,6 +99,14 @@ export interface CommandOptions {
   readonly timeoutMs?: number;
   /** For `pin.set`, `pin.clear`, `pin.list`: slot, and for `pin.set` code and name. */
   readonly pin?: PinCommandFields;
+  /**
+   * For `unlock`: whom it lets in (`courier`, `guest` or `household`). A home hub checks a
+   * courier's (and a guest's) unlock against its offline grant list; devices that do not keep
+   * one ignore it.
+   */
+  readonly accessKind?: NonNullable<CommandMessage['accessKind']>;
+  /** For `unlock` in a session: the grant the session runs under. */
+  readonly grantId?: string;
 }
 
 export type CommandOutcome =
@@ -355,6 +363,30 @@ export class DeviceGateway {
   }
 
   /**
+   * Publishes a lock's signed offline grant list (grant-list.ts) on its `grants` topic,
+   * retained (a hub that connects later gets the newest at once) and QoS 1. Resolves true once
+   * the broker has taken it, false when it could not be sent (not connected, refused); never
+   * rejects. The list is signed already: no device MAC, the hub checks the list's signature.
+   */
+  async publishGrants(homeId: string, lockId: string, payload: string): Promise<boolean> {
+    const client = this.client;
+    if (!client) return false;
+    try {
+      await client.publishAsync(deviceTopic(homeId, lockId, 'grants'), payload, {
+        qos: 1,
+        retain: true,
+      });
+      return true;
+    } catch (err) {
+      this.opts.logger?.warn(
+        { err: err instanceof Error ? err.message : String(err), lockId },
+        'grant list not published',
+      );
+      return false;
+    }
+  }
+
+  /**
    * Sends a signed command and resolves with the device's reply, or `timeout`. Never rejects:
    * a lost command is an expected outcome the caller handles.
    */
@@ -377,6 +409,8 @@ export class DeviceGateway {
       action,
       ...(options.sessionId === undefined ? {} : { sessionId: options.sessionId }),
       ...(options.relockAfterMs === undefined ? {} : { relockAfterMs: options.relockAfterMs }),
+      ...(options.accessKind === undefined ? {} : { accessKind: options.accessKind }),
+      ...(options.grantId === undefined ? {} : { grantId: options.grantId }),
       ...options.pin,
     };
     const msg = sign<CommandMessage>(key, topic, body);

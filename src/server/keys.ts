@@ -6,6 +6,10 @@
  * - `audit-ed25519.pem`: the private key that signs audit checkpoints; its public half is
  *   written beside it as `audit-ed25519.pub` (base64url, raw 32 bytes) for owners who verify
  *   an exported log elsewhere.
+ * - `grants-ed25519.pem`: the private key that signs the offline grant lists home hubs keep
+ *   (grant-list.ts); its public half is written beside it as `grants-ed25519.pub` (base64url,
+ *   raw 32 bytes), for configuring hubs. A key of its own, not the audit key: one purpose per
+ *   key, so neither signature can ever pass for the other, and each can be replaced alone.
  */
 import {
   createPrivateKey,
@@ -20,9 +24,12 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import type { SignatureVerifier, Signer, Sha256Hex } from '../core/crypto-ports.ts';
 
+/** The server's keys, as {@link loadOrCreateKeys} loads them. */
 export interface ServerKeys {
   readonly masterKey: Buffer;
   readonly auditSigner: Signer;
+  /** Signs the offline grant lists; `publicKey` is what a home hub is configured with. */
+  readonly grantSigner: Signer;
 }
 
 function writeSecret(path: string, data: string | Buffer): void {
@@ -39,15 +46,25 @@ export function loadOrCreateKeys(dataDir: string): ServerKeys {
   const masterKey = readFileSync(masterPath);
   if (masterKey.length !== 32) throw new Error(`${masterPath} must hold exactly 32 bytes`);
 
-  const auditPath = join(dir, 'audit-ed25519.pem');
-  if (!existsSync(auditPath)) {
+  const auditSigner = loadOrCreateEd25519(dir, 'audit-ed25519');
+  const grantSigner = loadOrCreateEd25519(dir, 'grants-ed25519');
+  return { masterKey, auditSigner, grantSigner };
+}
+
+/**
+ * The Ed25519 key `<dir>/<name>.pem`, created if missing, with its public half written as
+ * `<dir>/<name>.pub` (base64url of the raw 32 bytes, then a newline) if that is missing.
+ */
+function loadOrCreateEd25519(dir: string, name: string): Signer {
+  const pemPath = join(dir, `${name}.pem`);
+  if (!existsSync(pemPath)) {
     const { privateKey } = generateKeyPairSync('ed25519');
-    writeSecret(auditPath, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeSecret(pemPath, privateKey.export({ type: 'pkcs8', format: 'pem' }));
   }
-  const auditSigner = ed25519Signer(readFileSync(auditPath, 'utf8'));
-  const pubPath = join(dir, 'audit-ed25519.pub');
-  if (!existsSync(pubPath)) writeFileSync(pubPath, `${auditSigner.publicKey}\n`);
-  return { masterKey, auditSigner };
+  const signer = ed25519Signer(readFileSync(pemPath, 'utf8'));
+  const pubPath = join(dir, `${name}.pub`);
+  if (!existsSync(pubPath)) writeFileSync(pubPath, `${signer.publicKey}\n`);
+  return signer;
 }
 
 /** An Ed25519 {@link Signer} from a PKCS#8 PEM private key. */

@@ -24,6 +24,7 @@ import {
   type SessionEffect,
   type SessionEvent,
   type SessionTiming,
+  type StepResult,
 } from '../core/access-session.ts';
 import type { AuditActor, AuditFact } from '../core/audit-chain.ts';
 import type { Clock } from '../core/clock.ts';
@@ -117,6 +118,24 @@ const HUB_NOTICES: Readonly<Record<string, string>> = {
 
 /** …and for how long, ms. */
 export const RECOVERY_GIVE_UP_MS = 2 * 60_000;
+
+/**
+ * Error codes a home hub answers an `unlock` with when its offline grant list does not let
+ * the visit in: the list is older than its bound, names no such grant, or there is none. The
+ * door has not moved; the session ends at once with `door.hub-list-stale` (see
+ * {@link refusedAtHub}).
+ */
+export const HUB_LIST_REFUSALS: ReadonlySet<string> = new Set([
+  'grants.stale',
+  'grants.not-listed',
+  'grants.none',
+]);
+
+/**
+ * What a session is fed: the state machine's events, and the lock's hub refusing the unlock
+ * (applied by {@link refusedAtHub}, not by the machine).
+ */
+type AppliedEvent = SessionEvent | { readonly type: 'hub-refused'; readonly hubCode: string };
 
 const SYSTEM: AuditActor = { type: 'system', id: 'orchestrator' };
 
@@ -738,7 +757,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   /** Applies an event to a live session, in order with its other events. */
   private apply(
     sessionId: string,
-    event: SessionEvent,
+    event: AppliedEvent,
     actor: AuditActor = SYSTEM,
     /** Facts recorded in the same commit, before the step's own. */
     before: readonly AuditFact[] = [],
@@ -760,7 +779,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
 
   private async applyNow(
     l: LiveSession,
-    event: SessionEvent,
+    event: AppliedEvent,
     actor: AuditActor,
     before: readonly AuditFact[],
   ): Promise<{ refusal: Problem | null }> {
@@ -768,7 +787,10 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     const prev = l.session;
     if (isTerminal(prev) && !this.live.has(prev.id))
       return { refusal: problem('session.finished') };
-    const r = step(prev, event, now);
+    const r =
+      event.type === 'hub-refused'
+        ? refusedAtHub(prev, event.hubCode, now)
+        : step(prev, event, now);
     l.session = r.session;
     const changed =
       before.length > 0 ||
@@ -888,7 +910,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     l: LiveSession,
     effects: readonly SessionEffect[],
     actor: AuditActor,
-    event: SessionEvent,
+    event: AppliedEvent,
   ): AuditFact[] {
     const subject = `session:${l.session.id}`;
     const byRequest =
@@ -948,13 +970,18 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       const deviceId = e.device === 'lock' ? s.lockDeviceId : s.cameraDeviceId;
       // The machine sends no camera command to a session without a camera; nothing to send to.
       if (deviceId === null) continue;
+      // An unlock says whom it lets in, so a home hub can check it against its grant list.
+      const unlock = e.device === 'lock' && e.action === 'unlock';
       void this.o.gateway
         .command(deviceId, e.action, {
           sessionId: s.id,
           ...(e.relockAfterMs === undefined ? {} : { relockAfterMs: e.relockAfterMs }),
+          ...(unlock
+            ? { accessKind: s.deliveryId !== null ? 'courier' : 'guest', grantId: s.grantId }
+            : {}),
         })
-        .then((out) =>
-          this.o.audit.append({
+        .then(async (out) => {
+          await this.o.audit.append({
             kind: 'command.outcome',
             actor:
               out.status === 'ok' || out.status === 'error'
@@ -970,8 +997,16 @@ export class SessionOrchestrator implements DeviceGatewayListener {
                 : {}),
             },
             ...(out.status === 'ok' || out.status === 'error' ? { deviceMac: out.reply.mac } : {}),
-          }),
-        )
+          });
+          // The hub would not open for this visit: the session ends now, not at its deadline.
+          if (
+            unlock &&
+            out.status === 'error' &&
+            out.reply.status === 'error' &&
+            HUB_LIST_REFUSALS.has(out.reply.error.code)
+          )
+            await this.apply(s.id, { type: 'hub-refused', hubCode: out.reply.error.code });
+        })
         .catch((err: unknown) =>
           this.o.logger?.warn({ err: String(err) }, 'command outcome not audited'),
         );
@@ -1278,4 +1313,47 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     this.live.clear();
     this.byDevice.clear();
   }
+}
+
+/** The outcome's words for a guest (the catalogue's speak to a courier). */
+const HUB_REFUSED_GUEST_TEXT =
+  'The door’s hub has no current access list for your visit, so the door stays locked; the household can check the hub.';
+
+/**
+ * A session whose lock's home hub refused the unlock ({@link HUB_LIST_REFUSALS}: its offline
+ * grant list is too old, missing, or does not name the grant). The hub did not open the door,
+ * so the session ends `refused` at once with `door.hub-list-stale` (the hub's code in its
+ * detail), as a refused arming ends: the camera is disarmed, and the lock is told to lock
+ * unless its own last report says locked already. Only a session still waiting for its unlock
+ * and never opened ends so; in any other state the refusal changes nothing (the lock's own
+ * reports decide, as ever).
+ *
+ * Applied here rather than by the machine's `step`, which has no event for a refusal from the
+ * door's side; the transition, history and effects are those `step` makes when it ends a
+ * session.
+ */
+export function refusedAtHub(s: AccessSession, hubCode: string, now: number): StepResult {
+  if (s.state !== 'unlocking' || s.unlockedAt !== null)
+    return { session: { ...s, updatedAt: now }, effects: [], refusal: null };
+  const reason = 'door.hub-list-stale';
+  const outcome = problem(reason, s.deliveryId === null ? HUB_REFUSED_GUEST_TEXT : undefined, {
+    hubCode,
+  });
+  const effects: SessionEffect[] = [{ type: 'transition', from: s.state, to: 'refused', reason }];
+  if (s.bolt !== 'locked') effects.push({ type: 'command', device: 'lock', action: 'lock' });
+  if (s.cameraDeviceId !== null)
+    effects.push({ type: 'command', device: 'camera', action: 'disarm' });
+  return {
+    session: {
+      ...s,
+      state: 'refused',
+      updatedAt: now,
+      endedAt: now,
+      deadlineAt: null,
+      outcome,
+      history: [...s.history, { state: 'refused', atMs: now, reason }],
+    },
+    effects,
+    refusal: null,
+  };
 }

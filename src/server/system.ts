@@ -42,6 +42,7 @@ import { Authenticator } from './auth.ts';
 import { ClipStore } from './clip-store.ts';
 import { DeviceGateway, type DeviceGatewayOptions } from './device-gateway.ts';
 import { EventBus } from './event-bus.ts';
+import { GrantLists, offlineHorizonFromHours } from './grant-lists.ts';
 import { loadOrCreateKeys, sha256Hex, type ServerKeys } from './keys.ts';
 import { SessionOrchestrator } from './session-orchestrator.ts';
 
@@ -85,6 +86,14 @@ export interface SystemOptions {
    * on a desk is not at the demo door). Never set in production.
    */
   readonly demo?: boolean;
+  /**
+   * How far the offline grant lists sent to home hubs reach, hours (1 to 168, default 24):
+   * nothing in a list lets anyone in later, so a revocation that cannot reach a hub takes effect
+   * at most this long after its last list.
+   */
+  readonly offlineGrantsHours?: number;
+  /** An unchanged lock's grant list is issued again once the last is this old, ms (5 min). */
+  readonly grantListRefreshMs?: number;
 }
 
 export interface RunningSystem {
@@ -110,6 +119,8 @@ export interface RunningSystem {
   readonly webhooks: WebhookDispatcher;
   /** "Who unlocked": the entries recorded, and whom they are pushed to. */
   readonly entries: EntryRecorder;
+  /** The signed offline grant list of every lock, kept published for the home hubs. */
+  readonly grantLists: GrantLists;
   /** Registers a device with the gateway and broker; returns its secret (base64url device key). */
   provisionDevice(device: Device): Promise<string>;
   /** The secret of a stored device (derived from the master key). */
@@ -128,6 +139,8 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     for (const c of closers.reverse()) await c().catch(() => undefined);
   };
   try {
+    // A bad horizon stops the start before anything listens, with a sentence saying why.
+    const offlineHorizonMs = offlineHorizonFromHours(opts.offlineGrantsHours ?? 24);
     const keys = loadOrCreateKeys(opts.dataDir);
     const publicOrigin = opts.publicUrl ? new URL(opts.publicUrl).origin : undefined;
     const vapid = loadOrCreateVapidKeys(
@@ -207,13 +220,18 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       events.publish({ type: 'notice', homeId, message, at: clock.now() });
     };
     let pinsForEntries: PinSync | null = null;
+    let listsForEntries: GrantLists | null = null;
     const entries = new EntryRecorder({
       store,
       events,
       clock,
       audit,
       notify: notice,
-      refreshPins: (homeId) => pinsForEntries?.refreshWindows(homeId) ?? Promise.resolve(),
+      refreshPins: (homeId) => {
+        // A guest's use was counted (not audited on its own): it may have used a grant up.
+        listsForEntries?.changed(homeId);
+        return pinsForEntries?.refreshWindows(homeId) ?? Promise.resolve();
+      },
       ...(log ? { logger: log } : {}),
     });
     gateway.addListener(entries);
@@ -266,6 +284,21 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     pinsForEntries = pins;
     await pins.start();
     closers.push(() => pins.stop());
+    // The home hubs' offline grant lists: every lock's published now, then kept current from
+    // the audit log's entries and refreshed; stopped before the gateway's client closes.
+    const grantLists = new GrantLists({
+      store,
+      publisher: gateway,
+      signer: keys.grantSigner,
+      clock,
+      audit,
+      offlineHorizonMs,
+      ...(opts.grantListRefreshMs === undefined ? {} : { refreshMs: opts.grantListRefreshMs }),
+      ...(log ? { logger: log } : {}),
+    });
+    listsForEntries = grantLists;
+    await grantLists.start();
+    closers.push(() => grantLists.stop());
 
     const auth = new Authenticator(store, clock);
     // Passkeys are bound to the host name people use; a bad --public-url stops the start.
@@ -302,6 +335,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
         broker: broker.stats(),
         push: push.stats(),
         webhooks: webhooks.stats(),
+        grantLists: grantLists.stats(),
       }),
     });
     closers.push(() => app.close());
@@ -355,9 +389,12 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       entries,
       deliveryEvents,
       webhooks,
+      grantLists,
       async provisionDevice(device: Device): Promise<string> {
         if (!(await store.homes.getDevice(device.id))) await store.homes.createDevice(device);
         gateway.register(device);
+        // A new lock gets its list now rather than at the next sweep.
+        if (device.kind === 'lock') grantLists.changed(device.homeId);
         return deriveDeviceKey(keys.masterKey, device.id).toString('base64url');
       },
       deviceSecret: (id) => deriveDeviceKey(keys.masterKey, id).toString('base64url'),

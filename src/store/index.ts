@@ -58,6 +58,7 @@ export {
   type EntryAlertSetting,
   type EntryMethod,
 } from './entry-repository.ts';
+export { GrantListRepository, type GrantListVersion } from './grant-list-repository.ts';
 export {
   DeliveryEventRepository,
   DELIVERY_EVENT_TYPES,

@@ -423,6 +423,17 @@ export interface EntryAlertPersonRow {
   subject_id: string;
 }
 
+/**
+ * `grant_list_versions`: per lock, the version of the last offline grant list signed for it
+ * (only ever grows) and when that list was issued.
+ */
+export interface GrantListVersionRow {
+  lock_device_id: string;
+  version: number;
+  /** ms since the epoch, the control plane's clock. */
+  issued_at: number;
+}
+
 export interface Database {
   homes: HomeRow;
   devices: DeviceRow;
@@ -454,4 +465,5 @@ export interface Database {
   entry_alert_settings: EntryAlertSettingRow;
   entry_alert_people: EntryAlertPersonRow;
   pin_slots: PinSlotRow;
+  grant_list_versions: GrantListVersionRow;
 }

@@ -104,6 +104,8 @@ const COURIER_SENTENCES: Record<string, string> = {
   'door.open': 'The door is already open. Do not go in; leave the parcel at the door.',
   'door.unknown':
     'The door sensor is not answering, so the door stays locked — leave the parcel at the door.',
+  'door.hub-list-stale':
+    'The door’s hub has no current access list, so the door stays locked — leave the parcel at the door. The owner can check the hub.',
   'presence.missing':
     'Your location is needed to open the door. Allow location for this page and try again, or leave the parcel at the door.',
   'presence.inaccurate':
@@ -165,6 +167,8 @@ const GUEST_SENTENCES: Record<string, string> = {
   'lock.unconfirmed': 'The lock did not confirm it opened. The household has been told.',
   'door.open': 'The door is open. Close it first.',
   'door.unknown': 'The door sensor is not answering, so the door stays locked.',
+  'door.hub-list-stale':
+    'The door’s hub has no current access list for your visit, so the door stays locked; the household can check the hub.',
   'session.finished': 'This visit is already finished.',
   'network.unreachable': 'No connection to Threshold. Check your signal and try again.',
 };

@@ -18,11 +18,18 @@ import type { DemoCredentials } from '../../server/seed.ts';
 import type { RunningSystem } from '../../server/system.ts';
 import { sleep, type ScenarioWorld } from '../scenario-world.ts';
 
-/** Timings of the hub, besides the defaults. */
+/** Timings of the hub, besides the defaults, and the control plane's grant-list key. */
 export interface HubHomeSettings {
   readonly deadManMs?: number;
   readonly freezeMs?: number;
   readonly cutOffMs?: number;
+  /**
+   * The control plane's grant-list public key (`controlPlane.grantKey`, its
+   * `keys.grantSigner.publicKey`); absent, the hub refuses every courier unlock.
+   */
+  readonly grantKey?: string;
+  /** `grants.maxAgeMs`: how old the hub's grant list may be for a courier's unlock. */
+  readonly grantsMaxAgeMs?: number;
 }
 
 /** A started hub and its memory devices. */
@@ -43,16 +50,17 @@ export function hubYamlFor(
   settings: HubHomeSettings = {},
 ): string {
   const { lock, doorSensor, camera } = creds.devices;
-  const timing = Object.entries(settings)
+  const { grantKey, grantsMaxAgeMs, ...timings } = settings;
+  const timing = Object.entries(timings)
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${k}: ${String(v)}\n`)
     .join('');
   return `# The demo home's door, bridged by a hub with simulated devices.
 controlPlane:
   url: ${brokerUrl}
-homeId: ${creds.homeId}
+${grantKey === undefined ? '' : `  grantKey: ${grantKey}\n`}homeId: ${creds.homeId}
 dataDir: ./hub-data
-${timing}devices:
+${timing}${grantsMaxAgeMs === undefined ? '' : `grants:\n  maxAgeMs: ${grantsMaxAgeMs}\n`}devices:
   - id: ${lock.id}
     kind: lock
     secret: ${lock.secret}
@@ -123,13 +131,10 @@ export async function withHubHome<T>(
   await world.home.stop();
   const dir = mkdtempSync(join(tmpdir(), 'threshold-hub-'));
   try {
-    const home = await startHubHome(
-      world.creds,
-      world.sys.brokerUrl,
-      dir,
-      world.sys.clock,
-      settings,
-    );
+    const home = await startHubHome(world.creds, world.sys.brokerUrl, dir, world.sys.clock, {
+      grantKey: world.sys.keys.grantSigner.publicKey,
+      ...settings,
+    });
     try {
       const ids = Object.values(world.creds.devices).map((d) => d.id);
       await world.waitFor(

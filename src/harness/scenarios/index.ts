@@ -9,6 +9,7 @@ import { guestEscalation } from './guest-escalation.ts';
 import { guestSchedule } from './guest-schedule.ts';
 import { hubDeadline } from './hub-deadline.ts';
 import { hubDeadMan } from './hub-dead-man.ts';
+import { hubStaleGrants } from './hub-stale-grants.ts';
 import { pinBruteForce } from './pin-brute-force.ts';
 import { relockJam } from './relock-jam.ts';
 import { replay } from './replay.ts';
@@ -30,6 +31,7 @@ export const SCENARIOS: readonly Scenario[] = [
   carrierIsolation,
   hubDeadline,
   hubDeadMan,
+  hubStaleGrants,
 ];
 
 /** The scenario named `name`, or undefined. */

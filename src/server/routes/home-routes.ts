@@ -144,10 +144,14 @@ export const homeRoutes =
           subject: `door:${door.id}`,
           data: { action },
         });
+        // An unlock from afar is the household's own, and says so: a home hub checks visitors'
+        // unlocks against its grant list, not the household's.
         const out = await deps.gateway.command(
           door.lockDeviceId,
           action,
-          action === 'unlock' ? { relockAfterMs: REMOTE_UNLOCK_RELOCK_MS } : {},
+          action === 'unlock'
+            ? { relockAfterMs: REMOTE_UNLOCK_RELOCK_MS, accessKind: 'household' }
+            : {},
         );
         await deps.audit.append({
           kind: 'command.outcome',

@@ -12,6 +12,7 @@ import * as principalDisabled from './0005-principal-disabled.ts';
 import * as pinWindows from './0006-pin-windows.ts';
 import * as entries from './0007-entries.ts';
 import * as carrierPlatform from './0008-carrier-platform.ts';
+import * as grantLists from './0009-grant-lists.ts';
 
 /** Migrations by name; Kysely applies them in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -23,4 +24,5 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0006-pin-windows': pinWindows,
   '0007-entries': entries,
   '0008-carrier-platform': carrierPlatform,
+  '0009-grant-lists': grantLists,
 };
