@@ -27,6 +27,15 @@ export type SimLinkSettings = Omit<
 export interface SimHomeOptions {
   /** `mqtt://host:port` of the broker. */
   readonly brokerUrl: string;
+  /**
+   * A device's own broker address instead of `brokerUrl` (e.g. a fault-injecting proxy in
+   * front of the broker for one device, so that only its link is jammed).
+   */
+  readonly brokerUrls?: {
+    readonly lock?: string;
+    readonly doorSensor?: string;
+    readonly camera?: string;
+  };
   readonly homeId: string;
   readonly devices: {
     readonly lock: SimDeviceCredentials;
@@ -65,10 +74,10 @@ export class SimHome {
     const { brokerUrl, homeId, devices, clock } = options;
     this.homeId = homeId;
     const settings = options.options ?? {};
-    const link = (device: SimDeviceCredentials): DeviceLink =>
+    const link = (device: SimDeviceCredentials, url = brokerUrl): DeviceLink =>
       new DeviceLink({
         ...settings.link,
-        brokerUrl,
+        brokerUrl: url,
         homeId,
         deviceId: device.id,
         deviceKey: keyBytes(device.key),
@@ -76,9 +85,9 @@ export class SimHome {
         ...(options.logger === undefined ? {} : { logger: options.logger }),
       });
     this.links = {
-      lock: link(devices.lock),
-      doorSensor: link(devices.doorSensor),
-      camera: link(devices.camera),
+      lock: link(devices.lock, options.brokerUrls?.lock),
+      doorSensor: link(devices.doorSensor, options.brokerUrls?.doorSensor),
+      camera: link(devices.camera, options.brokerUrls?.camera),
     };
     this.doorSensor = new SimDoorSensor(this.links.doorSensor, {
       ...settings.doorSensor,

@@ -9,9 +9,11 @@ export function simHomeFor(
   brokerUrl: string,
   clock: Clock,
   options?: SimHomeOptions['options'],
+  brokerUrls?: SimHomeOptions['brokerUrls'],
 ): SimHome {
   return new SimHome({
     brokerUrl,
+    ...(brokerUrls === undefined ? {} : { brokerUrls }),
     homeId: creds.homeId,
     devices: {
       lock: { id: creds.devices.lock.id, key: creds.devices.lock.secret },

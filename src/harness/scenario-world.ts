@@ -13,6 +13,7 @@ import type { Coverage } from '../core/observation-watchdog.ts';
 import { systemClock } from '../protocol/system-clock.ts';
 import type { SimHome } from '../devices/index.ts';
 import { simHomeFor } from './demo-sim-home.ts';
+import { FaultProxy } from './fault-proxy.ts';
 import { shiftedClock } from './shifted-clock.ts';
 import { verifyEd25519 } from '../server/keys.ts';
 import {
@@ -53,6 +54,20 @@ export interface WorldOptions {
    * same test), as the demo does; off, the production rules hold.
    */
   readonly allowLocalEndpoints?: boolean;
+  /**
+   * Puts a fault-injecting proxy (fault-proxy.ts) between each simulated device and the broker,
+   * one per device, as {@link ScenarioWorld.net}; the devices' MQTT keepalive is then this many
+   * seconds (a jammed link is noticed by keepalive, as on a real network). The server's own
+   * connection stays direct.
+   */
+  readonly faultProxies?: { readonly keepaliveSeconds: number };
+}
+
+/** The world's fault proxies, one in front of each device's link. */
+export interface WorldNetwork {
+  readonly lock: FaultProxy;
+  readonly doorSensor: FaultProxy;
+  readonly camera: FaultProxy;
 }
 
 /** One HTTP answer: status and parsed body. */
@@ -65,6 +80,8 @@ export class ScenarioWorld {
   readonly alarms: { alarm: SessionAlarm; sessionId: string }[] = [];
   private courierToken = '';
   private offEvents: (() => void) | null = null;
+  /** The devices' links, through fault proxies (`faultProxies`); null without them. */
+  net: WorldNetwork | null = null;
 
   private constructor(
     readonly sys: RunningSystem,
@@ -89,14 +106,34 @@ export class ScenarioWorld {
       ...(opts.trace ? { trace: opts.trace } : {}),
       ...(opts.allowLocalEndpoints ? { allowInsecurePushEndpoints: true } : {}),
     });
+    let net: WorldNetwork | null = null;
     try {
       const maxOpenMs = opts.maxOpenMs ?? 60_000;
       const creds = await seedDemo(sys, dataDir, {
         credentialsFile: join(dataDir, 'scenario-credentials.json'),
       });
-      const home = simHomeFor(creds, sys.brokerUrl, clock);
+      if (opts.faultProxies) {
+        const proxy = async (seed: number): Promise<FaultProxy> => {
+          const p = new FaultProxy({ upstream: sys.brokerUrl, seed });
+          await p.start();
+          return p;
+        };
+        net = { lock: await proxy(1), doorSensor: await proxy(2), camera: await proxy(3) };
+      }
+      const home = simHomeFor(
+        creds,
+        sys.brokerUrl,
+        clock,
+        net === null
+          ? undefined
+          : { link: { keepaliveSeconds: opts.faultProxies!.keepaliveSeconds } },
+        net === null
+          ? undefined
+          : { lock: net.lock.url, doorSensor: net.doorSensor.url, camera: net.camera.url },
+      );
       await home.start();
       const world = new ScenarioWorld(sys, home, creds, dataDir, tempDir, maxOpenMs);
+      world.net = net;
       world.offEvents = sys.events.subscribe((e) => {
         if (e.type === 'alarm') world.alarms.push({ alarm: e.alarm, sessionId: e.sessionId });
       });
@@ -112,6 +149,7 @@ export class ScenarioWorld {
       );
       return world;
     } catch (err) {
+      if (net !== null) await Promise.all(Object.values(net).map((p: FaultProxy) => p.close()));
       await sys.close();
       throw err;
     }
@@ -267,6 +305,8 @@ export class ScenarioWorld {
   async close(): Promise<void> {
     this.offEvents?.();
     await this.home.stop();
+    if (this.net !== null)
+      await Promise.all(Object.values(this.net).map((p: FaultProxy) => p.close()));
     await this.sys.close();
     if (this.tempDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
