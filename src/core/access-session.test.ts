@@ -539,6 +539,26 @@ describe('step: open', () => {
     });
   });
 
+  it('ends a cancelled visit aborted with its reason once the door is secured, never completed', () => {
+    // Cancelled after the unlock (the courier was revoked while inside).
+    const inside = new Run().toOpen();
+    inside.send({ type: 'cancel', reason: 'grant.revoked' }, UNLOCKED + 5_000);
+    inside.send(
+      { type: 'lock-report', bolt: 'locked', changedAt: UNLOCKED + 5_400 },
+      UNLOCKED + 5_500,
+    );
+    inside.send({ type: 'fresh-frame' }, UNLOCKED + 6_000);
+    expect(inside.s.state).toBe('aborted');
+    expect(inside.s.outcome?.code).toBe('grant.revoked');
+    // Cancelled while the unlock was still on its way: the bolt never moved.
+    const before = new Run().toUnlocking();
+    before.send({ type: 'cancel', reason: 'grant.revoked' }, ARMED + 100);
+    before.send({ type: 'lock-report', bolt: 'locked', changedAt: ARMED + 50 }, ARMED + 200);
+    before.send({ type: 'fresh-frame' }, ARMED + 700);
+    expect(before.s).toMatchObject({ state: 'aborted', unlockedAt: null });
+    expect(before.s.outcome?.code).toBe('grant.revoked');
+  });
+
   it('raises lock-jammed without ending the session when the lock jams while open', () => {
     const run = new Run().toOpen();
     const r = run.send({ type: 'lock-report', bolt: 'jammed', changedAt: T0 + 9_000 }, T0 + 9_100);

@@ -404,7 +404,9 @@ function tryComplete(st: Step): void {
   // Without a camera there is no picture to wait for; the lock and the door still decide.
   const frameOk = !isRecorded(s) || s.freshFrameAfterLockAt !== null;
   if (s.bolt === 'locked' && doorOk && frameOk) {
-    st.end('completed', null);
+    // A cancelled visit (its outcome set) ends aborted with its reason once secured.
+    if (s.outcome !== null) st.end('aborted', s.outcome);
+    else st.end('completed', null);
   }
 }
 
@@ -618,6 +620,9 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
       } else if (s.state === 'requested' || s.state === 'arming') {
         st.end('refused', problem(event.reason));
       } else if (s.state === 'unlocking' || s.state === 'open') {
+        // The reason stays the session's outcome: once the door is secured it ends aborted,
+        // never completed (a revoked courier's visit is not a delivery done).
+        st.set({ outcome: problem(event.reason) });
         startRelock(st, `cancelled: ${event.reason}`);
       }
       break;
