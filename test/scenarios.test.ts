@@ -10,7 +10,7 @@ import { findScenario, SCENARIOS } from '../src/harness/scenarios/index.ts';
 const REPORT_KEYS = ['scenario', 'outcome', 'coverage', 'gaps', 'alerts', 'auditVerified'];
 
 describe('scenarios', () => {
-  it('has the walking skeleton’s five scenarios, the five of guests and keypad codes, the two of carriers and the two of the hub', () => {
+  it('has the walking skeleton’s five scenarios, the five of guests and keypad codes, the two of carriers and the three of the hub', () => {
     expect(SCENARIOS.map((s) => s.name)).toEqual([
       'delivery',
       'deauth',
@@ -34,6 +34,8 @@ describe('scenarios', () => {
     const r = await runScenario(findScenario('delivery')!);
     expect(r.failures).toEqual([]);
     for (const k of REPORT_KEYS) expect(r).toHaveProperty(k);
+    // The history check looked at the visit: its unlock, its relock, its door opening.
+    expect(r.history).toMatchObject({ unlocks: 1, lockShown: 1, doorOpens: 1, alarms: 0 });
     expect(r).toMatchObject({
       scenario: 'delivery',
       outcome: 'completed',

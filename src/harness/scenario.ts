@@ -4,7 +4,19 @@
  * DESIGN.md promises — run against a fresh, real system. Its report says what was expected,
  * what was observed, and every check that did not hold.
  */
-import { ScenarioWorld, reportCoverage, type WorldOptions } from './scenario-world.ts';
+import { serverMqttCredentials } from '../broker/server-credentials.ts';
+import {
+  checkHistory,
+  HistoryRecorder,
+  type AuditedAlarm,
+  type HistoryVerdict,
+} from './history.ts';
+import {
+  ScenarioWorld,
+  reportCoverage,
+  SCENARIO_TIMING,
+  type WorldOptions,
+} from './scenario-world.ts';
 import type { SessionView } from '../server/session-orchestrator.ts';
 
 export interface ScenarioReport {
@@ -30,6 +42,12 @@ export interface ScenarioReport {
   readonly sessionId: string | null;
   /** Wall time of the scenario, ms. */
   readonly durationMs: number;
+  /**
+   * What the history check looked at (history.ts): messages recorded, unlocks, relocks shown,
+   * door openings and alarms checked; null when the scenario crashed before it could run. Its
+   * violations are among `failures`.
+   */
+  readonly history: HistoryVerdict['checked'] | null;
   /** Scenario-specific measurements (e.g. detectionMs, relockMs). */
   readonly [extra: string]: unknown;
 }
@@ -72,21 +90,39 @@ export async function runScenario(
   let world: ScenarioWorld | null = null;
   let result: StoryResult = { session: null };
   let auditVerified = false;
+  let recorder: HistoryRecorder | null = null;
+  let history: HistoryVerdict['checked'] | null = null;
   try {
     world = await ScenarioWorld.create({
       ...s.world,
       ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
     });
+    recorder = new HistoryRecorder({
+      brokerUrl: world.sys.brokerUrl,
+      credentials: serverMqttCredentials(world.sys.keys.masterKey),
+      events: world.sys.events,
+      clock: world.sys.clock,
+    });
+    await recorder.start();
     result = await s.story({ world, expect });
     await world.sys.audit.checkpoint();
     const audit = await world.auditVerified();
     auditVerified = audit.ok;
     expect.that(audit.ok, `the audit chain verifies (${audit.firstBreak ?? 'ok'})`);
+    await recorder.stop();
+    const verdict = checkHistory(recorder.entries, {
+      masterKey: world.sys.keys.masterKey,
+      silenceMs: SCENARIO_TIMING.watchdog.silenceMs,
+      auditedAlarms: await auditedAlarms(world),
+    });
+    history = verdict.checked;
+    for (const v of verdict.violations) expect.that(false, `history: ${v}`);
   } catch (err) {
     expect.failures.push(
       `the scenario crashed: ${err instanceof Error ? err.message : String(err)}`,
     );
   } finally {
+    await recorder?.stop();
     await world?.close().catch(() => undefined);
   }
   const s0 = result.session;
@@ -105,6 +141,20 @@ export async function runScenario(
     auditVerified,
     sessionId: s0?.id ?? null,
     durationMs: Date.now() - started,
+    history,
     ...result.extra,
   };
+}
+
+/** Every `alarm.raised` entry of the world's audit log. */
+async function auditedAlarms(world: ScenarioWorld): Promise<AuditedAlarm[]> {
+  const last = await world.sys.store.audit.last();
+  if (last === null) return [];
+  const out: AuditedAlarm[] = [];
+  for (const e of await world.sys.store.audit.getRange(1, last.seq)) {
+    if (e.kind !== 'alarm.raised' || !e.subject.startsWith('session:')) continue;
+    const type = (e.data as { alarm?: unknown }).alarm;
+    if (typeof type === 'string') out.push({ sessionId: e.subject.slice('session:'.length), type });
+  }
+  return out;
 }
