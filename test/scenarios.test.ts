@@ -27,6 +27,12 @@ describe('scenarios', () => {
       'hub-deadline',
       'hub-dead-man',
       'hub-stale-grants',
+      'camera-cut-before-open',
+      'camera-cut-after-open',
+      'jam-at-relock',
+      'loop-freeze',
+      'command-faults',
+      'broker-restart',
     ]);
   });
 

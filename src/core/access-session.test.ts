@@ -466,6 +466,23 @@ describe('step: unlocking', () => {
     expect(run.s.outcome?.code).toBe('session.observation-lost');
   });
 
+  it('gives up on an unlock the lock never confirmed: relocks, blocks, and ends aborted, never completed', () => {
+    const run = new Run().toUnlocking();
+    const r = run.deadline();
+    expect(commands(r)).toEqual([{ type: 'command', device: 'lock', action: 'lock' }]);
+    expect(transitions(r)).toEqual(['unlocking→relocking']);
+    expect(run.s).toMatchObject({ unlockBlocked: 'lock.unconfirmed', unlockedAt: null });
+    expect(run.s.outcome).toMatchObject({
+      code: 'lock.unconfirmed',
+      message: 'The lock did not open; leave the parcel at the door.',
+    });
+    const at = run.s.deadlineAt! - 1_000;
+    run.send({ type: 'lock-report', bolt: 'locked', changedAt: at - 50 }, at);
+    run.send({ type: 'fresh-frame' }, at + 500);
+    expect(run.s.state).toBe('aborted');
+    expect(run.s.outcome?.code).toBe('lock.unconfirmed');
+  });
+
   it('locks again at once when observation fails while the lock is opening (door closed)', () => {
     const run = new Run().toUnlocking();
     const r = run.send({ type: 'observation', status: 'lost', sinceMs: ARMED + 100 }, ARMED + 200);

@@ -648,9 +648,20 @@ function onDeadline(st: Step): void {
       st.end('refused', problem('camera.not-recording'));
       return;
     case 'unlocking':
-      // The lock may have opened without telling us: lock again, and wait for its word. No
-      // alarm yet: the door is most likely still locked, and if the relock is not confirmed
-      // either, that raises lock-unconfirmed.
+      // The lock never said it opened (the command or its report was lost, or it refused). The
+      // visit is over — no further unlock, and it ends aborted with this reason once the door
+      // is secured, never "completed" — and the lock may have opened without telling us: lock
+      // again, and wait for its word. No alarm yet: the door is most likely still locked, and
+      // if the relock is not confirmed either, that raises lock-unconfirmed.
+      st.set({
+        outcome: problem(
+          'lock.unconfirmed',
+          s.deliveryId === null
+            ? 'The lock did not open; the door stays locked.'
+            : 'The lock did not open; leave the parcel at the door.',
+        ),
+        unlockBlocked: 'lock.unconfirmed',
+      });
       startRelock(st, 'unlock not confirmed');
       return;
     case 'open':

@@ -154,6 +154,29 @@ describe('checkHistory', () => {
     ]);
   });
 
+  it('counts a command once: an attacker replaying the captured unlock is not the server unlocking', () => {
+    const withId = cleanVisit().map((e) =>
+      e.type === 'mqtt' && e.channel === 'command'
+        ? mqttEntry(e.t, 'lock', 'command', { ...e.payload, id: 'cmd-1' })
+        : e,
+    );
+    const replayed = [
+      ...withId,
+      mqttEntry(T0 + 9_000, 'lock', 'command', { action: 'unlock', sessionId: S, id: 'cmd-1' }),
+    ];
+    const v = checkHistory(replayed, ctx());
+    expect(v.violations).toEqual([]);
+    expect(v.checked.unlocks).toBe(1);
+    // A new command (another id) that late is the server unlocking without proof.
+    const fresh = [
+      ...withId,
+      mqttEntry(T0 + 9_000, 'lock', 'command', { action: 'unlock', sessionId: S, id: 'cmd-2' }),
+    ];
+    expect(checkHistory(fresh, ctx()).violations).toEqual([
+      expect.stringMatching(/^unlock of session sess-1 at \d+ without a valid heartbeat/),
+    ]);
+  });
+
   it('finds a session shown locked before its lock said so', () => {
     const early = cleanVisit().filter((e) => !(e.type === 'mqtt' && e.payload.bolt === 'locked'));
     expect(checkHistory(early, ctx()).violations).toEqual([

@@ -101,7 +101,17 @@ export function checkHistory(
   ctx: HistoryContext,
 ): HistoryVerdict {
   const violations: string[] = [];
-  const mqttEntries = history.filter((e) => e.type === 'mqtt');
+  // A command seen again with the same id is a replay or a redelivery, never the server
+  // deciding again: only its first sighting counts.
+  const seenCommands = new Set<unknown>();
+  type MqttEntry = Extract<HistoryEntry, { type: 'mqtt' }>;
+  const mqttEntries = history.filter((e): e is MqttEntry => {
+    if (e.type !== 'mqtt') return false;
+    if (e.channel !== 'command' || e.payload.id === undefined) return true;
+    if (seenCommands.has(e.payload.id)) return false;
+    seenCommands.add(e.payload.id);
+    return true;
+  });
   const sessions = new Map<string, AccessSession[]>();
   for (const e of history)
     if (e.type === 'session') {

@@ -15,6 +15,12 @@ import { relockJam } from './relock-jam.ts';
 import { replay } from './replay.ts';
 import { revokeCascade } from './revoke-cascade.ts';
 import { revokeOffline } from './revoke-offline.ts';
+import { cameraCutBeforeOpen } from './camera-cut-before-open.ts';
+import { cameraCutAfterOpen } from './camera-cut-after-open.ts';
+import { jamAtRelock } from './jam-at-relock.ts';
+import { loopFreeze } from './loop-freeze.ts';
+import { commandFaults } from './command-faults.ts';
+import { brokerRestart } from './broker-restart.ts';
 
 export const SCENARIOS: readonly Scenario[] = [
   delivery,
@@ -32,6 +38,12 @@ export const SCENARIOS: readonly Scenario[] = [
   hubDeadline,
   hubDeadMan,
   hubStaleGrants,
+  cameraCutBeforeOpen,
+  cameraCutAfterOpen,
+  jamAtRelock,
+  loopFreeze,
+  commandFaults,
+  brokerRestart,
 ];
 
 /** The scenario named `name`, or undefined. */

@@ -76,8 +76,12 @@ export const courierRoutes =
           ACCESS_WAIT_MS,
         );
         const session = v ?? started;
-        if (session.state === 'refused' && session.outcome)
-          fail(session.outcome.code, session.outcome.message);
+        // Refused, or given up on before the door ever unlocked (the lock never said it
+        // opened): no entry, and the person is told why.
+        const noEntry =
+          session.state === 'refused' ||
+          (session.state === 'relocking' && session.unlockedAt === null);
+        if (noEntry && session.outcome) fail(session.outcome.code, session.outcome.message);
         return { session };
       },
     );
