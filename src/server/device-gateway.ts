@@ -68,6 +68,12 @@ export interface DeviceGatewayListener {
   onFrame?(device: RegisteredDevice, frame: FrameMessage, jpeg: Buffer): void;
   onAvailability?(device: RegisteredDevice, online: boolean): void;
   onDrop?(reason: DropReason, topic: string, detail: string): void;
+  /**
+   * An authentic reply (its MAC verifies with the device key) to a command this server is not
+   * waiting for: one it never sent (someone replayed or forged a command at the device, which
+   * refused it), or one whose wait ran out. Also counted as the `unknown-reply` drop.
+   */
+  onForeignReply?(device: RegisteredDevice, reply: ReplyMessage): void;
 }
 
 export interface DeviceGatewayOptions {
@@ -339,7 +345,10 @@ export class DeviceGateway {
         if (!d.ok) return this.drop(d.reason, topic, d.detail);
         if (!verifyMac(key, topic, d.message)) return this.drop('bad-mac', topic, 'reply');
         const w = this.waiting.get(d.message.id);
-        if (!w || w.deviceId !== device.id) return this.drop('unknown-reply', topic, d.message.id);
+        if (!w || w.deviceId !== device.id) {
+          for (const l of this.listeners) l.onForeignReply?.(device, d.message);
+          return this.drop('unknown-reply', topic, d.message.id);
+        }
         this.waiting.delete(d.message.id);
         w.cancel();
         this.seen(device.id, {});

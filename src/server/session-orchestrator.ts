@@ -42,6 +42,7 @@ import type {
   DeviceStateMessage,
   FrameMessage,
   HeartbeatMessage,
+  ReplyMessage,
 } from '../protocol/device-messages.ts';
 import {
   DeliveryRepository,
@@ -116,6 +117,13 @@ const HUB_NOTICES: Readonly<Record<string, string>> = {
   'hub.relock-failed': 'the hub could not relock the door at its deadline — check the door.',
 };
 
+/** Refusals a device answers to commands it did not get from this server, in words. */
+const FOREIGN_COMMAND_CODES: ReadonlyMap<string, string> = new Map([
+  ['command.replayed', 'a replayed command'],
+  ['command.bad-mac', 'a forged command'],
+  ['command.expired', 'an expired command'],
+]);
+
 /** …and for how long, ms. */
 export const RECOVERY_GIVE_UP_MS = 2 * 60_000;
 
@@ -152,6 +160,8 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   private orphanFrames = 0;
   /** Retry timers of doors being secured after a restart, by session id. */
   private readonly recoveryTimers = new Map<string, () => void>();
+  /** When each device's last "refused a command we did not send" notice went out, ms. */
+  private readonly foreignNoticeAt = new Map<string, number>();
   /** Display names and roles of principals, for session views (names rarely change). */
   private readonly people = new Map<
     string,
@@ -1251,6 +1261,38 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       });
       void this.apply(l.session.id, { type: 'door-report', position: state.position });
     }
+  }
+
+  /**
+   * A device refused a command this server never sent (or no longer waits for): replayed,
+   * forged (bad MAC) or expired. Someone with access to the broker is sending commands at the
+   * door. It goes on record with the device's own MAC, and the household is told — at most
+   * once a minute per device, so a flood does not bury them.
+   */
+  onForeignReply(device: RegisteredDevice, reply: ReplyMessage): void {
+    if (reply.status !== 'error' || !FOREIGN_COMMAND_CODES.has(reply.error.code)) return;
+    void this.o.audit.append({
+      kind: 'device.command-rejected',
+      actor: { type: 'device', id: device.id },
+      subject: `device:${device.id}`,
+      data: { commandId: reply.id, at: reply.at, code: reply.error.code },
+      deviceMac: reply.mac,
+    });
+    const now = this.o.clock.now();
+    const last = this.foreignNoticeAt.get(device.id);
+    if (last !== undefined && now - last < 60_000) return;
+    this.foreignNoticeAt.set(device.id, now);
+    void this.o.store.homes
+      .getDevice(device.id)
+      .catch(() => null)
+      .then((d) =>
+        this.o.events.publish({
+          type: 'notice',
+          homeId: device.homeId,
+          message: `${d?.name ?? device.id} refused a command Threshold did not send (${FOREIGN_COMMAND_CODES.get(reply.error.code)}): someone may be sending commands to it.`,
+          at: now,
+        }),
+      );
   }
 
   onEvent(device: RegisteredDevice, event: DeviceEventMessage): void {

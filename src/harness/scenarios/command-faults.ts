@@ -148,6 +148,10 @@ async function replayedUnlock({
     expect.that(captured !== undefined, '(b) the attacker captured the signed unlock');
     if (captured === undefined) return { extra: {}, session: done };
 
+    const notices: string[] = [];
+    const offNotices = world.sys.events.subscribe((e) => {
+      if (e.type === 'notice' && e.homeId === homeId) notices.push(e.message);
+    });
     const movedAt = world.home.lock.changedAt();
     const statesBefore = spy.on(topics.state).length;
     const before = world.home.links.lock.stats().commands;
@@ -195,6 +199,27 @@ async function replayedUnlock({
         world.home.lock.changedAt() === movedAt &&
         unlockedAgain.length === 0,
       `(b) nothing moved: the bolt stays thrown (${world.home.lock.bolt()}, ${unlockedAgain.length} other reports)`,
+    );
+    // The lock's refusals of commands the server never sent are on record and told.
+    const rejectedOnRecord = async (): Promise<string[]> => {
+      const last = await world.sys.store.audit.last();
+      if (last === null) return [];
+      return (await world.sys.store.audit.getRange(1, last.seq))
+        .filter((e) => e.kind === 'device.command-rejected' && e.subject === `device:${lockId}`)
+        .map((e) => String((e.data as { code?: unknown }).code));
+    };
+    await world
+      .waitFor(async () => (await rejectedOnRecord()).length >= 2, 3_000, 'the refusals on record')
+      .catch(() => undefined);
+    const onRecord = await rejectedOnRecord();
+    offNotices();
+    expect.that(
+      onRecord.includes('command.replayed') && onRecord.includes('command.bad-mac'),
+      `(b) both refusals are in the audit log (${onRecord.join(', ') || 'none'})`,
+    );
+    expect.that(
+      notices.filter((n) => n.includes('refused a command Threshold did not send')).length === 1,
+      `(b) the household is told once (${notices.length} notices)`,
     );
     return {
       session: done,
