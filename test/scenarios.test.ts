@@ -33,6 +33,21 @@ describe('scenarios', () => {
       'loop-freeze',
       'command-faults',
       'broker-restart',
+      'courier-outside-window',
+      'courier-off-site',
+      'courier-wrong-delivery',
+      'courier-reuse',
+      'courier-revoked',
+      'stolen-token',
+      'forged-heartbeat',
+      'impersonation',
+      'lock-door-mismatch',
+      'lock-jam',
+      'clock-skew',
+      'control-plane-crash',
+      'db-tamper',
+      'log-truncated',
+      'hub-revoked-pin',
     ]);
   });
 

@@ -535,13 +535,28 @@ describe('step: open', () => {
     expect(run.s.deadlineAt).toBe(UNLOCKED + MAX_OPEN + relockTimeoutMs);
   });
 
-  it('also raises door-left-open when the door is open at the deadline', () => {
+  it('also raises door-left-open when the door is open at the deadline, and locks only once it closes', () => {
     const run = new Run().toOpen();
     run.send({ type: 'door-report', position: 'open' }, DOOR_OPENED);
     const r = run.deadline();
     expect(alarmTypes(r)).toEqual(['session-overrun', 'door-left-open']);
-    expect(commands(r)).toEqual([{ type: 'command', device: 'lock', action: 'lock' }]);
+    expect(commands(r)).toEqual([]);
     expect(run.s.state).toBe('relocking');
+    // Still open at the relocking deadline: asked again? No — still no bolt into the door.
+    const again = run.deadline();
+    expect(commands(again)).toEqual([]);
+    const closed = run.send({ type: 'door-report', position: 'closed' }, run.s.updatedAt + 500);
+    expect(commands(closed)).toEqual([{ type: 'command', device: 'lock', action: 'lock' }]);
+  });
+
+  it('cancelled with the door open: no bolt until the door closes', () => {
+    const run = new Run().toOpen();
+    run.send({ type: 'door-report', position: 'open' }, DOOR_OPENED);
+    const r = run.send({ type: 'cancel', reason: 'grant.revoked' }, DOOR_OPENED + 1_000);
+    expect(commands(r)).toEqual([]);
+    expect(run.s.state).toBe('relocking');
+    const closed = run.send({ type: 'door-report', position: 'closed' }, DOOR_OPENED + 3_000);
+    expect(commands(closed)).toEqual([{ type: 'command', device: 'lock', action: 'lock' }]);
   });
 
   it('locks when cancelled after the unlock', () => {
@@ -1367,16 +1382,18 @@ describe('a session without a camera (a guest grant without recording)', () => {
     expect(commands(r)).toEqual([]);
   });
 
-  it('raises session-overrun and door-left-open at the open deadline, and locks', () => {
+  it('raises session-overrun and door-left-open at the open deadline, and locks once the door closes', () => {
     const run = unrecorded();
     toOpen(run);
     run.send({ type: 'door-report', position: 'open' }, DOOR_OPENED);
     const r = run.deadline();
     expect(alarmTypes(r)).toEqual(['session-overrun', 'door-left-open']);
-    expect(commands(r)).toEqual([{ type: 'command', device: 'lock', action: 'lock' }]);
+    // Never a bolt into the open door: the command waits for the door.
+    expect(commands(r)).toEqual([]);
     expect(run.s.state).toBe('relocking');
+    const closed = run.send({ type: 'door-report', position: 'closed' }, run.s.updatedAt + 1_000);
+    expect(commands(closed)).toEqual([{ type: 'command', device: 'lock', action: 'lock' }]);
     // Closed and locked by the lock's own word: complete, with its alarms and no recording.
-    run.send({ type: 'door-report', position: 'closed' }, run.s.updatedAt + 1_000);
     run.send(
       { type: 'lock-report', bolt: 'locked', changedAt: run.s.updatedAt + 1_100 },
       run.s.updatedAt + 1_200,

@@ -382,10 +382,14 @@ function beginEntry(st: Step, reason?: string): void {
   );
 }
 
-/** Starts relocking: command the lock and wait for its own report. */
+/**
+ * Starts relocking: command the lock and wait for its own report. Never into an open door (a
+ * bolt thrown into the frame jams, or leaves the door unsecured while it says locked): with the
+ * door open, the command goes out when the door sensor reports it closed.
+ */
 function startRelock(st: Step, reason: string): void {
   st.set({ relockRequestedAt: st.now });
-  st.command('lock', 'lock');
+  if (st.s.door !== 'open') st.command('lock', 'lock');
   st.go('relocking', st.now + st.s.timing.relockTimeoutMs, reason);
 }
 
@@ -571,6 +575,11 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
         break;
       }
       if (event.position === 'closed' && prev !== 'closed') {
+        if (s.state === 'relocking' && s.bolt !== 'locked' && prev === 'open') {
+          // Relocking waited for the door: it is closed now.
+          st.command('lock', 'lock');
+          break;
+        }
         if (
           s.unlockBlocked !== null &&
           (s.state === 'open' || s.state === 'unlocking') &&
@@ -677,8 +686,9 @@ function onDeadline(st: Step): void {
         st.end('aborted', problem('lock.unconfirmed'));
         return;
       }
-      // Ask again (the command may have been lost) and keep waiting for the lock's own word.
-      st.command('lock', 'lock');
+      // Ask again (the command may have been lost) and keep waiting for the lock's own word;
+      // never into an open door (the door closing sends it).
+      if (s.door !== 'open') st.command('lock', 'lock');
       st.go(
         'relocking',
         Math.min(st.now + s.timing.relockTimeoutMs * 2, since + s.timing.relockGiveUpMs),

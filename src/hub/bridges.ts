@@ -166,13 +166,19 @@ export class LockBridge implements DeviceBehaviour {
         const { slot, code } = command;
         if (slot === undefined || code === undefined)
           throw new CommandFailure('command.invalid', 'pin.set needs a slot and a code');
-        await this.keypad().set(slot, code, command.name ?? null, this.window(command));
+        await this.keypad().set(
+          slot,
+          code,
+          command.name ?? null,
+          this.window(command),
+          command.issuedAt,
+        );
         return { slot };
       }
       case 'pin.window': {
         if (command.slot === undefined)
           throw new CommandFailure('command.invalid', 'pin.window needs a slot');
-        await this.keypad().setWindow(command.slot, this.window(command));
+        await this.keypad().setWindow(command.slot, this.window(command), command.issuedAt);
         return { slot: command.slot };
       }
       case 'pin.clear': {

@@ -201,6 +201,29 @@ describe('PinBook with the grant list', () => {
     expect(await at(2 * HOUR)).toBe('2468');
   });
 
+  it('a list issued after the slot was written that drops it ends it at once, even inside the written window (a revocation that beat its pin.clear)', async () => {
+    const { book, clock, t0, publish, guestSlot, at } = await withGrants();
+    const listed = guestSlot('1357', [{ fromMs: t0, untilMs: t0 + 4 * HOUR }]);
+    publish([listed]);
+    // Written at t0 + 1 min (the command's issuedAt), with an hour's window.
+    clock.advanceTo(t0 + 60_000);
+    await book.set(2, '1357', null, { fromMs: t0, untilMs: t0 + HOUR }, t0 + 60_000);
+    expect(await at(2 * 60_000)).toBe('1357');
+    // The control plane revokes the guest; its new list (issued later) reaches the hub first.
+    publish([]);
+    await settle();
+    expect(await at(2 * 60_000)).toBeUndefined();
+  });
+
+  it('a list issued before the slot was written does not end it', async () => {
+    const { book, clock, t0, publish, at } = await withGrants();
+    publish([]);
+    clock.advanceTo(t0 + 60_000);
+    // Written after the list was issued: the list simply did not know of it yet.
+    await book.set(2, '8642', null, { fromMs: t0, untilMs: t0 + HOUR }, t0 + 60_000);
+    expect(await at(2 * 60_000)).toBe('8642');
+  });
+
   it('pin.clear empties the slot at once, whatever the list says', async () => {
     const { book, t0, publish, guestSlot, at } = await withGrants();
     const listed = guestSlot('2468', null);

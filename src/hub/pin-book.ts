@@ -52,6 +52,12 @@ interface SlotRecord {
   readonly digest: string;
   readonly window: PinWindow | null;
   readonly name: string | null;
+  /**
+   * When the control plane issued the last `pin.set` / `pin.window` for the slot (its clock,
+   * the command's `issuedAt`); null when unknown (a slot from an older state file). A grant list
+   * issued after it that no longer names the slot's code ends the slot at once (see `allows`).
+   */
+  readonly writtenAt?: number | null;
 }
 
 /** Settings of a {@link PinBook}. */
@@ -118,6 +124,7 @@ export class PinBook {
     code: string,
     name: string | null,
     window: PinWindow | null,
+    writtenAt: number | null = null,
   ): Promise<void> {
     this.checkSlot(slot);
     for (const [other, held] of this.codes) {
@@ -127,14 +134,14 @@ export class PinBook {
     }
     const digest = pinDigest(this.o.deviceKey, slot, code);
     return this.serial(slot, async () => {
-      const allowed = this.allows(slot, digest, window, this.o.clock.now());
+      const allowed = this.allows(slot, digest, window, this.o.clock.now(), writtenAt);
       try {
         if (allowed) await this.o.pins.set(slot, code);
         else await this.o.pins.clear(slot);
       } catch (err) {
         throw commandFailure(err);
       }
-      this.records.set(slot, { digest, window, name });
+      this.records.set(slot, { digest, window, name, writtenAt });
       this.codes.set(slot, code);
       this.onLock.set(slot, allowed);
       this.save();
@@ -143,14 +150,21 @@ export class PinBook {
   }
 
   /** `pin.window`: a new window for the code `slot` holds. */
-  async setWindow(slot: number, window: PinWindow | null): Promise<void> {
+  async setWindow(
+    slot: number,
+    window: PinWindow | null,
+    writtenAt: number | null = null,
+  ): Promise<void> {
     this.checkSlot(slot);
     return this.serial(slot, async () => {
       const record = this.records.get(slot);
       if (record === undefined)
         throw new CommandFailure('command.invalid', `slot ${slot} is empty`);
-      await this.apply(slot, this.allows(slot, record.digest, window, this.o.clock.now()));
-      this.records.set(slot, { ...record, window });
+      await this.apply(
+        slot,
+        this.allows(slot, record.digest, window, this.o.clock.now(), writtenAt),
+      );
+      this.records.set(slot, { ...record, window, writtenAt });
       this.save();
       this.scheduleBound(slot);
     });
@@ -240,9 +254,25 @@ export class PinBook {
    * Whether a slot whose code has `digest` may be on the lock at `now`: its command `window`
    * allows it, or the grant list does (module comment).
    */
-  private allows(slot: number, digest: string, window: PinWindow | null, now: number): boolean {
-    if (windowAllows(window, now)) return true;
+  private allows(
+    slot: number,
+    digest: string,
+    window: PinWindow | null,
+    now: number,
+    writtenAt: number | null = null,
+  ): boolean {
     const list = this.o.grants?.current() ?? null;
+    // A list the control plane issued after its last write to this slot, that no longer names
+    // the slot's code: the control plane no longer wants it (a revocation that reached the hub
+    // before the `pin.clear` did). It ends at once, whatever window was written.
+    if (
+      list !== null &&
+      writtenAt !== null &&
+      list.issuedAtMs > writtenAt &&
+      this.listed(slot, digest) === null
+    )
+      return false;
+    if (windowAllows(window, now)) return true;
     if (list === null || now >= list.horizonMs) return false;
     const entry = this.listed(slot, digest);
     return (
@@ -290,7 +320,13 @@ export class PinBook {
       const record = this.records.get(slot);
       if (this.stopped || record === undefined) return;
       const now = this.o.clock.now();
-      const allowed = this.allows(slot, record.digest, record.window, now);
+      const allowed = this.allows(
+        slot,
+        record.digest,
+        record.window,
+        now,
+        record.writtenAt ?? null,
+      );
       // Only the list allows it and the code went with the hub's last run: nothing can put it
       // back (the command's own window opening says so, as before).
       const lost = allowed && !this.codes.has(slot) && !windowAllows(record.window, now);
@@ -380,6 +416,7 @@ export class PinBook {
         digest: r.digest,
         window,
         name: typeof r.name === 'string' ? r.name : null,
+        writtenAt: Number.isSafeInteger(r.writtenAt) ? (r.writtenAt as number) : null,
       });
     }
   }

@@ -89,6 +89,8 @@ interface LiveSession {
   readonly watchdog: ObservationWatchdog;
   cancelDeadline: (() => void) | null;
   cancelWatch: (() => void) | null;
+  /** The next resend of `lock` while relocking (see {@link RELOCK_RESEND_MS}). */
+  cancelResend: (() => void) | null;
   /** Frames waiting for a heartbeat to vouch for them, by digest (bounded). */
   readonly pendingFrames: Map<string, PendingFrame>;
   frameSeq: number;
@@ -107,6 +109,10 @@ export const GUEST_MAX_OPEN_MS = 5 * 60_000;
 export const VIEW_SESSION_PREFIX = 'view-';
 /** Rejected heartbeats audited one by one per session; the rest are counted. */
 const MAX_AUDITED_REJECTIONS = 20;
+/** While a session relocks, how often `lock` is sent again until the lock reports, ms. */
+export const RELOCK_RESEND_MS = 1_500;
+/** How often a camera still streaming for an ended session is told to disarm again, ms. */
+export const STRAY_DISARM_MS = 5_000;
 /** After a restart, how often to ask the lock of an interrupted session to lock, ms. */
 export const RECOVERY_RETRY_MS = 2_000;
 /** The home hub's own actions that the owner is told of at once (the rest are on record). */
@@ -162,6 +168,8 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   private readonly recoveryTimers = new Map<string, () => void>();
   /** When each device's last "refused a command we did not send" notice went out, ms. */
   private readonly foreignNoticeAt = new Map<string, number>();
+  /** When each camera streaming for an ended session was last told to disarm, ms. */
+  private readonly strayDisarmAt = new Map<string, number>();
   /** Display names and roles of principals, for session views (names rarely change). */
   private readonly people = new Map<
     string,
@@ -249,7 +257,17 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       this.recoveryTimers.delete(s.id);
       const status = this.o.gateway.liveStatus(s.lockDeviceId);
       const bolt = status?.state?.kind === 'lock' ? status.state.bolt : 'unknown';
-      if (status?.online && bolt === 'locked') {
+      // Secured means bolt thrown *and* door closed; and no bolt is ever thrown into a door its
+      // sensor reports open (a sensor that cannot be heard does not hold the lock back).
+      const sensor =
+        s.doorSensorDeviceId === null ? null : this.o.gateway.liveStatus(s.doorSensorDeviceId);
+      const door =
+        s.doorSensorDeviceId === null
+          ? null
+          : sensor?.online && sensor.state?.kind === 'door-sensor'
+            ? sensor.state.position
+            : 'unknown';
+      if (status?.online && bolt === 'locked' && (door === null || door === 'closed')) {
         void this.o.audit.append({
           kind: 'recovery.door-secured',
           actor: { type: 'device', id: s.lockDeviceId },
@@ -264,14 +282,15 @@ export class SessionOrchestrator implements DeviceGatewayListener {
           kind: 'recovery.door-unconfirmed',
           actor: SYSTEM,
           subject: `session:${s.id}`,
-          data: { afterMs: this.o.clock.now() - started, bolt },
+          data: { afterMs: this.o.clock.now() - started, bolt, door },
         });
         return;
       }
-      void this.o.gateway.command(s.lockDeviceId, 'lock', {
-        sessionId: s.id,
-        timeoutMs: RECOVERY_RETRY_MS,
-      });
+      if (door !== 'open' && bolt !== 'locked')
+        void this.o.gateway.command(s.lockDeviceId, 'lock', {
+          sessionId: s.id,
+          timeoutMs: RECOVERY_RETRY_MS,
+        });
       this.recoveryTimers.set(
         s.id,
         this.o.clock.schedule(this.o.clock.now() + RECOVERY_RETRY_MS, attempt),
@@ -434,8 +453,16 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     const { store, clock } = this.o;
     const actor: AuditActor = { type: 'principal', id: principal.id };
     const delivery = await store.deliveries.get(deliveryId);
-    // Another courier's delivery is "not found", so its existence does not leak.
-    if (!delivery || (principal.role === 'courier' && delivery.courierId !== principal.id)) {
+    if (!delivery) return refuse(problem('delivery.not-found'));
+    // Another courier's delivery is "not found", so its existence does not leak; the probe is
+    // on record, as every object refused to a principal is.
+    if (principal.role === 'courier' && delivery.courierId !== principal.id) {
+      await this.o.audit.append({
+        kind: 'auth.object-denied',
+        actor,
+        subject: `delivery:${deliveryId}`,
+        data: { role: principal.role, answered: 'delivery.not-found' },
+      });
       return refuse(problem('delivery.not-found'));
     }
     const running = (await store.sessions.findForDelivery(deliveryId)).find(
@@ -577,6 +604,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       watchdog: new ObservationWatchdog(session.id, this.watchdogConfig),
       cancelDeadline: null,
       cancelWatch: null,
+      cancelResend: null,
       pendingFrames: new Map(),
       frameSeq: 0,
       clipWrites: Promise.resolve(),
@@ -719,12 +747,22 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   /** The courier says the door is closed and asks to lock. */
   async requestRelock(principal: Principal, sessionId: string): Promise<Result<SessionView>> {
     const l = this.live.get(sessionId);
+    const denied = async (): Promise<Result<SessionView>> => {
+      await this.o.audit.append({
+        kind: 'auth.object-denied',
+        actor: { type: 'principal', id: principal.id },
+        subject: `session:${sessionId}`,
+        data: { role: principal.role, answered: 'session.not-found' },
+      });
+      return refuse(problem('session.not-found'));
+    };
     if (!l) {
       const v = await this.view(sessionId);
-      if (!v || v.principalId !== principal.id) return refuse(problem('session.not-found'));
+      if (!v) return refuse(problem('session.not-found'));
+      if (v.principalId !== principal.id) return denied();
       return refuse(problem('session.finished'));
     }
-    if (l.session.principalId !== principal.id) return refuse(problem('session.not-found'));
+    if (l.session.principalId !== principal.id) return denied();
     const r = await this.apply(
       sessionId,
       { type: 'relock-requested' },
@@ -828,6 +866,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     this.announce(l, r.effects);
     this.perform(l, r.effects);
     this.armDeadline(l);
+    this.armRelockResend(l);
     if (changed || ended)
       this.o.events.publish({ type: 'session', homeId: r.session.homeId, session: r.session });
     return { refusal: r.refusal };
@@ -1034,6 +1073,33 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     });
   }
 
+  /**
+   * While a session relocks, `lock` is sent again every {@link RELOCK_RESEND_MS} until the
+   * lock reports: a lost command or a lost report would otherwise wait for the relocking
+   * deadline and raise `lock-unconfirmed` over a door that is locked (the lock reports every
+   * movement, so a repeated command also brings back a lost report). Locking twice is safe.
+   */
+  private armRelockResend(l: LiveSession): void {
+    if (l.session.state !== 'relocking') {
+      l.cancelResend?.();
+      l.cancelResend = null;
+      return;
+    }
+    if (l.cancelResend !== null) return;
+    const resend = (): void => {
+      l.cancelResend = null;
+      const s = l.session;
+      if (s.state !== 'relocking' || isTerminal(s) || this.live.get(s.id) !== l) return;
+      // Never into an open door: the door closing sends the command (access-session.ts).
+      if (s.door !== 'open')
+        void this.o.gateway
+          .command(s.lockDeviceId, 'lock', { sessionId: s.id })
+          .catch(() => undefined);
+      l.cancelResend = this.o.clock.schedule(this.o.clock.now() + RELOCK_RESEND_MS, resend);
+    };
+    l.cancelResend = this.o.clock.schedule(this.o.clock.now() + RELOCK_RESEND_MS, resend);
+  }
+
   private armWatch(l: LiveSession): void {
     l.cancelWatch?.();
     l.cancelWatch = null;
@@ -1068,6 +1134,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     const s = l.session;
     l.cancelDeadline?.();
     l.cancelWatch?.();
+    l.cancelResend?.();
     this.live.delete(s.id);
     for (const d of [s.lockDeviceId, s.cameraDeviceId, s.doorSensorDeviceId]) {
       if (d && this.byDevice.get(d) === s.id) this.byDevice.delete(d);
@@ -1128,6 +1195,15 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     return id ? this.live.get(id) : undefined;
   }
 
+  /** Sends `disarm` to a camera streaming for an ended session, at most every few seconds. */
+  private disarmStray(device: RegisteredDevice, sessionId: string): void {
+    const now = this.o.clock.now();
+    const last = this.strayDisarmAt.get(device.id);
+    if (last !== undefined && now - last < STRAY_DISARM_MS) return;
+    this.strayDisarmAt.set(device.id, now);
+    void this.o.gateway.command(device.id, 'disarm', { sessionId }).catch(() => undefined);
+  }
+
   // ---- Device traffic (DeviceGatewayListener) ----
 
   onHeartbeat(device: RegisteredDevice, hb: HeartbeatMessage, macValid: boolean): void {
@@ -1139,7 +1215,12 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       l.session.cameraDeviceId !== device.id
     ) {
       // The owner's live view runs view sessions of its own; those heartbeats are expected.
-      if (!hb.sessionId.startsWith(VIEW_SESSION_PREFIX)) this.orphanHeartbeats++;
+      if (!hb.sessionId.startsWith(VIEW_SESSION_PREFIX)) {
+        this.orphanHeartbeats++;
+        // The camera's own heartbeats for a session no longer running: its `disarm` was lost.
+        // Tell it again (not for a heartbeat that is not the camera's own).
+        if (!l && macValid) this.disarmStray(device, hb.sessionId);
+      }
       return;
     }
     const now = this.o.clock.now();
@@ -1350,6 +1431,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     for (const l of this.live.values()) {
       l.cancelDeadline?.();
       l.cancelWatch?.();
+      l.cancelResend?.();
       await l.queue;
     }
     this.live.clear();

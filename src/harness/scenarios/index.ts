@@ -21,6 +21,21 @@ import { jamAtRelock } from './jam-at-relock.ts';
 import { loopFreeze } from './loop-freeze.ts';
 import { commandFaults } from './command-faults.ts';
 import { brokerRestart } from './broker-restart.ts';
+import { courierOutsideWindow } from './courier-outside-window.ts';
+import { courierOffSite } from './courier-off-site.ts';
+import { courierWrongDelivery } from './courier-wrong-delivery.ts';
+import { courierReuse } from './courier-reuse.ts';
+import { courierRevoked } from './courier-revoked.ts';
+import { stolenToken } from './stolen-token.ts';
+import { forgedHeartbeat } from './forged-heartbeat.ts';
+import { impersonation } from './impersonation.ts';
+import { lockDoorMismatch } from './lock-door-mismatch.ts';
+import { lockJam } from './lock-jam.ts';
+import { clockSkew } from './clock-skew.ts';
+import { controlPlaneCrash } from './control-plane-crash.ts';
+import { dbTamper } from './db-tamper.ts';
+import { logTruncated } from './log-truncated.ts';
+import { hubRevokedPin } from './hub-revoked-pin.ts';
 
 export const SCENARIOS: readonly Scenario[] = [
   delivery,
@@ -44,6 +59,21 @@ export const SCENARIOS: readonly Scenario[] = [
   loopFreeze,
   commandFaults,
   brokerRestart,
+  courierOutsideWindow,
+  courierOffSite,
+  courierWrongDelivery,
+  courierReuse,
+  courierRevoked,
+  stolenToken,
+  forgedHeartbeat,
+  impersonation,
+  lockDoorMismatch,
+  lockJam,
+  clockSkew,
+  controlPlaneCrash,
+  dbTamper,
+  logTruncated,
+  hubRevokedPin,
 ];
 
 /** The scenario named `name`, or undefined. */

@@ -199,7 +199,9 @@ export const courierRoutes =
         const p = await principalOf(deps, req, ['courier']);
         const { sessionId } = req.params as { sessionId: string };
         const v = await deps.orchestrator.view(sessionId);
-        if (!v || v.principalId !== p.id) fail('session.not-found');
+        if (!v) fail('session.not-found');
+        if (v.principalId !== p.id)
+          return denyObject(deps, p, 'session.not-found', `session:${sessionId}`);
         return { session: v };
       },
     );
