@@ -12,6 +12,7 @@ import { MemoryCamera, MemoryContact, MemoryLock } from './drivers/memory.ts';
 import { mjpegDriverFactory, rtspDriverFactory } from './drivers/ffmpeg-factory.ts';
 import { zigbee2mqttDriverFactory } from './drivers/zigbee2mqtt.ts';
 import { zwaveDriverFactory } from './drivers/zwave-factory.ts';
+import { matterDriverFactory } from './drivers/matter-factory.ts';
 
 /** The kinds of device a hub bridges (the device protocol's kinds). */
 export type HubDeviceKind = 'lock' | 'door-sensor' | 'camera';
@@ -124,6 +125,7 @@ export const DRIVERS: DriverRegistry = new Map<string, DriverFactory>([
   ['memory', memoryDriverFactory],
   ['zigbee2mqtt', zigbee2mqttDriverFactory],
   ['zwave', zwaveDriverFactory],
+  ['matter', matterDriverFactory],
   ['mjpeg', mjpegDriverFactory],
   ['rtsp', rtspDriverFactory],
 ]);
