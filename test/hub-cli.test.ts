@@ -57,15 +57,20 @@ describe('threshold hub', () => {
     expect(threshold('hub').code).toBe(2);
   });
 
-  it('checks the example config', () => {
-    const r = threshold(
-      'hub',
-      '--config',
-      join(import.meta.dirname, '..', 'examples', 'hub.yaml'),
-      '--check',
-    );
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('config OK');
+  it('checks the example configs: simulated devices, and one of each real kind', () => {
+    for (const [file, devices] of [
+      ['hub.yaml', 3],
+      ['hub-real-devices.yaml', 6],
+    ] as const) {
+      const r = threshold(
+        'hub',
+        '--config',
+        join(import.meta.dirname, '..', 'examples', file),
+        '--check',
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`config OK (home home-maple-12: ${devices} devices`);
+    }
   });
 
   it('runs against a control plane: its devices come online, and go offline when it stops', async () => {
