@@ -548,6 +548,9 @@ export function step(session: AccessSession, event: SessionEvent, now: number): 
       if (event.bolt === 'locked' && (s.state === 'relocking' || s.state === 'open')) {
         // Locked by our command, by the lock's own deadline, or by hand: each is the lock's own word.
         if (s.state !== 'relocking') st.set({ relockRequestedAt: s.relockRequestedAt ?? now });
+        // Thrown with the door open (by hand, or by a lock that does not wait): never secure,
+        // and said at once rather than at the verification deadline.
+        if (s.door === 'open') st.alarm('lock-state-mismatch', now);
         onLockedConfirmed(st, event.changedAt);
         break;
       }

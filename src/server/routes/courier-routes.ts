@@ -177,9 +177,11 @@ export const courierRoutes =
           session: v,
           confirmed,
           message: confirmed
-            ? v.state === 'completed'
-              ? 'Locked and confirmed. You can go to the next stop.'
-              : 'Locked; checking the door on camera.'
+            ? v.door === 'open'
+              ? 'The lock says locked, but the door is open: close the door. The owner has been alerted.'
+              : v.state === 'completed'
+                ? 'Locked and confirmed. You can go to the next stop.'
+                : 'Locked; checking the door on camera.'
             : 'Not confirmed: the lock has not said it is locked. Wait here; the owner has been alerted.',
         };
       },
