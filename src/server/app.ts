@@ -11,7 +11,12 @@ import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyBaseLogger } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+} from 'fastify';
 import type { Clock } from '../core/clock.ts';
 import { ERROR_CATALOGUE, ThresholdError, httpStatusOf, type ErrorCode } from '../core/errors.ts';
 import { ErrorResponse } from '../protocol/http.ts';
@@ -154,6 +159,33 @@ export async function createApp(deps: AppDeps): Promise<App> {
     bodyLimit: BODY_LIMIT_BYTES,
     // Unknown fields are refused, not silently stripped; "1" is not a number.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // The router's own refusals (a path that is not valid percent-encoding, a path segment
+    // longer than the router takes) answer in the catalogue's words like every other error.
+    frameworkErrors: (err, _req, reply) => {
+      const message =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? 'A path segment is longer than allowed.'
+          : 'The path is not valid URL encoding.';
+      // The reply's type is generic over routes that do not exist yet at this point.
+      void (reply as unknown as FastifyReply)
+        .status(400)
+        .send(errorBody('request.invalid', message));
+    },
+    // What Node's HTTP parser refuses never reaches a route: answer it in JSON too.
+    clientErrorHandler: (err, socket) => {
+      if (!socket.writable) return;
+      const tooLarge = (err as { code?: string }).code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify(
+        tooLarge
+          ? errorBody('request.too-large', 'The request headers are larger than allowed.')
+          : errorBody('request.invalid', 'The request could not be read as HTTP.'),
+      );
+      socket.end(
+        `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\n` +
+          'Content-Type: application/json; charset=utf-8\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // JSON only: a text/plain body is what any web page can send cross-site without a CORS

@@ -46,6 +46,13 @@ export interface RegisteredDevice {
 /** What the server currently knows of a device. Stale is reported as stale, never hidden. */
 export type { DeviceLiveStatus };
 
+/**
+ * How far ahead of the server's clock a device's `state` or `event` may be dated, ms (the
+ * heartbeats' `maxClockSkewMs`). Later ones are dropped before they move the replay guard: a
+ * report dated far in the future would otherwise lock out every honest report after it.
+ */
+export const MAX_FUTURE_SKEW_MS = 10 * 60_000;
+
 export type DropReason =
   | 'bad-topic'
   | 'unknown-device'
@@ -56,6 +63,7 @@ export type DropReason =
   | 'kind-mismatch'
   | 'bad-mac'
   | 'replayed'
+  | 'clock-implausible'
   | 'bad-digest'
   | 'unknown-reply';
 
@@ -288,6 +296,8 @@ export class DeviceGateway {
         if (STATE_KIND[msg.kind] !== device.kind)
           return this.drop('kind-mismatch', topic, msg.kind);
         if (!verifyMac(key, topic, msg)) return this.drop('bad-mac', topic, 'state');
+        if (msg.at > this.opts.clock.now() + MAX_FUTURE_SKEW_MS)
+          return this.drop('clock-implausible', topic, `state at ${msg.at}`);
         if (!this.moveForward(this.lastStateClock, device.id, msg.at, msg.seq)) {
           return this.drop('replayed', topic, `state seq ${msg.seq}`);
         }
@@ -299,6 +309,8 @@ export class DeviceGateway {
         const d = decodePayload('event', payload);
         if (!d.ok) return this.drop(d.reason, topic, d.detail);
         if (!verifyMac(key, topic, d.message)) return this.drop('bad-mac', topic, 'event');
+        if (d.message.at > this.opts.clock.now() + MAX_FUTURE_SKEW_MS)
+          return this.drop('clock-implausible', topic, `event at ${d.message.at}`);
         if (!this.moveForward(this.lastEventClock, device.id, d.message.at, d.message.seq)) {
           return this.drop('replayed', topic, `event seq ${d.message.seq}`);
         }

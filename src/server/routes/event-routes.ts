@@ -24,11 +24,18 @@ export const eventRoutes =
         const p = await principalOf(deps, req, ['owner', 'member', 'courier']);
         reply.hijack();
         const res = reply.raw;
-        res.writeHead(200, {
+        const headers = {
           'content-type': 'text/event-stream',
           'cache-control': 'no-store',
           connection: 'keep-alive',
-        });
+        };
+        // HEAD (Fastify answers it with this handler): the headers, and no stream to wait for.
+        if (req.method === 'HEAD') {
+          res.writeHead(200, headers);
+          res.end();
+          return;
+        }
+        res.writeHead(200, headers);
         res.write(': connected\n\n');
         const off = deps.events.subscribe((e) => {
           const visible =
