@@ -10,6 +10,10 @@ export const ERROR_CATALOGUE = {
   // Request validation
   'request.invalid': { status: 400, message: 'The request does not match its schema.' },
   'request.too-large': { status: 413, message: 'The request body is larger than allowed.' },
+  'request.headers-too-large': {
+    status: 431,
+    message: 'The request headers are larger than allowed.',
+  },
   'request.unsupported-media-type': { status: 415, message: 'The request body must be JSON.' },
   'request.not-found': { status: 404, message: 'No such route.' },
   'request.rate-limited': { status: 429, message: 'Too many requests; try again later.' },

@@ -177,7 +177,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       const tooLarge = (err as { code?: string }).code === 'HPE_HEADER_OVERFLOW';
       const body = JSON.stringify(
         tooLarge
-          ? errorBody('request.too-large', 'The request headers are larger than allowed.')
+          ? errorBody('request.headers-too-large')
           : errorBody('request.invalid', 'The request could not be read as HTTP.'),
       );
       socket.end(
