@@ -171,6 +171,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
         .status(400)
         .send(errorBody('request.invalid', message));
     },
+    // Node would refuse an HTTP/1.1 request without a Host header with an empty body; the
+    // hook below refuses it in the catalogue's words instead.
+    http: { requireHostHeader: false },
     // What Node's HTTP parser refuses never reaches a route: answer it in JSON too.
     clientErrorHandler: (err, socket) => {
       if (!socket.writable) return;
@@ -215,6 +218,11 @@ export async function createApp(deps: AppDeps): Promise<App> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.raw.httpVersionMajor === 1 && req.raw.httpVersionMinor >= 1 && !req.headers.host)
+      return reply.status(400).send(errorBody('request.invalid', 'A Host header is required.'));
+  });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const c = classify(err);
