@@ -1,6 +1,7 @@
 /** Steps several scenarios share, each with its expectations. */
 import type { Expectations } from '../scenario.ts';
 import type { ScenarioWorld } from '../scenario-world.ts';
+import { PinSync } from '../../server/pin-sync.ts';
 import type { SessionView } from '../../server/session-orchestrator.ts';
 
 /**
@@ -175,4 +176,35 @@ export async function guestVisit(
   expect.that(done.lockConfirmedAt !== null, `the lock confirmed it locked after ${who}'s visit`);
   expect.that(world.home.lock.bolt() === 'locked', `the door is locked after ${who}'s visit`);
   return { access, session: done };
+}
+
+/**
+ * A PinSync like the system's, on its parts, with a guest lease short enough to wait out (a
+ * member's is ten of them); the scenarios that wait out the offline bound stop the system's own
+ * and run this one.
+ */
+export function shortLeasePins(
+  world: ScenarioWorld,
+  o: { readonly leaseMs: number; readonly retryMaxMs: number },
+): PinSync {
+  const { sys } = world;
+  return new PinSync({
+    gateway: sys.gateway,
+    store: sys.store,
+    pinSlots: sys.store.pinSlots,
+    audit: sys.audit,
+    clock: sys.clock,
+    masterKey: sys.keys.masterKey,
+    notify: (homeId, message) =>
+      sys.events.publish({ type: 'notice', homeId, message, at: sys.clock.now() }),
+    timing: {
+      retryBaseMs: 200,
+      retryMaxMs: o.retryMaxMs,
+      maxAttempts: 4,
+      commandTimeoutMs: 2_000,
+      reconcileEveryMs: null,
+      guestLeaseMs: o.leaseMs,
+      memberLeaseMs: 10 * o.leaseMs,
+    },
+  });
 }

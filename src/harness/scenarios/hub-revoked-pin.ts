@@ -26,11 +26,18 @@
  * And when the hub is cut off again and the second guest revoked, their code opens offline
  * until the link returns, and is off the keypad at once (within 1 s) of its return.
  */
-import { PinSync } from '../../server/pin-sync.ts';
+import type { PinSync } from '../../server/pin-sync.ts';
 import { GrantLists } from '../../server/grant-lists.ts';
 import type { Scenario } from '../scenario.ts';
 import { sleep, type ScenarioWorld } from '../scenario-world.ts';
-import { call, errorCode, inviteGuest, signInOwner, type InvitedGuest } from './common-steps.ts';
+import {
+  call,
+  errorCode,
+  inviteGuest,
+  shortLeasePins,
+  signInOwner,
+  type InvitedGuest,
+} from './common-steps.ts';
 import { withHubHome, type HubHome } from './hub-home.ts';
 import { within } from './steps-integrity.ts';
 
@@ -47,30 +54,6 @@ const MARGIN_MS = 700;
 const AT_ONCE_MS = 1_000;
 const GUEST_A = { slot: 7, code: '58302917' };
 const GUEST_B = { slot: 8, code: '71946208' };
-
-/** A PinSync like the system's, on its parts, with a guest lease short enough to wait out. */
-function shortLeasePins(world: ScenarioWorld): PinSync {
-  const { sys } = world;
-  return new PinSync({
-    gateway: sys.gateway,
-    store: sys.store,
-    pinSlots: sys.store.pinSlots,
-    audit: sys.audit,
-    clock: sys.clock,
-    masterKey: sys.keys.masterKey,
-    notify: (homeId, message) =>
-      sys.events.publish({ type: 'notice', homeId, message, at: sys.clock.now() }),
-    timing: {
-      retryBaseMs: 200,
-      retryMaxMs: 500,
-      maxAttempts: 4,
-      commandTimeoutMs: 2_000,
-      reconcileEveryMs: null,
-      guestLeaseMs: LEASE_MS,
-      memberLeaseMs: 10 * LEASE_MS,
-    },
-  });
-}
 
 /** GrantLists like the system's, whose lists reach {@link REACH_MS} past now (module comment). */
 function shortReachLists(world: ScenarioWorld): GrantLists {
@@ -135,7 +118,7 @@ export const hubRevokedPin: Scenario = {
       const book = home.hub.grantBook(lockId);
       await sys.pins.stop();
       sys.grantLists.pause();
-      const pins = shortLeasePins(world);
+      const pins = shortLeasePins(world, { leaseMs: LEASE_MS, retryMaxMs: 500 });
       sys.gateway.addListener(pins);
       await pins.start();
       const lists = shortReachLists(world);

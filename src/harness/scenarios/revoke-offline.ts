@@ -23,10 +23,9 @@
  */
 import type { GrantSchedule } from '../../core/grant-schedule.ts';
 import { NEVER } from '../../core/pin-window.ts';
-import { PinSync } from '../../server/pin-sync.ts';
 import type { Scenario } from '../scenario.ts';
-import { sleep, type ScenarioWorld } from '../scenario-world.ts';
-import { call, errorCode, inviteGuest, signInOwner } from './common-steps.ts';
+import { sleep } from '../scenario-world.ts';
+import { call, errorCode, inviteGuest, signInOwner, shortLeasePins } from './common-steps.ts';
 
 /** The guest lease of this story, ms (the production default is 1 h). */
 const LEASE_MS = 6_000;
@@ -51,30 +50,6 @@ function localDateTime(ms: number, timeZone: string): string {
   return `${get('year')}-${get('month')}-${get('day')}T${get('hour')}:${get('minute')}`;
 }
 
-/** A PinSync like the system's, on its parts, with a lease short enough to wait out. */
-function shortLeasePins(world: ScenarioWorld): PinSync {
-  const { sys } = world;
-  return new PinSync({
-    gateway: sys.gateway,
-    store: sys.store,
-    pinSlots: sys.store.pinSlots,
-    audit: sys.audit,
-    clock: sys.clock,
-    masterKey: sys.keys.masterKey,
-    notify: (homeId, message) =>
-      sys.events.publish({ type: 'notice', homeId, message, at: sys.clock.now() }),
-    timing: {
-      retryBaseMs: 200,
-      retryMaxMs: 1_000,
-      maxAttempts: 4,
-      commandTimeoutMs: 2_000,
-      reconcileEveryMs: null,
-      guestLeaseMs: LEASE_MS,
-      memberLeaseMs: 10 * LEASE_MS,
-    },
-  });
-}
-
 export const revokeOffline: Scenario = {
   name: 'revoke-offline',
   expected:
@@ -85,7 +60,7 @@ export const revokeOffline: Scenario = {
     const lockId = world.creds.devices.lock.id;
     const lock = world.home.lock;
     await sys.pins.stop();
-    const pins = shortLeasePins(world);
+    const pins = shortLeasePins(world, { leaseMs: LEASE_MS, retryMaxMs: 1_000 });
     sys.gateway.addListener(pins);
     await pins.start();
     try {
