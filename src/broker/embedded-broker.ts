@@ -21,7 +21,8 @@ import {
 } from 'aedes';
 import { deriveDeviceKey, verifyMqttPassword } from '../protocol/device-auth.ts';
 import { MAX_FRAME_BYTES } from '../protocol/device-messages.ts';
-import { isId } from '../protocol/topics.ts';
+import { isId, isUpChannel, parseDeviceTopic } from '../protocol/topics.ts';
+import type { BrokerLink, DeliverDeviceMessage } from './broker-link.ts';
 import {
   checkForward,
   checkOrphanPublish,
@@ -78,6 +79,12 @@ export interface EmbeddedBrokerOptions {
   maxPacketBytes?: number;
   /** Milliseconds a new connection has to send its CONNECT before it is closed. Default 10 000. */
   connectTimeoutMs?: number;
+  /**
+   * Refuse devices ("server unavailable", they retry) while no {@link EmbeddedBroker.serverLink}
+   * is started. The server sets it: a device event taken before the server listens would be
+   * acknowledged with nobody to record it. Default false.
+   */
+  devicesWaitForServerLink?: boolean;
 }
 
 /** Counters of refused traffic since the broker started. */
@@ -100,6 +107,15 @@ export interface EmbeddedBroker {
   readonly port: number;
   /** A snapshot of the refusal counters. */
   stats(): BrokerStats;
+  /**
+   * The server's in-process link (see broker-link.ts): each device message for the server
+   * (an up channel) is handed to `deliver` once the ACL let it through, and the device's
+   * PUBACK waits until `deliver` resolved. If it rejects, the device's connection is closed
+   * without one, and the device sends the message again when it reconnects. Commands are
+   * published as the broker itself, subject to each receiving device's ACL. One link at a
+   * time.
+   */
+  serverLink(): BrokerLink;
   /**
    * Forcibly disconnects every client of a device, e.g. on revocation. Its will (its own
    * "offline" availability message) is published, as for any unexpected disconnect.
@@ -177,6 +193,8 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   /** Live authenticated clients of each device, for disconnectDevice. */
   const deviceClients = new Map<string, Set<Client>>();
   const connections = new Set<GuardedConnection>();
+  /** The started server link's `deliver` (see {@link EmbeddedBroker.serverLink}), if any. */
+  let linkDeliver: DeliverDeviceMessage | null = null;
 
   const remoteOf = (client: Client | null): string | undefined =>
     client?.conn instanceof GuardedConnection ? client.conn.remoteAddress : undefined;
@@ -231,6 +249,9 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       // One device must not be able to kick another off by taking its client id.
       if (client.id !== username) {
         return { ok: false, returnCode: CONNACK_NOT_AUTHORIZED, reason: 'client-id-not-username' };
+      }
+      if (opts.devicesWaitForServerLink && linkDeliver === null) {
+        return { ok: false, returnCode: CONNACK_SERVER_UNAVAILABLE, reason: 'server-not-ready' };
       }
       identity = { kind: 'device', deviceId: username, homeId: device.homeId };
     }
@@ -305,6 +326,32 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         counters.publishesRefused += 1;
         log.warn({ ...whoIs(client), topic: clip(packet.topic), reason }, 'mqtt publish refused');
         callback(new Error(`publish refused: ${reason}`));
+        return;
+      }
+      // A device's message for the server is handed over here, before aedes writes the
+      // device's PUBACK (it acknowledges QoS 1 before forwarding), so the acknowledgement waits
+      // for the server. If the server could not take it, the connection is closed without one
+      // and the device sends the message again after reconnecting.
+      const deliver = linkDeliver;
+      const parsed = deliver && identity?.kind !== 'server' ? parseDeviceTopic(packet.topic) : null;
+      if (deliver && parsed && isUpChannel(parsed.channel)) {
+        const payload = Buffer.isBuffer(packet.payload)
+          ? packet.payload
+          : Buffer.from(packet.payload);
+        deliver(packet.topic, payload).then(
+          () => callback(null),
+          (err: unknown) => {
+            log.warn(
+              {
+                ...whoIs(client),
+                topic: clip(packet.topic),
+                err: err instanceof Error ? err.message : String(err),
+              },
+              'device message not taken by the server; connection closed unacknowledged',
+            );
+            callback(new Error('not taken by the server'));
+          },
+        );
         return;
       }
       callback(null);
@@ -393,16 +440,59 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     log.info({ url }, 'embedded mqtt broker closed');
   }
 
+  function disconnectDevice(deviceId: string): void {
+    const clients = deviceClients.get(deviceId);
+    if (!clients) return;
+    for (const client of [...clients]) client.close();
+    log.info({ deviceId }, 'mqtt device disconnected by the server');
+  }
+
+  function serverLink(): BrokerLink {
+    let started = false;
+    let stopped = false;
+    return {
+      start(deliver) {
+        if (linkDeliver !== null) {
+          return Promise.reject(new Error('the embedded broker has a server link already'));
+        }
+        if (started) return Promise.reject(new Error('a broker link starts once'));
+        started = true;
+        linkDeliver = deliver;
+        return Promise.resolve();
+      },
+      publish(topic, payload, options = {}) {
+        return new Promise<void>((resolve, reject) => {
+          if (!started || stopped) {
+            reject(new Error('broker link not started'));
+            return;
+          }
+          aedes.publish(
+            {
+              cmd: 'publish',
+              topic,
+              payload: Buffer.from(payload),
+              qos: 1,
+              retain: options.retain ?? false,
+              dup: false,
+            },
+            (err?: Error) => (err ? reject(err) : resolve()),
+          );
+        });
+      },
+      stop() {
+        if (started && !stopped) linkDeliver = null;
+        stopped = true;
+        return Promise.resolve();
+      },
+    };
+  }
+
   return {
     url,
     port,
     stats: () => ({ ...counters }),
-    disconnectDevice(deviceId: string): void {
-      const clients = deviceClients.get(deviceId);
-      if (!clients) return;
-      for (const client of [...clients]) client.close();
-      log.info({ deviceId }, 'mqtt device disconnected by the server');
-    },
+    serverLink,
+    disconnectDevice,
     close: () => (closing ??= close()),
   };
 }

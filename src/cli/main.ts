@@ -7,16 +7,24 @@
 import type { HubCommandOptions } from './hub-command.ts';
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { auditVerifyCommand } from './audit-command.ts';
-import { carrierAddCommand } from './carrier-command.ts';
-import { demoCommand } from './demo-command.ts';
-import { scenarioCommand } from './scenario-command.ts';
 import {
   OFFLINE_GRANTS_HOURS_HELP,
   parseOfflineGrantsHours,
   serveCommand,
 } from './serve-command.ts';
-import { simCommand } from './sim-command.ts';
+
+/**
+ * A command whose module is loaded on use: `threshold serve` (restarted after a crash, or by a
+ * supervisor) then does not load the scenario harness, the simulators or the demo's hub.
+ */
+function lazy<A extends unknown[]>(
+  load: () => Promise<(...args: A) => unknown>,
+): (...args: A) => Promise<void> {
+  return async (...args) => {
+    const command = await load();
+    await command(...args);
+  };
+}
 
 function port(value: string): number {
   const n = Number(value);
@@ -98,7 +106,7 @@ program
     'the address people open (default http://localhost:<port>)',
     publicUrl,
   )
-  .action(demoCommand);
+  .action(lazy(async () => (await import('./demo-command.ts')).demoCommand));
 
 program
   .command('sim')
@@ -111,7 +119,7 @@ program
     './data/demo-credentials.json',
   )
   .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
-  .action(simCommand);
+  .action(lazy(async () => (await import('./sim-command.ts')).simCommand));
 
 program
   .command('hub')
@@ -136,7 +144,7 @@ program
   .option('--json', 'print the report as JSON')
   .option('--data <dir>', 'keep the scenario’s data in this directory (default: a temporary one)')
   .option('--list', 'list the scenarios')
-  .action(scenarioCommand);
+  .action(lazy(async () => (await import('./scenario-command.ts')).scenarioCommand));
 
 const audit = program.command('audit').description('The audit log.');
 audit
@@ -151,7 +159,7 @@ audit
   )
   .option('--public-key <key>', 'trusted public key (base64url); default: the data directory’s')
   .option('--json', 'print the verdict as JSON')
-  .action(auditVerifyCommand);
+  .action(lazy(async () => (await import('./audit-command.ts')).auditVerifyCommand));
 
 const carrier = program.command('carrier').description('Carrier accounts.');
 carrier
@@ -164,6 +172,6 @@ carrier
   .option('--id <id>', 'the carrier’s id (default: carrier- and the name in lower case)')
   .option('--data <dir>', 'data directory', './data')
   .option('--json', 'print what was made as JSON')
-  .action(carrierAddCommand);
+  .action(lazy(async () => (await import('./carrier-command.ts')).carrierAddCommand));
 
 await program.parseAsync(process.argv);

@@ -1,7 +1,7 @@
 /**
- * The server's side of the device protocol: one MQTT client that receives every device's
- * messages, validates and authenticates them, keeps each device's live status, and sends
- * signed commands and waits for their replies.
+ * The server's side of the device protocol: one link to the broker (broker-link.ts) that
+ * receives every device's messages, validates and authenticates them, keeps each device's live
+ * status, and sends signed commands and waits for their replies.
  *
  * Nothing a device sends is acted on before it passes, in order: a Threshold topic on an up
  * channel; a registered device of the home named in the topic; the channel's schema (size,
@@ -11,9 +11,13 @@
  * and counted by reason, and logged. Heartbeats whose MAC fails are counted too, and still
  * passed on flagged as such: during a session they are evidence of an attack, and the
  * orchestrator raises the alarm.
+ *
+ * A device event is acknowledged to the device only after every listener's promise for it
+ * resolved (the orchestrator returns its audit commit): an event the device was told we have is
+ * in the audit log, crash or not.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { BrokerLink } from '../broker/broker-link.ts';
 import type { Clock } from '../core/clock.ts';
 import type { DeviceKind } from '../core/model.ts';
 import { deriveDeviceKey, deriveSessionKey, sign, verifyMac } from '../protocol/device-auth.ts';
@@ -28,12 +32,7 @@ import {
   type PinCommandFields,
   type ReplyMessage,
 } from '../protocol/device-messages.ts';
-import {
-  deviceTopic,
-  isUpChannel,
-  parseDeviceTopic,
-  SERVER_SUBSCRIPTIONS,
-} from '../protocol/topics.ts';
+import { deviceTopic, isUpChannel, parseDeviceTopic } from '../protocol/topics.ts';
 import type { DeviceLiveStatus } from '../protocol/views.ts';
 
 /** A device the gateway knows. */
@@ -70,7 +69,12 @@ export type DropReason =
 /** Receives what passed the gateway's checks. */
 export interface DeviceGatewayListener {
   onState?(device: RegisteredDevice, state: DeviceStateMessage): void;
-  onEvent?(device: RegisteredDevice, event: DeviceEventMessage): void;
+  /**
+   * A returned promise is awaited before the event is acknowledged to the device: return
+   * what must survive a crash (the audit commit). If it rejects, the event is not
+   * acknowledged and the device sends it again.
+   */
+  onEvent?(device: RegisteredDevice, event: DeviceEventMessage): void | Promise<unknown>;
   /** The heartbeat's MAC is checked here with the session key its `sessionId` names. */
   onHeartbeat?(device: RegisteredDevice, hb: HeartbeatMessage, macValid: boolean): void;
   onFrame?(device: RegisteredDevice, frame: FrameMessage, jpeg: Buffer): void;
@@ -85,7 +89,6 @@ export interface DeviceGatewayListener {
 }
 
 export interface DeviceGatewayOptions {
-  readonly credentials: { readonly username: string; readonly password: string };
   readonly masterKey: Uint8Array;
   readonly clock: Clock;
   readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
@@ -135,7 +138,7 @@ const STATE_KIND: Record<DeviceStateMessage['kind'], DeviceKind> = {
 };
 
 export class DeviceGateway {
-  private client: MqttClient | null = null;
+  private link: BrokerLink | null = null;
   private readonly devices = new Map<string, RegisteredDevice>();
   private readonly keys = new Map<string, Buffer>();
   private readonly status = new Map<string, DeviceLiveStatus>();
@@ -179,33 +182,14 @@ export class DeviceGateway {
     this.listeners.push(l);
   }
 
-  /** Connects to the broker at `brokerUrl` and subscribes; resolves once subscribed. */
-  async start(brokerUrl: string): Promise<void> {
-    const client = await mqtt.connectAsync(brokerUrl, {
-      username: this.opts.credentials.username,
-      password: this.opts.credentials.password,
-      clientId: `${this.opts.credentials.username}-${randomUUID()}`,
-      clean: true,
-      reconnectPeriod: 1_000,
-      connectTimeout: 10_000,
-      protocolVersion: 4,
-    });
-    this.client = client;
-    // Commands are small and latency matters: no Nagle delay (it costs ~40 ms per round trip
-    // against delayed ACKs). The stream is a new socket after every reconnect.
-    const noDelay = (): void => {
-      const socket = client.stream as unknown as { setNoDelay?: (on: boolean) => void };
-      socket.setNoDelay?.(true);
-    };
-    noDelay();
-    client.on('connect', noDelay);
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('error', (err) =>
-      this.opts.logger?.warn({ err: err.message }, 'broker client error'),
-    );
-    await client.subscribeAsync(
-      Object.fromEntries(SERVER_SUBSCRIPTIONS.map((t) => [t, { qos: 1 as const }])),
-    );
+  /**
+   * Starts receiving through `link` (the embedded broker's `serverLink()`, or an
+   * `mqttBrokerLink` to an external broker); resolves once subscribed. The gateway owns the
+   * link from here and stops it in {@link stop}.
+   */
+  async start(link: BrokerLink): Promise<void> {
+    await link.start((topic, payload) => this.deliver(topic, payload));
+    this.link = link;
   }
 
   async stop(): Promise<void> {
@@ -214,9 +198,9 @@ export class DeviceGateway {
       w.resolve({ status: 'timeout', commandId: id });
     }
     this.waiting.clear();
-    const c = this.client;
-    this.client = null;
-    if (c) await c.endAsync(true);
+    const link = this.link;
+    this.link = null;
+    if (link) await link.stop();
   }
 
   /** Live status of one device. */
@@ -253,9 +237,14 @@ export class DeviceGateway {
     this.status.set(deviceId, { ...prev, lastSeenAt: this.opts.clock.now(), ...patch });
   }
 
-  private onMessage(topic: string, payload: Buffer): void {
+  /**
+   * The link's `deliver`: resolves once the message is handled as far as must survive a
+   * crash, so the link may acknowledge it; rejects when a listener could not record it.
+   */
+  private async deliver(topic: string, payload: Buffer): Promise<void> {
+    let pending: Promise<unknown> | void = undefined;
     try {
-      this.handle(topic, payload);
+      pending = this.handle(topic, payload);
     } catch (err) {
       // A listener's bug must not take the gateway down; the message counts as dropped.
       this.opts.logger?.warn(
@@ -263,9 +252,11 @@ export class DeviceGateway {
         'device message handler failed',
       );
     }
+    if (pending) await pending;
   }
 
-  private handle(topic: string, payload: Buffer): void {
+  /** Returns, for an event, what its listeners must finish before it is acknowledged. */
+  private handle(topic: string, payload: Buffer): Promise<unknown> | void {
     const t = parseDeviceTopic(topic);
     if (t === null || !isUpChannel(t.channel))
       return this.drop('bad-topic', topic, 'not a device up topic');
@@ -311,12 +302,27 @@ export class DeviceGateway {
         if (!verifyMac(key, topic, d.message)) return this.drop('bad-mac', topic, 'event');
         if (d.message.at > this.opts.clock.now() + MAX_FUTURE_SKEW_MS)
           return this.drop('clock-implausible', topic, `event at ${d.message.at}`);
+        const before = this.lastEventClock.get(device.id);
         if (!this.moveForward(this.lastEventClock, device.id, d.message.at, d.message.seq)) {
           return this.drop('replayed', topic, `event seq ${d.message.seq}`);
         }
         this.seen(device.id, {});
-        for (const l of this.listeners) l.onEvent?.(device, d.message);
-        return;
+        const pending: Promise<unknown>[] = [];
+        for (const l of this.listeners) {
+          const result = l.onEvent?.(device, d.message);
+          if (result) pending.push(result);
+        }
+        if (pending.length === 0) return;
+        const accepted = this.lastEventClock.get(device.id);
+        return Promise.all(pending).catch((err: unknown) => {
+          // Not recorded, so not acknowledged: the device sends it again, and the replay
+          // guard must let that copy in.
+          if (this.lastEventClock.get(device.id) === accepted) {
+            if (before) this.lastEventClock.set(device.id, before);
+            else this.lastEventClock.delete(device.id);
+          }
+          throw err;
+        });
       }
       case 'heartbeat': {
         this.opts.trace?.('heartbeat.received', {
@@ -390,13 +396,10 @@ export class DeviceGateway {
    * rejects. The list is signed already: no device MAC, the hub checks the list's signature.
    */
   async publishGrants(homeId: string, lockId: string, payload: string): Promise<boolean> {
-    const client = this.client;
-    if (!client) return false;
+    const link = this.link;
+    if (!link) return false;
     try {
-      await client.publishAsync(deviceTopic(homeId, lockId, 'grants'), payload, {
-        qos: 1,
-        retain: true,
-      });
+      await link.publish(deviceTopic(homeId, lockId, 'grants'), payload, { retain: true });
       return true;
     } catch (err) {
       this.opts.logger?.warn(
@@ -419,7 +422,8 @@ export class DeviceGateway {
     const device = this.devices.get(deviceId);
     const key = this.keys.get(deviceId);
     const id = randomUUID();
-    if (!device || !key || !this.client) return { status: 'not-sent', commandId: id };
+    const link = this.link;
+    if (!device || !key || !link) return { status: 'not-sent', commandId: id };
     const topic = deviceTopic(device.homeId, device.id, 'command');
     const now = this.opts.clock.now();
     const body: Omit<CommandMessage, 'mac'> = {
@@ -456,7 +460,7 @@ export class DeviceGateway {
         sessionId: options.sessionId ?? null,
         action,
       });
-      await this.client.publishAsync(topic, JSON.stringify(msg), { qos: 1 });
+      await link.publish(topic, JSON.stringify(msg));
     } catch (err) {
       this.waiting.get(id)?.cancel();
       this.waiting.delete(id);

@@ -97,11 +97,14 @@ export class EntryRecorder implements DeviceGatewayListener {
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
-  /** Gateway listener: a key or the thumb-turn drew the bolt. */
-  onEvent(device: RegisteredDevice, event: DeviceEventMessage): void {
+  /**
+   * Gateway listener: a key or the thumb-turn drew the bolt. The lock's event is acknowledged
+   * once the entry is recorded (or failed to be, which is logged: a retry would fail the same).
+   */
+  onEvent(device: RegisteredDevice, event: DeviceEventMessage): Promise<void> | undefined {
     if (this.stopped || device.kind !== 'lock') return;
     if (event.name !== 'lock.manual' || event.detail !== 'unlocked') return;
-    this.track(
+    return this.track(
       this.record({
         homeId: device.homeId,
         lockDeviceId: device.id,
@@ -116,7 +119,7 @@ export class EntryRecorder implements DeviceGatewayListener {
   /** A keypad code opened the lock (PinSync's `onKeypadEntry`). */
   keypad(entry: KeypadEntry): void {
     if (this.stopped) return;
-    this.track(this.keypadEntry(entry));
+    void this.track(this.keypadEntry(entry));
   }
 
   /** An owner or member unlocked `door` from afar and the lock said yes. */
@@ -172,7 +175,7 @@ export class EntryRecorder implements DeviceGatewayListener {
       const oldest = this.seenSessions.values().next().value;
       if (oldest !== undefined) this.seenSessions.delete(oldest);
     }
-    this.track(
+    void this.track(
       this.record({
         homeId: s.homeId,
         lockDeviceId: s.lockDeviceId,
@@ -319,15 +322,19 @@ export class EntryRecorder implements DeviceGatewayListener {
     };
   }
 
-  private track(work: Promise<unknown>): void {
-    const p = work.catch((err: unknown) => {
-      this.o.logger?.warn(
-        { err: err instanceof Error ? err.message : String(err) },
-        'entry not recorded',
-      );
-    });
+  private track(work: Promise<unknown>): Promise<void> {
+    const p = work.then(
+      () => undefined,
+      (err: unknown) => {
+        this.o.logger?.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'entry not recorded',
+        );
+      },
+    );
     this.running.add(p);
     void p.finally(() => this.running.delete(p));
+    return p;
   }
 }
 

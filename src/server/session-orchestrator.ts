@@ -1376,7 +1376,11 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       );
   }
 
-  onEvent(device: RegisteredDevice, event: DeviceEventMessage): void {
+  /**
+   * Every device event goes into the audit log; the returned commit is what the gateway waits
+   * for before the device is told its event was received.
+   */
+  onEvent(device: RegisteredDevice, event: DeviceEventMessage): Promise<unknown> {
     // What a home's hub did on its own (offline, or faster than we could) needs the owner.
     const hubText = HUB_NOTICES[event.name];
     if (hubText !== undefined) {
@@ -1393,7 +1397,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         );
     }
     const l = this.liveFor(device.id);
-    void this.o.audit.append({
+    return this.o.audit.append({
       kind: 'device.event',
       actor: { type: 'device', id: device.id },
       subject: l ? `session:${l.session.id}` : `device:${device.id}`,

@@ -156,7 +156,6 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     if (subjectWarning && !opts.demo) log?.warn({}, subjectWarning);
     const credentials = serverMqttCredentials(keys.masterKey);
     const gateway = new DeviceGateway({
-      credentials,
       masterKey: keys.masterKey,
       clock,
       ...(log ? { logger: log } : {}),
@@ -169,6 +168,9 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       masterKey: keys.masterKey,
       lookupDevice: (id) => gateway.device(id),
       server: credentials,
+      // Devices wait until the gateway listens: an event taken earlier would be acknowledged
+      // with nobody to record it.
+      devicesWaitForServerLink: true,
       ...(log ? { logger: log } : {}),
     });
     closers.push(() => broker.close());
@@ -261,7 +263,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       liveView.stop();
       return Promise.resolve();
     });
-    await gateway.start(broker.url);
+    await gateway.start(broker.serverLink());
     closers.push(() => gateway.stop());
     await webhooks.start();
     closers.push(() => webhooks.stop());

@@ -1,0 +1,126 @@
+/**
+ * The server's link to the broker: how device messages reach the device gateway and how its
+ * commands reach the devices.
+ *
+ * The contract that matters is the acknowledgement: a device's QoS 1 message is acknowledged
+ * only once `deliver` has resolved, that is once the server has done what must survive a
+ * crash (an event's audit entry is committed). A home hub forgets a log entry once it is
+ * acknowledged, so an acknowledgement sent before the commit would let a `kill -9` between
+ * the two lose it for good.
+ *
+ * - {@link EmbeddedBroker.serverLink} (embedded-broker.ts) delivers inside the broker's own
+ *   publish path, so the broker's PUBACK to the device waits for `deliver`.
+ * - {@link mqttBrokerLink} is an MQTT client of an external broker. Its session is
+ *   persistent (fixed client id, `clean: false`), and its PUBACK to the broker waits for
+ *   `deliver`: what the server had not finished when it died is sent to it again when it
+ *   reconnects. The broker acknowledged the device already, and keeps the message for the
+ *   server's session (mosquitto: `persistence true` keeps it across a broker restart too).
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { SERVER_SUBSCRIPTIONS } from '../protocol/topics.ts';
+
+/**
+ * Hands one device message to the server. Resolves once it is handled as far as must survive
+ * a crash; rejects if that failed, and then the message is not acknowledged.
+ */
+export type DeliverDeviceMessage = (topic: string, payload: Buffer) => Promise<void>;
+
+/** The server's side of the broker. */
+export interface BrokerLink {
+  /**
+   * Starts delivering the devices' up channels ({@link SERVER_SUBSCRIPTIONS}) to `deliver`,
+   * acknowledging each QoS 1 message only after its `deliver` resolved. Resolves once
+   * subscribed.
+   */
+  start(deliver: DeliverDeviceMessage): Promise<void>;
+  /** Publishes at QoS 1; resolves once the broker has taken the message. */
+  publish(topic: string, payload: string, options?: { readonly retain?: boolean }): Promise<void>;
+  /** Stops delivering and disconnects. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link mqttBrokerLink}. */
+export interface MqttBrokerLinkOptions {
+  readonly url: string;
+  readonly username: string;
+  readonly password: string;
+  /**
+   * The client id, which names the broker-side session that keeps messages for the server
+   * while it is away. Must start with the user name (the embedded broker and the generated
+   * ACLs require it) and be the same across restarts of one server process slot, and
+   * different between replicas.
+   */
+  readonly clientId: string;
+  /**
+   * `false` (the default): a persistent session, so messages published while the server is
+   * down wait for it. `true` only for tools that must not leave a session behind.
+   */
+  readonly clean?: boolean;
+  /** Extra mqtt.js options (TLS material for `mqtts://`). */
+  readonly tls?: Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'>;
+  readonly logger?: { warn(obj: object, msg: string): void };
+}
+
+/**
+ * A {@link BrokerLink} over an MQTT connection (MQTT 3.1.1, QoS 1). Messages are handed to
+ * `deliver` one at a time, in the order the broker sends them, and each PUBACK goes out only
+ * after its `deliver` resolved (mqtt.js's `handleMessage`). A `deliver` that rejects leaves
+ * its message unacknowledged and drops the connection, so the broker sends it again after the
+ * reconnect.
+ */
+export function mqttBrokerLink(opts: MqttBrokerLinkOptions): BrokerLink {
+  let client: MqttClient | null = null;
+  return {
+    async start(deliver) {
+      const c = await mqtt.connectAsync(opts.url, {
+        username: opts.username,
+        password: opts.password,
+        clientId: opts.clientId,
+        clean: opts.clean ?? false,
+        reconnectPeriod: 1_000,
+        connectTimeout: 10_000,
+        protocolVersion: 4,
+        ...opts.tls,
+      });
+      client = c;
+      // Commands are small and latency matters: no Nagle delay (it costs ~40 ms per round trip
+      // against delayed ACKs). The stream is a new socket after every reconnect.
+      const noDelay = (): void => {
+        const socket = c.stream as unknown as { setNoDelay?: (on: boolean) => void };
+        socket.setNoDelay?.(true);
+      };
+      noDelay();
+      c.on('connect', noDelay);
+      c.on('error', (err) => opts.logger?.warn({ err: err.message }, 'broker client error'));
+      c.handleMessage = (packet, callback) => {
+        const payload = Buffer.isBuffer(packet.payload)
+          ? packet.payload
+          : Buffer.from(packet.payload);
+        deliver(packet.topic, payload).then(
+          () => callback(),
+          (err: unknown) => {
+            opts.logger?.warn(
+              { err: err instanceof Error ? err.message : String(err), topic: packet.topic },
+              'device message not handled; left unacknowledged for the broker to send again',
+            );
+            // No PUBACK: the broker keeps the message for this session and sends it again
+            // once we are back.
+            c.stream.destroy();
+          },
+        );
+      };
+      await c.subscribeAsync(
+        Object.fromEntries(SERVER_SUBSCRIPTIONS.map((t) => [t, { qos: 1 as const }])),
+      );
+    },
+    async publish(topic, payload, options = {}) {
+      if (!client) throw new Error('broker link not started');
+      await client.publishAsync(topic, payload, { qos: 1, retain: options.retain ?? false });
+    },
+    async stop() {
+      const c = client;
+      client = null;
+      if (c) await c.endAsync(true);
+    },
+  };
+}
