@@ -8,7 +8,7 @@
  * the machine decides "how much after".
  */
 import { randomBytes } from 'node:crypto';
-import { connect as netConnect, type Socket } from 'node:net';
+import { createServer, connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -370,6 +370,42 @@ describe('loss', () => {
     expect(other).not.toEqual(first);
     expect(proxy.stats().upstream.packetsDropped).toBe(120 - first.length * 2 - other.length);
     brokerSawNoGarbage();
+  });
+
+  it('forwards a stream that stops being MQTT verbatim from there on, and counts it', async () => {
+    // Not the broker (its guard would cut such a stream): a sink that keeps what arrives.
+    const received: Buffer[] = [];
+    const sink = createServer((s) => {
+      s.on('data', (chunk: Buffer) => received.push(chunk));
+      s.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = sink.address() as AddressInfo;
+      const proxy = await startProxy({ upstream: { host: '127.0.0.1', port } });
+      proxy.set({ type: 'loss', probability: 1 }, 'upstream');
+      const socket = await rawConnect(proxy.port);
+      const publish = Buffer.from([0x30, 0x03, 0x00, 0x01, 0x74]);
+      const pingreq = Buffer.from([0xc0, 0x00]);
+      // A PUBLISH whose remaining length runs past four bytes: not MQTT from here on.
+      const broken = Buffer.from([0x30, 0x80, 0x80, 0x80, 0x80]);
+      const after = Buffer.concat([Buffer.from('not mqtt'), publish]);
+      // Cut anywhere: one byte at a time, so the framing is followed across chunks.
+      for (const byte of Buffer.concat([publish, pingreq, broken, after])) {
+        socket.write(Buffer.from([byte]));
+      }
+      const expected = Buffer.concat([pingreq, after]);
+      await waitFor(() => Buffer.concat(received).length >= expected.length, 'the bytes that pass');
+      await sleep(QUIET_MS);
+      expect(Buffer.concat(received).equals(expected)).toBe(true);
+      const stats = proxy.stats().upstream;
+      expect(stats.unframed).toBe(1);
+      // The first PUBLISH and the broken one's header were dropped; nothing after it was.
+      expect(stats.packetsDropped).toBe(2);
+      expect(stats.packets).toMatchObject({ publish: 2, pingreq: 1 });
+    } finally {
+      sink.close();
+    }
   });
 });
 

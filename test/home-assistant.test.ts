@@ -16,7 +16,7 @@ import {
   type HomeAssistantBridgeOptions,
   type HomeAssistantLockCommand,
 } from '../src/hub/home-assistant.ts';
-import { startMosquitto, type TestMosquitto } from './drivers/mosquitto.ts';
+import { startMosquitto, type TestMosquitto } from '../src/harness/mosquitto.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Home Assistant's discovery schema, as far as these entities use it.

@@ -18,7 +18,7 @@ import { loadHubConfig } from '../src/hub/config.ts';
 import type { MemoryCamera, MemoryContact, MemoryLock } from '../src/hub/drivers/memory.ts';
 import { Hub } from '../src/hub/hub.ts';
 import { systemClock } from '../src/protocol/system-clock.ts';
-import { startMosquitto } from './drivers/mosquitto.ts';
+import { startMosquitto } from '../src/harness/mosquitto.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

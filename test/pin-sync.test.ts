@@ -7,7 +7,9 @@
  *   over an in-memory link, a real SQLite store and audit log, so every backoff is checked to
  *   the millisecond without sleeping;
  * - the real thing: a running control plane (embedded broker, gateway, store, audit log) and
- *   the demo home's lock connected over MQTT, with short backoff timings.
+ *   the demo home's lock connected over MQTT, with short backoff timings; and a second lock
+ *   that keeps dropping off the network while it answers nothing (an MQTT client connected
+ *   with the lock's own credentials), then works again.
  *
  * Throughout, the PIN must appear nowhere but in the `pin.set` command itself.
  */
@@ -21,15 +23,15 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { serverMqttCredentials } from '../src/broker/server-credentials.ts';
 import { CHECKPOINT_ENTRY_KIND } from '../src/core/audit-chain.ts';
 import type { Principal } from '../src/core/model.ts';
-import { MemoryLink, SimLock } from '../src/devices/index.ts';
-import { ScenarioWorld } from '../src/harness/scenario-world.ts';
-import { deriveDeviceKey } from '../src/protocol/device-auth.ts';
+import { DeviceLink, MemoryLink, SimLock } from '../src/devices/index.ts';
+import { ScenarioWorld, sleep } from '../src/harness/scenario-world.ts';
+import { deriveDeviceKey, mqttPassword } from '../src/protocol/device-auth.ts';
 import type { DeviceEventMessage } from '../src/protocol/device-messages.ts';
 import { pinDigest } from '../src/protocol/pin-digest.ts';
-import { SERVER_SUBSCRIPTION, parseDeviceTopic } from '../src/protocol/topics.ts';
+import { SERVER_SUBSCRIPTION, deviceTopic, parseDeviceTopic } from '../src/protocol/topics.ts';
 import { AuditLog } from '../src/server/audit-log.ts';
 import { loadOrCreateKeys, sha256Hex } from '../src/server/keys.ts';
-import { PinSync, type PinSyncTiming } from '../src/server/pin-sync.ts';
+import { DEFAULT_PIN_SYNC_TIMING, PinSync, type PinSyncTiming } from '../src/server/pin-sync.ts';
 import { PinSlotRepository, type PinSlot } from '../src/store/pin-slot-repository.ts';
 import {
   COURIER,
@@ -480,6 +482,99 @@ describe('PinSync on a fake clock', () => {
     ]);
     expect(await auditText()).not.toMatch(/482915|1313/);
   });
+
+  describe('a lock that answers nothing and keeps coming and going', () => {
+    const device = { id: LOCK.id, homeId: HOME.id, kind: 'lock' as const };
+    const lists = (): number => gateway.sent.filter((s) => s.action === 'pin.list').length;
+
+    it('coming online twenty times while a reconcile waits gives one reconcile after it, not nineteen', async () => {
+      const release = gateway.hold();
+      for (let i = 0; i < 20; i++) {
+        sync.onAvailability(device, true);
+        await flush();
+      }
+      // One listing is out; the other nineteen reports come to one more pass.
+      expect(lists()).toBe(1);
+      release();
+      await runUntil(() => lists() >= 2);
+      expect(await settlesWithin(sync.stop(), 5_000), 'stop() has returned').toBe(true);
+      expect(lists()).toBe(2);
+      expect(gateway.sent.every((s) => s.action === 'pin.list')).toBe(true);
+    });
+
+    it('going offline ends every wait on the lock at once; an attempt cut short counts, and goes again when the lock is back', async () => {
+      const release = gateway.hold();
+      const t0 = clock.now();
+      await assign(5, '5151');
+      await runUntil(() => gateway.writes('pin.set').length === 1);
+      // Behind the write that gets no answer: a reconcile asked for by hand, and the lock's own
+      // online pass with a second report that asks for one more.
+      const byHand = sync.reconcile(LOCK.id);
+      sync.onAvailability(device, true);
+      await flush();
+      sync.onAvailability(device, true);
+      await flush();
+      sync.onAvailability(device, false);
+      expect(await settlesWithin(byHand, 5_000), 'the reconcile has ended').toBe(true);
+      const result = await byHand;
+      expect(!result.ok && result.problem).toMatchObject({
+        code: 'lock.offline',
+        message: 'the lock went offline before it listed its slots',
+      });
+      await flush();
+      // Nothing waiting its turn was sent to a lock known to be away, and the pass asked for
+      // meanwhile was dropped with it.
+      expect(gateway.sent.map((c) => c.action)).toEqual(['pin.set']);
+      // It counts, and the next is due when the write would have timed out, plus the backoff.
+      expect(await sync.slots(LOCK.id)).toEqual([
+        expect.objectContaining({
+          slot: 5,
+          sync: 'pending',
+          attempts: 1,
+          nextAttemptAt: t0 + 10_000 + 2_000,
+          lastError: 'the lock went offline before it answered the write',
+        }),
+      ]);
+      // Flapping does not use the code's attempts up faster than a silent lock would.
+      for (let i = 0; i < 10; i++) {
+        sync.onAvailability(device, true);
+        await flush();
+        sync.onAvailability(device, false);
+        await flush();
+      }
+      expect(gateway.writes('pin.set')).toEqual([t0]);
+      // Back and answering: the waiting attempt goes as soon as that pace allows, and lands.
+      release();
+      sync.onAvailability(device, true);
+      expect(await settle(5)).toMatchObject({ sync: 'confirmed', attempts: 2, lastError: null });
+      expect(gateway.writes('pin.set')).toEqual([t0, t0 + 10_000]);
+      expect(lock.enterCode('5151')).toEqual({ result: 'unlocked', slot: 5 });
+      expect(await auditText()).not.toContain('5151');
+    });
+
+    it('stop returns at once while the lock holds every command, and nothing is sent after it', async () => {
+      gateway.hold();
+      await assign(6, '6161');
+      await runUntil(() => gateway.writes('pin.set').length === 1);
+      for (let i = 0; i < 20; i++) {
+        sync.onAvailability(device, i % 2 === 0);
+        await flush();
+      }
+      sync.onAvailability(device, true);
+      await flush();
+      const before = gateway.sent.length;
+      expect(await settlesWithin(sync.stop(), 5_000), 'stop() has returned').toBe(true);
+      sync.onAvailability(device, false);
+      sync.onAvailability(device, true);
+      clock.advance(10 * 60_000);
+      await flush();
+      expect(gateway.sent).toHaveLength(before);
+      // The write is left pending for the next start, as a stop always leaves it.
+      expect(await sync.slots(LOCK.id)).toEqual([
+        expect.objectContaining({ slot: 6, sync: 'pending', attempts: 1 }),
+      ]);
+    });
+  });
 });
 
 describe('PinSync against the real broker and the simulated lock', () => {
@@ -665,10 +760,13 @@ describe('PinSync against the real broker and the simulated lock', () => {
       'the server sees the lock go',
     );
     world.home.links.lock.restoreLink();
+    // The slot is recorded, then audited and told: wait for the last of them.
     await world.waitFor(
-      async () => (await sync.slots(lockId)).some((s) => s.slot === 9),
+      async () =>
+        (await sync.slots(lockId)).some((s) => s.slot === 9) &&
+        notes.some((n) => n.message.includes('slot 9')),
       10_000,
-      'slot 9 is reconciled',
+      'slot 9 is reconciled and the owner told',
     );
     const slots = await sync.slots(lockId);
     expect(slots.find((s) => s.slot === 9)).toMatchObject({
@@ -775,3 +873,256 @@ describe('PinSync against the real broker and the simulated lock', () => {
     expect(traffic.some((m) => parseDeviceTopic(m.topic)?.channel === 'reply')).toBe(true);
   });
 });
+
+describe('PinSync and a lock that keeps dropping off the network (real broker)', () => {
+  /** The command timeout of the PinSync under test, ms. */
+  const TIMEOUT_MS = 1_500;
+  const flapId = 'lock-back-door';
+  let world: ScenarioWorld;
+  let homeId: string;
+  let deviceKey: Buffer;
+  /** The lock while it works: the simulated lock on its own MQTT link. */
+  let healthy: { link: DeviceLink; lock: SimLock };
+  /** The lock while it is broken: connected as the lock, it hears commands and answers none. */
+  let mute: MqttClient | null = null;
+  /** Every command the broken lock heard, with when (performance.now()). */
+  const heard: { action: string; at: number }[] = [];
+  const syncs: PinSync[] = [];
+
+  function newSync(timing: Partial<PinSyncTiming>): PinSync {
+    const { sys } = world;
+    const sync = new PinSync({
+      gateway: sys.gateway,
+      store: sys.store,
+      audit: sys.audit,
+      clock: sys.clock,
+      masterKey: sys.keys.masterKey,
+      notify: () => undefined,
+      timing: { reconcileEveryMs: null, ...timing },
+    });
+    sys.gateway.addListener(sync);
+    syncs.push(sync);
+    return sync;
+  }
+
+  const online = (): boolean | undefined => world.sys.gateway.liveStatus(flapId)?.online;
+  const listsSince = (at: number): number =>
+    heard.filter((h) => h.action === 'pin.list' && h.at >= at).length;
+
+  /** The working lock drops off, and the broken one takes its place (online, as the server sees). */
+  async function breakLock(): Promise<void> {
+    if (mute !== null) return flip(true);
+    healthy.link.cutLink();
+    await world.waitFor(() => online() === false, 10_000, 'the server sees the lock go');
+    const client = await connectAsync(world.sys.brokerUrl, {
+      clientId: flapId,
+      username: flapId,
+      password: mqttPassword(deviceKey),
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 0,
+    });
+    client.on('message', (_topic, payload) => {
+      const command = JSON.parse(payload.toString('utf8')) as { action: string };
+      heard.push({ action: command.action, at: performance.now() });
+    });
+    await client.subscribeAsync(deviceTopic(homeId, flapId, 'command'), { qos: 1 });
+    mute = client;
+    await flip(true);
+  }
+
+  /** The broken lock says it is online or offline, and the server has taken it in. */
+  async function flip(isOnline: boolean): Promise<void> {
+    await mute!.publishAsync(
+      deviceTopic(homeId, flapId, 'availability'),
+      JSON.stringify({ online: isOnline }),
+      { qos: 1, retain: true },
+    );
+    await world.waitFor(() => online() === isOnline, 10_000, `the server sees online=${isOnline}`);
+  }
+
+  /** The broken lock flips `times` times from online to offline and back, ending online. */
+  async function flap(times: number): Promise<void> {
+    for (let i = 0; i < times; i++) {
+      await flip(false);
+      await flip(true);
+    }
+  }
+
+  /** The broken lock goes away for good, and the working one comes back. */
+  async function repairLock(): Promise<void> {
+    await flip(false);
+    await mute!.endAsync();
+    mute = null;
+    healthy.link.restoreLink();
+    await world.waitFor(
+      () => online() === true && healthy.link.isConnected(),
+      10_000,
+      'the working lock is back',
+    );
+  }
+
+  beforeAll(async () => {
+    world = await ScenarioWorld.create();
+    const { sys } = world;
+    homeId = world.creds.homeId;
+    // Only the PinSyncs of these tests talk to the lock.
+    await sys.pins.stop();
+    const key = await sys.provisionDevice({
+      id: flapId,
+      homeId,
+      kind: 'lock',
+      name: 'Back door lock',
+    });
+    deviceKey = Buffer.from(key, 'base64url');
+    const link = new DeviceLink({
+      brokerUrl: sys.brokerUrl,
+      homeId,
+      deviceId: flapId,
+      deviceKey,
+      clock: sys.clock,
+    });
+    healthy = { link, lock: new SimLock(link, { clock: sys.clock, deviceKey }) };
+    await link.start();
+    await world.waitFor(() => online() === true, 10_000, 'the server sees the lock');
+  });
+
+  // A test that failed half-way must not leave its PinSync talking to the lock in the next.
+  afterEach(async () => {
+    for (const sync of syncs) await sync.stop();
+  });
+
+  afterAll(async () => {
+    await mute?.endAsync(true);
+    healthy?.lock.stop();
+    await healthy?.link.close();
+    await world?.close();
+  });
+
+  it('a flapping lock that answers nothing gets one reconcile at a time, and its codes converge once it works', async () => {
+    const owner = (await world.sys.store.principals.getByUsername(world.creds.owner.username))!
+      .principal;
+    const sync = newSync({
+      retryBaseMs: 100,
+      retryMaxMs: 400,
+      maxAttempts: 4,
+      commandTimeoutMs: TIMEOUT_MS,
+    });
+    await sync.start();
+    const codes = ['4817263951', '5928374061', '6039485172'];
+    for (const [i, code] of codes.slice(0, 2).entries()) {
+      await sync.assign(flapId, i + 1, code, { principalId: owner.id });
+      expect(await sync.settled(flapId, i + 1)).toMatchObject({ sync: 'confirmed' });
+    }
+
+    // Broken: it comes and goes twenty times, and answers nothing while it is there. Someone
+    // also sets a code at its keypad by hand meanwhile.
+    await breakLock();
+    healthy.lock.setPinLocally(7, codes[2]!);
+    await flap(19);
+    await flip(false);
+    const lastFlip = performance.now();
+    await flip(true);
+    // After the last report: the reconcile it started (or the one it asked for after the one
+    // under way) and nothing more, however long the lock stays silent. (One more is allowed
+    // for a listing that was already on its way to the lock when the report came.)
+    await sleep(4 * TIMEOUT_MS);
+    const after = listsSince(lastFlip);
+    expect(after).toBeGreaterThanOrEqual(1);
+    expect(after).toBeLessThanOrEqual(2);
+
+    // A wait on the broken lock ends because it went offline, not because the command expired:
+    // the refusal says which.
+    const listed = heard.length;
+    const byHand = sync.reconcile(flapId);
+    await world.waitFor(() => heard.length > listed, 5_000, 'the lock hears the listing');
+    await flip(false);
+    const result = await byHand;
+    expect(!result.ok && result.problem).toMatchObject({
+      code: 'lock.offline',
+      message: 'the lock went offline before it listed its slots',
+    });
+
+    // While it still flaps, the owner takes the second code away; the clear goes on until it
+    // lands.
+    await flip(true);
+    expect((await sync.clear(flapId, 2)).ok).toBe(true);
+    await flap(5);
+
+    // Working again: everything comes into line.
+    await repairLock();
+    await world.waitFor(
+      async () => {
+        const slots = await sync.slots(flapId);
+        return (
+          slots.find((s) => s.slot === 2)?.sync === 'confirmed' &&
+          slots.find((s) => s.slot === 7)?.sync === 'unknown-on-lock'
+        );
+      },
+      15_000,
+      'the lock is reconciled and the clear has landed',
+    );
+    expect(
+      (await sync.slots(flapId)).map((s) => [s.slot, s.desired, s.sync, s.principalId]),
+    ).toEqual([
+      [1, 'set', 'confirmed', owner.id],
+      [2, 'clear', 'confirmed', null],
+      [7, 'clear', 'unknown-on-lock', null],
+    ]);
+    expect(healthy.lock.pinSlots()).toEqual([1, 7]);
+    expect(healthy.lock.enterCode(codes[0]!)).toEqual({ result: 'unlocked', slot: 1 });
+    expect(healthy.lock.enterCode(codes[1]!).result).toBe('wrong-code');
+    // Nothing is left over from the flapping: a new code lands at the first attempt.
+    const code = '7140596283';
+    await sync.assign(flapId, 3, code, { principalId: owner.id });
+    expect(await sync.settled(flapId, 3)).toMatchObject({ sync: 'confirmed', attempts: 1 });
+    await sync.stop();
+  });
+
+  it('stop returns within a bound whatever waits on a flapping lock, and nothing is sent after it', async () => {
+    const owner = (await world.sys.store.principals.getByUsername(world.creds.owner.username))!
+      .principal;
+    // The production command timeout: without cutting waits short, stop would take 10 s for
+    // each reconcile piled up.
+    const sync = newSync({ commandTimeoutMs: 10_000 });
+    await sync.start();
+    const began = performance.now();
+    await breakLock();
+    // A code to write, behind the reconcile that waits on the silent lock.
+    await sync.assign(flapId, 4, '8251607394', { principalId: owner.id });
+    await flap(20);
+    // Reconciles have reached the silent lock; each would wait 10 s for it.
+    await world.waitFor(() => listsSince(began) >= 1, 5_000, 'the lock hears a listing');
+    const t0 = performance.now();
+    const stoppedIn = sync.stop().then(() => performance.now() - t0);
+    expect(await settlesWithin(stoppedIn, 10_000), 'stop() has returned').toBe(true);
+    expect(await stoppedIn).toBeLessThan(2_000);
+    const heardBefore = heard.length;
+    const repo = new PinSlotRepository(world.sys.store.db);
+    const rows = JSON.stringify(await repo.listForLock(flapId));
+    await flap(3);
+    await sleep(1_000);
+    expect(heard).toHaveLength(heardBefore);
+    expect(JSON.stringify(await repo.listForLock(flapId))).toBe(rows);
+    // The write is left pending for the next start; flapping did not use its attempts up.
+    const left = await repo.get(flapId, 4);
+    expect(left).toMatchObject({ sync: 'pending' });
+    expect(left!.attempts).toBeLessThan(DEFAULT_PIN_SYNC_TIMING.maxAttempts);
+  });
+});
+
+/**
+ * Whether `work` settles within `ms` of real time: a generous bound that makes a hang fail
+ * as itself rather than as the test's timeout.
+ */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

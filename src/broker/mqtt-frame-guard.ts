@@ -10,6 +10,7 @@
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
+import { MqttFramer, type MqttFrameVisitor } from './mqtt-framer.ts';
 
 /** Why a connection's byte stream was cut. */
 export type FrameViolation =
@@ -24,57 +25,38 @@ export interface FrameLimits {
 }
 
 /**
- * Follows MQTT framing (fixed header byte, 1–4 byte remaining length, body) over arbitrary
- * chunks. Pure and synchronous; once it reports a violation it keeps reporting it.
+ * Checks the size every packet's fixed header announces, over arbitrary chunks (the framing is
+ * {@link MqttFramer}'s). Pure and synchronous; once it reports a violation it keeps reporting it.
  */
 export class MqttFrameScanner {
-  private state: 'header' | 'length' | 'body' = 'header';
-  private remaining = 0;
-  private multiplier = 1;
-  private lengthBytes = 0;
+  private readonly framer = new MqttFramer();
   private packets = 0;
   private violation: FrameViolation | null = null;
+  private readonly visitor: MqttFrameVisitor = {
+    headerComplete: (declaredBytes) => {
+      if (this.violation) return;
+      const limitBytes =
+        this.packets === 0 ? this.limits.maxFirstPacketBytes : this.limits.maxPacketBytes;
+      if (declaredBytes > limitBytes) {
+        this.violation = { reason: 'oversized', declaredBytes, limitBytes };
+        return;
+      }
+      this.packets += 1;
+    },
+    malformed: () => {
+      this.violation ??= { reason: 'malformed-length' };
+    },
+  };
 
   constructor(private readonly limits: FrameLimits) {}
 
   /** Scans the next chunk; null when every header so far is within the limits. */
   feed(chunk: Uint8Array): FrameViolation | null {
     if (this.violation) return this.violation;
-    let i = 0;
-    while (i < chunk.length) {
-      if (this.state === 'header') {
-        i += 1;
-        this.state = 'length';
-        this.remaining = 0;
-        this.multiplier = 1;
-        this.lengthBytes = 0;
-      } else if (this.state === 'length') {
-        const byte = chunk[i] as number;
-        i += 1;
-        this.remaining += (byte & 0x7f) * this.multiplier;
-        this.multiplier *= 128;
-        this.lengthBytes += 1;
-        if ((byte & 0x80) !== 0) {
-          // MQTT's remaining length is at most 4 bytes; a fifth is garbage.
-          if (this.lengthBytes >= 4) return (this.violation = { reason: 'malformed-length' });
-          continue;
-        }
-        const declaredBytes = 1 + this.lengthBytes + this.remaining;
-        const limitBytes =
-          this.packets === 0 ? this.limits.maxFirstPacketBytes : this.limits.maxPacketBytes;
-        if (declaredBytes > limitBytes) {
-          return (this.violation = { reason: 'oversized', declaredBytes, limitBytes });
-        }
-        this.packets += 1;
-        this.state = this.remaining === 0 ? 'header' : 'body';
-      } else {
-        const take = Math.min(this.remaining, chunk.length - i);
-        i += take;
-        this.remaining -= take;
-        if (this.remaining === 0) this.state = 'header';
-      }
-    }
-    return null;
+    // The rest of a chunk that broke a limit is walked too, but never forwarded: the
+    // connection is cut on the violation returned here.
+    this.framer.feed(chunk, this.visitor);
+    return this.violation;
   }
 }
 

@@ -40,6 +40,7 @@
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { MqttFramer } from '../broker/mqtt-framer.ts';
 
 /** A direction of the byte stream: `upstream` = device → broker, `downstream` = broker → device. */
 export type Direction = 'upstream' | 'downstream';
@@ -288,20 +289,17 @@ function parseUpstream(upstream: FaultProxyOptions['upstream']): { host: string;
 }
 
 /**
- * Follows MQTT framing over arbitrary chunks and cuts each chunk into runs of bytes that belong
- * to kept or to dropped packets. It never buffers: a packet's fate is decided at its first byte
- * (the type), and its bytes stream past as they arrive.
+ * Cuts each chunk of one byte stream into runs of bytes that belong to kept or to dropped MQTT
+ * packets (the framing is the broker's {@link MqttFramer}). It never buffers: a packet's fate is
+ * decided at its first byte (the type), and its bytes stream past as they arrive.
  */
 class MqttSegmenter {
-  private state: 'header' | 'length' | 'body' | 'unframed' = 'header';
-  private remaining = 0;
-  private multiplier = 1;
-  private lengthBytes = 0;
+  private readonly framer = new MqttFramer();
   private dropping = false;
 
   /** Whether this stream stopped being MQTT (and is forwarded verbatim from then on). */
   get unframed(): boolean {
-    return this.state === 'unframed';
+    return this.framer.malformed;
   }
 
   /**
@@ -318,43 +316,17 @@ class MqttSegmenter {
       runStart = at;
       runDrop = drop;
     };
-    let i = 0;
-    while (i < chunk.length) {
-      if (this.state === 'unframed') {
-        setDrop(i, false);
-        break;
-      }
-      if (this.state === 'header') {
-        const type = (chunk[i] as number) >> 4;
+    this.framer.feed(chunk, {
+      packetStart: (type, at) => {
         this.dropping = onPacket(type);
-        setDrop(i, this.dropping);
-        i += 1;
-        this.state = 'length';
-        this.remaining = 0;
-        this.multiplier = 1;
-        this.lengthBytes = 0;
-      } else if (this.state === 'length') {
-        const byte = chunk[i] as number;
-        i += 1;
-        this.remaining += (byte & 0x7f) * this.multiplier;
-        this.multiplier *= 128;
-        this.lengthBytes += 1;
-        if ((byte & 0x80) !== 0) {
-          // A fifth length byte is not MQTT: stop interpreting and pass everything through.
-          if (this.lengthBytes >= 4) {
-            this.state = 'unframed';
-            this.dropping = false;
-          }
-          continue;
-        }
-        this.state = this.remaining === 0 ? 'header' : 'body';
-      } else {
-        const take = Math.min(this.remaining, chunk.length - i);
-        i += take;
-        this.remaining -= take;
-        if (this.remaining === 0) this.state = 'header';
-      }
-    }
+        setDrop(at, this.dropping);
+      },
+      // Not MQTT any more: stop interpreting and pass everything from here on through.
+      malformed: (at) => {
+        this.dropping = false;
+        setDrop(at, false);
+      },
+    });
     if (chunk.length > runStart) runs.push({ bytes: chunk.subarray(runStart), drop: runDrop });
     return runs;
   }

@@ -27,6 +27,16 @@
  *   `unknown-on-lock`, a confirmed slot that changed or vanished is `out-of-sync`. Nothing found
  *   this way is changed on the lock without the owner, except a window that differs on a slot
  *   that holds Threshold's code: that needs no code, and is written again at once.
+ * - A lock that keeps dropping off the network does not pile work up. Its coming online starts
+ *   one pass (reconcile, then its windows); coming online again while that pass runs only asks
+ *   for one more after it, however many times it happens, so a lock has at most one pass under
+ *   way and one waiting. Going offline ends at once every wait on that lock (a
+ *   reconcile's listing, an attempt's write or read-back) and drops the pass waiting, rather
+ *   than waiting out a command's timeout for a lock known to be away; an attempt cut short this
+ *   way counts like any other that got no answer, and the next is not due before the command
+ *   cut short would have timed out, so a flapping lock uses up a code's attempts no faster than
+ *   a silent one. {@link PinSync.stop} ends every wait the same way, so it returns promptly,
+ *   and nothing is sent after it.
  * - Keypad events from locks are audited (`keypad.unlocked` with the slot and whose it is,
  *   `keypad.wrong-code`, `keypad.outside-window` for a right code at the wrong time,
  *   `keypad.lockout`); a lockout, a code outside its hours, and an opening with a code Threshold
@@ -69,6 +79,7 @@ import {
 } from '../store/pin-slot-repository.ts';
 import type { AuditLog } from './audit-log.ts';
 import type {
+  CommandOptions,
   CommandOutcome,
   DeviceGateway,
   DeviceGatewayListener,
@@ -194,12 +205,28 @@ interface SlotOperation {
   /** What the lock last listed for the slot, and when. */
   seen: SeenOnLock;
   cancelTimer: (() => void) | null;
+  /**
+   * No attempt before this time, ms (0: none). Set when the lock's going offline cut an attempt
+   * short: to when its command would have timed out, the pace a silent lock sets.
+   */
+  notBefore: number;
 }
 
 /** What a slot's holder should have on the lock now, and the lease that bounds it. */
 interface WantedWindow {
   readonly window: PinWindow | null;
   readonly leaseMs: number;
+}
+
+/**
+ * What a command sent to a lock came to: the gateway's outcome, or a wait ended here because
+ * the lock went offline (`offline`) or PIN sync stopped (`stopped`).
+ */
+type LockAnswer = CommandOutcome | { readonly status: 'offline' | 'stopped' };
+
+/** A lock's online pass under way; `again` asks for one more once it ends. */
+interface OnlinePass {
+  again: boolean;
 }
 
 /** Runs tasks one after another per key; a task that fails does not stop the next. */
@@ -250,6 +277,14 @@ export class PinSync implements DeviceGatewayListener {
   private readonly onKeypadEntry: PinSyncOptions['onKeypadEntry'];
   /** Per lock: the timer that refreshes its windows when the first one ends. */
   private readonly windowEndTimers = new Map<string, { at: number; cancel: () => void }>();
+  /**
+   * Per lock: aborted (and forgotten) when the lock goes offline or PIN sync stops, which ends
+   * every wait on that lock at once. Work on a lock takes the signal when it starts, so work
+   * that started before the lock went away never waits on it, even if it had sent nothing yet.
+   */
+  private readonly presence = new Map<string, AbortController>();
+  /** Per lock: the online pass under way (at most one; see the module comment). */
+  private readonly passes = new Map<string, OnlinePass>();
   private nextToken = 1;
   private started = false;
   private stopped = false;
@@ -314,10 +349,14 @@ export class PinSync implements DeviceGatewayListener {
 
   /**
    * Stops timers; writes in flight are left `pending` (a later {@link start} settles them).
-   * Resolves once work in flight has ended.
+   * Every wait on a lock's answer ends at once, so this resolves promptly, once work in flight
+   * has ended; nothing is sent or recorded after it.
    */
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const controller of this.presence.values()) controller.abort();
+    this.presence.clear();
+    for (const pass of this.passes.values()) pass.again = false;
     this.cancelReconcile?.();
     this.cancelReconcile = null;
     this.cancelRefresh?.();
@@ -328,7 +367,9 @@ export class PinSync implements DeviceGatewayListener {
     this.ops.clear();
     for (const waiters of this.settleWaiters.values()) for (const w of waiters) w();
     this.settleWaiters.clear();
-    await Promise.allSettled([...this.running]);
+    // Work that ends may have handed on work of its own (it finds `stopped` and returns at
+    // once): wait until there is none left.
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
   /**
@@ -461,9 +502,21 @@ export class PinSync implements DeviceGatewayListener {
    * afterwards, or a refusal: `device.not-found`, or `lock.offline` when the lock did not list.
    */
   async reconcile(lockId: string): Promise<Result<PinSlot[]>> {
+    return this.reconcileLock(lockId, null);
+  }
+
+  /**
+   * {@link reconcile}, its waits ended when `presence` is aborted; null takes the lock's signal
+   * once the lock is known (an unknown id must not leave an entry behind).
+   */
+  private async reconcileLock(
+    lockId: string,
+    presence: AbortSignal | null,
+  ): Promise<Result<PinSlot[]>> {
     const lock = await this.lock(lockId);
     if (!lock.ok) return lock;
-    const listing = await this.lockQueues.run(lockId, () => this.list(lockId));
+    const signal = presence ?? this.presenceOf(lockId);
+    const listing = await this.lockQueues.run(lockId, () => this.list(lockId, signal));
     if (!listing.ok) return refuse(problem('lock.offline', listing.error));
     const now = this.clock.now();
     const recorded = (await this.repo.listForLock(lockId)).map((r) => r.slot);
@@ -507,21 +560,120 @@ export class PinSync implements DeviceGatewayListener {
     this.track(this.eventQueues.run(device.id, () => this.keypadEvent(device, event)));
   }
 
-  /** Gateway listener: a lock that comes (back) online is reconciled, and waiting writes go now. */
+  /**
+   * Gateway listener: a lock that comes (back) online is reconciled and its windows refreshed
+   * (one pass at a time; see the module comment), and waiting writes go now. A lock that goes
+   * offline: every wait on it ends at once.
+   */
   onAvailability(device: RegisteredDevice, online: boolean): void {
-    if (!online || device.kind !== 'lock' || !this.started || this.stopped) return;
+    if (device.kind !== 'lock' || !this.started || this.stopped) return;
+    if (!online) {
+      this.wentOffline(device.id);
+      return;
+    }
     for (const op of this.ops.values()) {
       if (op.intent.lockDeviceId === device.id && op.cancelTimer !== null) {
         op.cancelTimer();
-        this.schedule(op, this.clock.now());
+        this.schedule(op, Math.max(this.clock.now(), op.notBefore));
       }
     }
-    this.track(
-      this.reconcile(device.id).then(async () => {
-        const lock = await this.lock(device.id);
-        if (lock.ok) await this.refreshLock(lock.value);
-      }),
-    );
+    this.requestPass(device.id);
+  }
+
+  /**
+   * Starts the lock's online pass, or, while one runs, asks for one more after it: any number
+   * of requests meanwhile come to that one.
+   */
+  private requestPass(lockId: string): void {
+    const running = this.passes.get(lockId);
+    if (running !== undefined) {
+      running.again = true;
+      return;
+    }
+    const pass: OnlinePass = { again: false };
+    this.passes.set(lockId, pass);
+    this.track(this.runPasses(lockId, pass));
+  }
+
+  /** Runs online passes for the lock until none more is asked for. */
+  private async runPasses(lockId: string, pass: OnlinePass): Promise<void> {
+    try {
+      // Taken before the first await: an offline that comes while the pass gets going ends it.
+      let signal = this.presenceOf(lockId);
+      for (;;) {
+        try {
+          await this.onlinePass(lockId, signal);
+        } catch (err) {
+          this.logger?.warn(
+            { lockId, err: err instanceof Error ? err.message : String(err) },
+            'PIN sync of a lock that came online failed',
+          );
+        }
+        if (!pass.again || this.stopped) return;
+        pass.again = false;
+        signal = this.presenceOf(lockId);
+      }
+    } finally {
+      this.passes.delete(lockId);
+    }
+  }
+
+  /** One online pass: what the lock holds is reconciled, then its windows are refreshed. */
+  private async onlinePass(lockId: string, signal: AbortSignal): Promise<void> {
+    await this.reconcileLock(lockId, signal);
+    if (this.stopped) return;
+    const lock = await this.lock(lockId);
+    if (lock.ok) await this.refreshLock(lock.value);
+  }
+
+  /**
+   * The lock went offline: every wait on it ends now, and a pass asked for meanwhile is dropped
+   * (the lock's next coming online asks again).
+   */
+  private wentOffline(lockId: string): void {
+    const pass = this.passes.get(lockId);
+    if (pass !== undefined) pass.again = false;
+    this.presence.get(lockId)?.abort();
+    this.presence.delete(lockId);
+  }
+
+  /** The signal that ends waits on the lock when it goes offline (see `presence`). */
+  private presenceOf(lockId: string): AbortSignal {
+    // Once stopped, nothing is sent: no new entry either.
+    if (this.stopped) return AbortSignal.abort();
+    let controller = this.presence.get(lockId);
+    if (controller === undefined) {
+      controller = new AbortController();
+      this.presence.set(lockId, controller);
+    }
+    return controller.signal;
+  }
+
+  /**
+   * Sends a command through the gateway, and stops waiting for its answer as soon as `signal`
+   * is aborted (the lock went offline, or PIN sync stopped); nothing is sent once it is. The
+   * gateway's own wait is left to run out: a late reply then still finds it and is dropped as
+   * an answer nobody needs, not taken for a forged one.
+   */
+  private async send(
+    lockId: string,
+    action: 'pin.set' | 'pin.window' | 'pin.clear' | 'pin.list',
+    options: CommandOptions,
+    signal: AbortSignal,
+  ): Promise<LockAnswer> {
+    const cut = (): LockAnswer => ({ status: this.stopped ? 'stopped' : 'offline' });
+    if (this.stopped || signal.aborted) return cut();
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<LockAnswer>((resolve) => {
+      onAbort = () => resolve(cut());
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([this.gateway.command(lockId, action, options), aborted]);
+    } finally {
+      // A lock's signal lives as long as the lock stays online: no listener may pile up on it.
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   /**
@@ -626,7 +778,7 @@ export class PinSync implements DeviceGatewayListener {
       ) {
         op.cancelTimer();
         op.cancelTimer = null;
-        this.schedule(op, now);
+        this.schedule(op, Math.max(now, op.notBefore));
       }
       return;
     }
@@ -846,6 +998,7 @@ export class PinSync implements DeviceGatewayListener {
         checkedAt: intent.checkedAt,
       },
       cancelTimer: null,
+      notBefore: 0,
     };
     if (!this.stopped) this.ops.set(key, op);
     return op;
@@ -872,20 +1025,29 @@ export class PinSync implements DeviceGatewayListener {
    */
   private async attempt(op: SlotOperation): Promise<void> {
     const { lockDeviceId: lockId, slot, desired } = op.intent;
+    // Taken now, not when the lock's queue gets to it: if the lock goes offline while this
+    // attempt waits its turn, it ends without sending anything.
+    const signal = this.presenceOf(lockId);
+    const startedAt = this.clock.now();
     const outcome = await this.lockQueues.run(lockId, async () => {
       if (!this.current(op)) return null;
       await this.updateWindow(op);
       if (!this.current(op)) return null;
-      const write = await this.write(op);
+      const write = await this.write(op, signal);
       if (!this.current(op) || write.permanent) return { write, listing: null };
-      // Even a write whose reply was lost may have landed: the read-back decides.
-      const listing = write.sent ? await this.list(lockId) : null;
+      // Even a write whose reply was lost may have landed: the read-back decides. (When the
+      // lock has gone offline meanwhile, the listing ends at once, unsent.)
+      const listing = write.sent ? await this.list(lockId, signal) : null;
       return { write, listing };
     });
     // From here to each save there is no await: a newer request cannot slip in between.
     if (outcome === null || !this.current(op)) return;
     const now = this.clock.now();
     op.attempts += 1;
+    // Cut short by the lock going offline, it still counts; but the next waits for when this
+    // one's command would have timed out, else a lock that flaps would use up a code's attempts
+    // one per flap, where a silent one uses one per timeout.
+    op.notBefore = signal.aborted ? startedAt + this.timing.commandTimeoutMs : 0;
     const { write, listing } = outcome;
     if (listing?.ok === true) {
       const listed = listing.value.slots.get(slot);
@@ -981,7 +1143,8 @@ export class PinSync implements DeviceGatewayListener {
       this.timing.retryBaseMs * 2 ** (op.attempts - 1),
       this.timing.retryMaxMs,
     );
-    await this.saveOp(op, { sync: 'pending', nextAttemptAt: now + delay, lastError: error });
+    const due = Math.max(now, op.notBefore) + delay;
+    await this.saveOp(op, { sync: 'pending', nextAttemptAt: due, lastError: error });
     // Said once past the last attempt a code write would get, not every minute after.
     if (op.attempts < this.timing.maxAttempts)
       this.logger?.info(
@@ -993,7 +1156,7 @@ export class PinSync implements DeviceGatewayListener {
         { lockId, slot, attempts: op.attempts, retryInMs: delay, error },
         'PIN write needs no code and is not given up; retrying until the lock takes it',
       );
-    this.schedule(op, now + delay);
+    this.schedule(op, due);
   }
 
   /** Writes the slot's row as this operation sees it; the newest request's op only. */
@@ -1056,27 +1219,35 @@ export class PinSync implements DeviceGatewayListener {
    */
   private async write(
     op: SlotOperation,
+    signal: AbortSignal,
   ): Promise<{ sent: boolean; permanent: boolean; error: string | null }> {
     const { lockDeviceId: lockId, slot, name, desired, window } = op.intent;
     const timeoutMs = this.timing.commandTimeoutMs;
-    let outcome: CommandOutcome;
+    let outcome: LockAnswer;
     if (desired === 'clear') {
-      outcome = await this.gateway.command(lockId, 'pin.clear', { pin: { slot }, timeoutMs });
+      outcome = await this.send(lockId, 'pin.clear', { pin: { slot }, timeoutMs }, signal);
     } else if (op.code === null) {
-      outcome = await this.gateway.command(lockId, 'pin.window', {
-        pin: { slot, ...pinWindowFields(window) },
-        timeoutMs,
-      });
+      outcome = await this.send(
+        lockId,
+        'pin.window',
+        { pin: { slot, ...pinWindowFields(window) }, timeoutMs },
+        signal,
+      );
     } else {
-      outcome = await this.gateway.command(lockId, 'pin.set', {
-        pin: {
-          slot,
-          code: op.code,
-          ...(name === null ? {} : { name }),
-          ...pinWindowFields(window),
+      outcome = await this.send(
+        lockId,
+        'pin.set',
+        {
+          pin: {
+            slot,
+            code: op.code,
+            ...(name === null ? {} : { name }),
+            ...pinWindowFields(window),
+          },
+          timeoutMs,
         },
-        timeoutMs,
-      });
+        signal,
+      );
     }
     switch (outcome.status) {
       case 'ok':
@@ -1086,6 +1257,16 @@ export class PinSync implements DeviceGatewayListener {
       case 'timeout':
         // Sent, so it may have landed: the read-back still runs.
         return { sent: true, permanent: false, error: 'the lock did not answer the write' };
+      case 'offline':
+        // It may have landed before the lock went: the read-back is asked for, and ends at
+        // once (the next attempt, or the reconcile when the lock is back, reads the slot).
+        return {
+          sent: true,
+          permanent: false,
+          error: 'the lock went offline before it answered the write',
+        };
+      case 'stopped':
+        return { sent: false, permanent: false, error: 'PIN sync stopped' };
       case 'error': {
         const reply = outcome.reply;
         const err =
@@ -1100,9 +1281,10 @@ export class PinSync implements DeviceGatewayListener {
     }
   }
 
-  /** Every set slot of the lock, page by page. */
+  /** Every set slot of the lock, page by page; its waits end when `signal` is aborted. */
   private async list(
     lockId: string,
+    signal: AbortSignal,
   ): Promise<{ ok: true; value: LockListing } | { ok: false; error: string }> {
     const slots = new Map<number, ListedSlot>();
     let from = 1;
@@ -1110,10 +1292,14 @@ export class PinSync implements DeviceGatewayListener {
     // A lock answers at most PIN_LIST_PAGE_SIZE slots a page; bound the pages so a lock that
     // keeps answering cannot keep us here.
     for (let page = 0; page <= Math.ceil(MAX_PIN_SLOT / PIN_LIST_PAGE_SIZE); page++) {
-      const outcome = await this.gateway.command(lockId, 'pin.list', {
-        pin: { slot: from },
-        timeoutMs: this.timing.commandTimeoutMs,
-      });
+      const outcome = await this.send(
+        lockId,
+        'pin.list',
+        { pin: { slot: from }, timeoutMs: this.timing.commandTimeoutMs },
+        signal,
+      );
+      if (outcome.status === 'offline')
+        return { ok: false, error: 'the lock went offline before it listed its slots' };
       if (!('reply' in outcome))
         return { ok: false, error: `the lock did not list its slots (${outcome.status})` };
       const reply = outcome.reply;

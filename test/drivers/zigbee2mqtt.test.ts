@@ -26,7 +26,7 @@ import { describeContactDriverContract } from './contact-contract.ts';
 import { createHook } from 'node:async_hooks';
 import { expectDriverError, openConnectionsTo, sleep, waitUntil } from './contract-helpers.ts';
 import { describeLockDriverContract, type LockHarnessOptions } from './lock-contract.ts';
-import { startMosquitto, type TestMosquitto } from './mosquitto.ts';
+import { startMosquitto, type TestMosquitto } from '../../src/harness/mosquitto.ts';
 
 let broker: TestMosquitto;
 let topicCounter = 0;

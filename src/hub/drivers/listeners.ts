@@ -29,3 +29,12 @@ export class Listeners<E> {
     this.set.clear();
   }
 }
+
+/** Where a listener's error goes when nobody asked: a warning naming the driver, never a crash. */
+export function reportListenerError(id: string): (err: unknown) => void {
+  return (err) => {
+    process.emitWarning(
+      `driver ${id}: a listener threw: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  };
+}

@@ -34,6 +34,7 @@ import type * as MatterDoorLockBehaviors from '@matter/main/behaviors/door-lock'
 import type { ClientNode, ServerNode } from '@matter/main';
 import type { DriverFactory } from '../driver-registry.ts';
 import { MatterLock } from './matter-lock.ts';
+import { SharedController } from './shared-controller.ts';
 
 /** The matter.js modules the Matter drivers use, loaded once per process. */
 export interface MatterModules {
@@ -100,63 +101,47 @@ const DEFAULT_COMMISSION_TIMEOUT_MS = 120_000;
 /** The controller's node id in the hub's storage (matter.js names its folder after it). */
 const CONTROLLER_ID = 'threshold-hub';
 
+/** The fabric while it is open: matter.js, and the controller running on it. */
+export interface OpenMatterFabric {
+  readonly modules: MatterModules;
+  readonly controller: ServerNode;
+}
+
 /**
  * The hub's Matter fabric: one matter.js `ServerNode` acting as a controller, shared by every
  * Matter device of the hub. Devices {@link acquire} and {@link release} it like a Z-Wave
- * network; the first acquire opens it and the last release closes it (its sockets and timers).
+ * network ({@link SharedController}); the first acquire opens it and the last release closes it
+ * (its sockets and timers).
  */
 export class MatterFabric {
-  private current: { modules: MatterModules; controller: ServerNode } | null = null;
-  private opening: Promise<{ modules: MatterModules; controller: ServerNode }> | null = null;
-  private closing: Promise<void> = Promise.resolve();
-  private users = 0;
+  private readonly controller = new SharedController<OpenMatterFabric>({
+    open: () => this.start(),
+    close: closeController,
+  });
 
   constructor(readonly options: MatterFabricOptions) {}
 
   /** The matter.js modules and the running controller while the fabric is open, else null. */
-  get open(): { readonly modules: MatterModules; readonly controller: ServerNode } | null {
-    return this.current;
+  get open(): OpenMatterFabric | null {
+    return this.controller.current;
   }
 
   /**
    * Counts one more user and resolves once the controller runs, opening it if nobody had.
    * Rejects if it cannot be opened in time; the failed user is not counted then.
    */
-  acquire(): Promise<{ readonly modules: MatterModules; readonly controller: ServerNode }> {
-    this.users += 1;
-    this.opening ??= this.closing.then(() => this.start());
-    const opening = this.opening;
-    return opening.then(
-      (open) => {
-        if (this.opening === opening) this.current = open;
-        return open;
-      },
-      (err: unknown) => {
-        this.users -= 1;
-        if (this.opening === opening) this.opening = null;
-        throw err instanceof Error ? err : new Error(String(err));
-      },
-    );
+  acquire(): Promise<OpenMatterFabric> {
+    return this.controller.acquire();
   }
 
   /** One user fewer; the last one out closes the controller (resolves once it is closed). */
-  async release(): Promise<void> {
-    if (this.users === 0) return;
-    this.users -= 1;
-    if (this.users > 0) return;
-    const opening = this.opening;
-    this.opening = null;
-    this.current = null;
-    this.closing = (async () => {
-      const open = await opening?.catch(() => null);
-      if (open) await closeController(open);
-    })();
-    await this.closing;
+  release(): Promise<void> {
+    return this.controller.release();
   }
 
   /** The commissioned peer with Matter node id `nodeId`, if the fabric has one. */
   peer(nodeId: bigint): ClientNode | undefined {
-    const controller = this.current?.controller;
+    const controller = this.controller.current?.controller;
     if (!controller) return undefined;
     for (const node of controller.peers) {
       if (node.peerAddress?.nodeId === nodeId) return node;
@@ -173,7 +158,7 @@ export class MatterFabric {
     pairingCode: string,
     timeoutMs = DEFAULT_COMMISSION_TIMEOUT_MS,
   ): Promise<bigint> {
-    const open = this.current;
+    const open = this.controller.current;
     if (!open) throw new Error('matter: acquire the fabric before pairing');
     const { main, types } = open.modules;
     const code = pairingCode.trim();
@@ -198,7 +183,7 @@ export class MatterFabric {
     return BigInt(nodeId);
   }
 
-  private async start(): Promise<{ modules: MatterModules; controller: ServerNode }> {
+  private async start(): Promise<OpenMatterFabric> {
     const modules = await loadMatter();
     const { Environment, Logger, LogLevel, ServerNode } = modules.main;
     const netInterface = this.options.netInterface;
@@ -273,10 +258,7 @@ function hasIpv4(netInterface: string | undefined): boolean {
 }
 
 /** Closes the controller and the process-wide mDNS service it started. */
-async function closeController(open: {
-  modules: MatterModules;
-  controller: ServerNode;
-}): Promise<void> {
+async function closeController(open: OpenMatterFabric): Promise<void> {
   await open.controller.close();
   const env = open.modules.main.Environment.default;
   const { MdnsService } = open.modules.protocol;

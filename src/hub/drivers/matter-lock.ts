@@ -34,7 +34,6 @@
  * notice when that report is overdue. The lock is available while the last read was answered.
  */
 import type { ClientNode, Endpoint } from '@matter/main';
-import { PIN_CODE_PATTERN } from '../../protocol/device-messages.ts';
 import {
   DriverError,
   type DriverBolt,
@@ -43,8 +42,12 @@ import {
   type LockDriverEvent,
   type PinDriver,
 } from './driver.ts';
-import type { MatterFabric, MatterModules } from './matter-factory.ts';
-import { Listeners } from './listeners.ts';
+import { DriverTimers } from './driver-timers.ts';
+import { LockReporter } from './lock-reporter.ts';
+import type { MatterFabric, MatterModules, OpenMatterFabric } from './matter-factory.ts';
+import { checkPinCode, checkPinSlot } from './pin-checks.ts';
+import { ProbeSchedule } from './probe-schedule.ts';
+import { ControllerLease } from './shared-controller.ts';
 
 /** How to reach one Matter lock. */
 export interface MatterLockOptions {
@@ -129,7 +132,6 @@ const DEFAULT_RESUBSCRIBE_AFTER_MS = 5000;
 const REPORT_SETTLE_MS = 50;
 /** Events kept for a lock that counts as away, at most. */
 const MAX_HELD_EVENTS = 32;
-const PIN_CODE_RE = new RegExp(PIN_CODE_PATTERN);
 
 /** Where the bolt is for a `LockState` value. */
 export function boltOfLockState(state: unknown): DriverBolt {
@@ -197,17 +199,16 @@ export class MatterLock implements LockDriver {
   private readonly now: () => number;
   private readonly commandTimeoutMs: number;
   private readonly probeTimeoutMs: number;
-  private readonly livenessIntervalMs: number;
-  private readonly deadProbeIntervalMs: number;
-  private readonly checkIntervalMs: number;
   private readonly resubscribeAfterMs: number;
-  private readonly listeners: Listeners<LockDriverEvent>;
   private readonly pinDriver: MatterPins;
+  /** This driver's share of the fabric. */
+  private readonly share: ControllerLease<OpenMatterFabric>;
+  private readonly reporter: LockReporter;
+  private readonly probes: ProbeSchedule;
+  private readonly timers = new DriverTimers();
 
   private started = false;
   private stopped = false;
-  /** Whether this driver counts as a user of the fabric now. */
-  private acquired = false;
   private modules: MatterModules | null = null;
   private node: ClientNode | null = null;
   private endpoint: Endpoint | null = null;
@@ -233,17 +234,8 @@ export class MatterLock implements LockDriver {
    * on its return): emitted after the availability that says it is back, before its bolt.
    */
   private held: LockDriverEvent[] = [];
-  /** While true, transitions are not emitted; start() reports the picture once at its end. */
-  private quiet = true;
-  private lastAvailable = false;
-  private lastBolt: DriverBolt = 'unknown';
   private readonly unsubscribe: (() => void)[] = [];
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private tickTimer: NodeJS.Timeout | undefined;
   private settleTimer: NodeJS.Timeout | undefined;
-  private probing = false;
-  /** When the last read went out, ms (process clock, not the hub's). */
-  private lastProbeAt = 0;
 
   constructor(options: MatterLockOptions) {
     if (options.nodeId < 1n) {
@@ -256,19 +248,17 @@ export class MatterLock implements LockDriver {
     this.now = options.now ?? Date.now;
     this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.probeTimeoutMs = options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
-    this.livenessIntervalMs = options.livenessIntervalMs ?? DEFAULT_LIVENESS_INTERVAL_MS;
-    this.deadProbeIntervalMs = options.deadProbeIntervalMs ?? DEFAULT_DEAD_PROBE_INTERVAL_MS;
-    this.checkIntervalMs = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
     this.resubscribeAfterMs = options.resubscribeAfterMs ?? DEFAULT_RESUBSCRIBE_AFTER_MS;
-    const id = this.id;
-    this.listeners = new Listeners(
-      options.onListenerError ??
-        ((err) => {
-          process.emitWarning(
-            `driver ${id}: a listener threw: ${err instanceof Error ? err.message : String(err)}`,
-          );
-        }),
-    );
+    this.share = new ControllerLease(this.fabric);
+    this.reporter = new LockReporter(this.id, options.onListenerError);
+    this.probes = new ProbeSchedule({
+      checkIntervalMs: options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS,
+      livenessIntervalMs: options.livenessIntervalMs ?? DEFAULT_LIVENESS_INTERVAL_MS,
+      deadProbeIntervalMs: options.deadProbeIntervalMs ?? DEFAULT_DEAD_PROBE_INTERVAL_MS,
+      settled: () => this.available() && this.fresh,
+      probe: () => this.readBolt(),
+      refresh: () => this.update(),
+    });
     this.pinDriver = new MatterPins(this);
   }
 
@@ -295,34 +285,25 @@ export class MatterLock implements LockDriver {
       throw driverErrorOf(err, `${this.id}: start`);
     }
     if (this.stopped) return;
-    this.quiet = false;
-    const at = this.now();
-    this.lastAvailable = this.available();
-    this.lastBolt = this.bolt();
-    this.emit({ type: 'availability', available: this.lastAvailable, at });
-    this.emit({ type: 'state', bolt: this.lastBolt, at });
-    this.scheduleTick();
+    this.reporter.begin(this.available(), this.bolt(), this.now());
+    // The start-up read does not count as a probe: the lock is read again at the first look.
+    this.probes.start();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.listeners.clear();
+    this.reporter.close();
     for (const off of this.unsubscribe.splice(0)) off();
-    for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    clearTimeout(this.tickTimer);
-    this.tickTimer = undefined;
+    this.probes.stop();
     clearTimeout(this.settleTimer);
     this.settleTimer = undefined;
     this.pending = null;
     this.held = [];
     this.node = null;
     this.endpoint = null;
-    if (this.acquired) {
-      this.acquired = false;
-      await this.fabric.release();
-    }
+    await this.share.giveBack();
   }
 
   available(): boolean {
@@ -345,8 +326,7 @@ export class MatterLock implements LockDriver {
   }
 
   on(listener: (e: LockDriverEvent) => void): () => void {
-    if (this.stopped) return () => undefined;
-    return this.listeners.add(listener);
+    return this.reporter.on(listener);
   }
 
   /**
@@ -357,9 +337,9 @@ export class MatterLock implements LockDriver {
     return (
       this.unsubscribe.length +
       this.timers.size +
-      (this.tickTimer === undefined ? 0 : 1) +
+      (this.probes.armed ? 1 : 0) +
       (this.settleTimer === undefined ? 0 : 1) +
-      (this.acquired ? 1 : 0)
+      (this.share.taken ? 1 : 0)
     );
   }
 
@@ -395,45 +375,29 @@ export class MatterLock implements LockDriver {
     run: () => Promise<T>,
     timeoutMs = this.commandTimeoutMs,
   ): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new DriverError('device.timeout', `${what}: no answer in ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      this.timers.add(timer);
-    });
-    // Through a promise, so that a call that throws at once is a rejection like any other.
-    const work = Promise.resolve().then(run);
-    // A call that lost the race still settles later; its result is of no interest then.
-    work.catch(() => undefined);
     try {
-      return await Promise.race([work, timeout]);
+      return await this.timers.command(what, run, timeoutMs, driverErrorOf);
     } catch (err) {
       const error = driverErrorOf(err, what);
       // No answer at all: the lock may be gone; a read settles it sooner than the schedule.
       if (error.code === 'device.unavailable' || error.code === 'device.timeout') {
-        this.lastProbeAt = 0;
+        this.probes.soon();
       }
       throw error;
-    } finally {
-      clearTimeout(timer);
-      if (timer) this.timers.delete(timer);
     }
   }
 
   private async connect(): Promise<void> {
-    if (!this.acquired) {
+    if (!this.share.taken) {
       // Bounded by the fabric's own open timeout; a timeout here could not tell the fabric that
       // this user gave up, and its share would never be released.
-      const open = await this.fabric.acquire().catch((err: unknown) => {
-        throw driverErrorOf(err, 'open the Matter fabric');
-      });
-      if (this.stopped) {
-        await this.fabric.release();
-        return;
-      }
-      this.acquired = true;
+      const open = await this.share
+        .take(() => this.stopped)
+        .catch((err: unknown) => {
+          throw driverErrorOf(err, 'open the Matter fabric');
+        });
+      // Stopped meanwhile: the share went back at once.
+      if (open === null) return;
       this.modules = open.modules;
     }
     const node = this.fabric.peer(this.nodeId);
@@ -497,7 +461,7 @@ export class MatterLock implements LockDriver {
       // matter.js lost the subscription (and re-establishes it by itself): whether the lock
       // is still there is for a read to tell, now rather than at the next scheduled one.
       this.subscriptionLost = !active;
-      if (!active) this.lastProbeAt = 0;
+      if (!active) this.probes.soon();
     });
     // matter.js emits this once a report was read whole: the state it changed can go out now.
     this.listen(network.subscriptionAlive, () => {
@@ -575,36 +539,28 @@ export class MatterLock implements LockDriver {
     this.update();
   }
 
-  /** Emits availability, then the bolt, each only when it changed (and not while starting). */
+  /**
+   * Emits availability, then what the lock said while it counted as away, then the bolt, each
+   * only when there is something new (and not while starting).
+   */
   private update(): void {
-    if (this.quiet || this.stopped) return;
+    if (!this.reporter.live) return;
     const at = this.now();
     const available = this.available();
     if (!available) this.fresh = false;
-    if (available !== this.lastAvailable) {
-      this.lastAvailable = available;
-      this.emit({ type: 'availability', available, at });
-    }
-    if (available) for (const e of this.held.splice(0)) this.emit(e);
-    const bolt = this.bolt();
-    if (bolt !== this.lastBolt) {
-      this.lastBolt = bolt;
-      this.emit({ type: 'state', bolt, at });
-    }
-  }
-
-  private emit(e: LockDriverEvent): void {
-    if (!this.stopped && !this.quiet) this.listeners.emit(e);
+    this.reporter.availability(available, at);
+    if (available) for (const e of this.held.splice(0)) this.reporter.emit(e);
+    this.reporter.bolt(this.bolt(), at);
   }
 
   /** Emits what the lock said happened, or holds it while the lock counts as away. */
   private tell(e: LockDriverEvent): void {
-    if (this.available() || this.quiet) {
-      this.emit(e);
+    if (this.available() || this.reporter.starting) {
+      this.reporter.emit(e);
       return;
     }
     // It spoke, so it may well be back: ask now rather than at the next scheduled read.
-    this.lastProbeAt = 0;
+    this.probes.soon();
     if (this.held.length < MAX_HELD_EVENTS) this.held.push(e);
   }
 
@@ -687,37 +643,6 @@ export class MatterLock implements LockDriver {
     if (this.stopped) return;
     await node.set({ network: { autoSubscribe: true } });
   }
-
-  /**
-   * The driver's one timer: every `checkIntervalMs` it looks whether a read is due, every
-   * `deadProbeIntervalMs` while the lock is unreachable or its bolt unknown, every
-   * `livenessIntervalMs` otherwise.
-   */
-  private scheduleTick(): void {
-    if (this.stopped || !this.started || this.tickTimer !== undefined) return;
-    this.tickTimer = setTimeout(() => {
-      this.tickTimer = undefined;
-      this.update();
-      const settled = this.available() && this.fresh;
-      const interval = settled ? this.livenessIntervalMs : this.deadProbeIntervalMs;
-      if (interval > 0 && Date.now() - this.lastProbeAt >= interval) void this.probe();
-      this.scheduleTick();
-    }, this.checkIntervalMs);
-  }
-
-  private async probe(): Promise<void> {
-    if (this.stopped || this.probing) return;
-    this.probing = true;
-    this.lastProbeAt = Date.now();
-    try {
-      await this.readBolt();
-    } catch {
-      // Still unreachable; the next read tries again.
-    } finally {
-      this.probing = false;
-      this.update();
-    }
-  }
 }
 
 /** The slot of a keypad operation: its PIN credential's index, else its user index. */
@@ -761,10 +686,8 @@ class MatterPins implements PinDriver {
   }
 
   async set(slot: number, code: string): Promise<void> {
-    this.checkSlot(slot);
-    if (!PIN_CODE_RE.test(code)) {
-      throw new DriverError('device.refused', 'a code is 4 to 10 digits');
-    }
+    checkPinSlot(slot, this.capacity());
+    checkPinCode(code);
     const commands = this.lock.commands();
     const what = `set the code of slot ${slot}`;
     const credential = { credentialType: CREDENTIAL_PIN, credentialIndex: slot };
@@ -819,7 +742,7 @@ class MatterPins implements PinDriver {
   }
 
   async clear(slot: number): Promise<void> {
-    this.checkSlot(slot);
+    checkPinSlot(slot, this.capacity());
     const commands = this.lock.commands();
     const status = await this.status(slot);
     if (status.credentialExists) {
@@ -857,12 +780,5 @@ class MatterPins implements PinDriver {
         credential: { credentialType: CREDENTIAL_PIN, credentialIndex: slot },
       }),
     )) as CredentialStatus;
-  }
-
-  private checkSlot(slot: number): void {
-    const capacity = this.capacity();
-    if (!Number.isInteger(slot) || slot < 1 || slot > capacity) {
-      throw new DriverError('device.refused', `the lock has slots 1 to ${capacity}, not ${slot}`);
-    }
   }
 }

@@ -26,16 +26,7 @@ import {
   type LockDriverEvent,
   type PinDriver,
 } from './driver.ts';
-import { Listeners } from './listeners.ts';
-
-/** Where a listener's error goes when nobody asked: a warning, never a crash. */
-function reportListenerError(id: string): (err: unknown) => void {
-  return (err) => {
-    process.emitWarning(
-      `driver ${id}: a listener threw: ${err instanceof Error ? err.message : String(err)}`,
-    );
-  };
-}
+import { Listeners, reportListenerError } from './listeners.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Lock

@@ -54,7 +54,6 @@ import {
   type ZWaveNodeValueAddedArgs,
   type ZWaveNodeValueUpdatedArgs,
 } from 'zwave-js';
-import { PIN_CODE_PATTERN } from '../../protocol/device-messages.ts';
 import {
   DriverError,
   type DriverBolt,
@@ -63,8 +62,12 @@ import {
   type LockDriverEvent,
   type PinDriver,
 } from './driver.ts';
+import { DriverTimers } from './driver-timers.ts';
+import { LockReporter } from './lock-reporter.ts';
+import { checkPinCode, checkPinSlot } from './pin-checks.ts';
+import { ProbeSchedule } from './probe-schedule.ts';
+import { ControllerLease } from './shared-controller.ts';
 import type { ZWaveNetwork } from './zwave-network.ts';
-import { Listeners } from './listeners.ts';
 
 /** How to reach one lock on a Z-Wave network. */
 export interface ZWaveLockOptions {
@@ -135,7 +138,6 @@ const DEFAULT_CHECK_INTERVAL_MS = 1000;
 const SETTLE_MARGIN_MS = 500;
 /** Follow-up reads after one command, at most (a lock whose report never settles). */
 const MAX_FOLLOW_UP_READS = 3;
-const PIN_CODE_RE = new RegExp(PIN_CODE_PATTERN);
 
 /**
  * Where the bolt is for a Door Lock mode. Only Secured throws the bolt for everybody; the
@@ -216,16 +218,15 @@ export class ZWaveLock implements LockDriver {
   private readonly now: () => number;
   private readonly startTimeoutMs: number;
   private readonly commandTimeoutMs: number;
-  private readonly livenessIntervalMs: number;
-  private readonly deadProbeIntervalMs: number;
-  private readonly checkIntervalMs: number;
-  private readonly listeners: Listeners<LockDriverEvent>;
   private readonly pinDriver: ZWavePins;
+  /** This driver's share of the network. */
+  private readonly share: ControllerLease<Driver>;
+  private readonly reporter: LockReporter;
+  private readonly probes: ProbeSchedule;
+  private readonly timers = new DriverTimers();
 
   private started = false;
   private stopped = false;
-  /** Whether this driver counts as a user of the network now. */
-  private acquired = false;
   private driver: Driver | null = null;
   private node: ZWaveNode | null = null;
   /** Set when the node turned out unusable (missing, insecure, no Door Lock CC). */
@@ -233,16 +234,7 @@ export class ZWaveLock implements LockDriver {
   /** Whether a Door Lock report arrived since the lock last became reachable. */
   private fresh = false;
   private jammed = false;
-  /** While true, transitions are not emitted; start() reports the picture once at its end. */
-  private quiet = true;
-  private lastAvailable = false;
-  private lastBolt: DriverBolt = 'unknown';
   private readonly unsubscribe: (() => void)[] = [];
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private tickTimer: NodeJS.Timeout | undefined;
-  private probing = false;
-  /** When the last ping (or start-up read) went out, ms (process clock, not the hub's). */
-  private lastProbeAt = 0;
 
   constructor(options: ZWaveLockOptions) {
     if (!Number.isInteger(options.nodeId) || options.nodeId < 1 || options.nodeId > 4000) {
@@ -258,18 +250,16 @@ export class ZWaveLock implements LockDriver {
     this.now = options.now ?? Date.now;
     this.startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     this.commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
-    this.livenessIntervalMs = options.livenessIntervalMs ?? DEFAULT_LIVENESS_INTERVAL_MS;
-    this.deadProbeIntervalMs = options.deadProbeIntervalMs ?? DEFAULT_DEAD_PROBE_INTERVAL_MS;
-    this.checkIntervalMs = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
-    const id = this.id;
-    this.listeners = new Listeners(
-      options.onListenerError ??
-        ((err) => {
-          process.emitWarning(
-            `driver ${id}: a listener threw: ${err instanceof Error ? err.message : String(err)}`,
-          );
-        }),
-    );
+    this.share = new ControllerLease(this.network);
+    this.reporter = new LockReporter(this.id, options.onListenerError);
+    this.probes = new ProbeSchedule({
+      checkIntervalMs: options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS,
+      livenessIntervalMs: options.livenessIntervalMs ?? DEFAULT_LIVENESS_INTERVAL_MS,
+      deadProbeIntervalMs: options.deadProbeIntervalMs ?? DEFAULT_DEAD_PROBE_INTERVAL_MS,
+      settled: () => this.available() && this.fresh,
+      probe: () => this.probe(),
+      refresh: () => this.update(),
+    });
     this.pinDriver = new ZWavePins(this);
   }
 
@@ -300,31 +290,22 @@ export class ZWaveLock implements LockDriver {
       // The controller did not open or the lock did not answer: unknown, tried again later.
     }
     if (this.stopped) return;
-    this.quiet = false;
-    const at = this.now();
-    this.lastAvailable = this.available();
-    this.lastBolt = this.bolt();
-    this.emit({ type: 'availability', available: this.lastAvailable, at });
-    this.emit({ type: 'state', bolt: this.lastBolt, at });
-    this.lastProbeAt = Date.now();
-    this.scheduleTick();
+    this.reporter.begin(this.available(), this.bolt(), this.now());
+    // The start-up read counts as a probe: the next one is due an interval from now.
+    this.probes.probedNow();
+    this.probes.start();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.listeners.clear();
+    this.reporter.close();
     for (const off of this.unsubscribe.splice(0)) off();
-    for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    clearTimeout(this.tickTimer);
-    this.tickTimer = undefined;
+    this.probes.stop();
     this.node = null;
     this.driver = null;
-    if (this.acquired) {
-      this.acquired = false;
-      await this.network.release();
-    }
+    await this.share.giveBack();
   }
 
   available(): boolean {
@@ -350,8 +331,7 @@ export class ZWaveLock implements LockDriver {
   }
 
   on(listener: (e: LockDriverEvent) => void): () => void {
-    if (this.stopped) return () => undefined;
-    return this.listeners.add(listener);
+    return this.reporter.on(listener);
   }
 
   /**
@@ -362,8 +342,8 @@ export class ZWaveLock implements LockDriver {
     return (
       this.unsubscribe.length +
       this.timers.size +
-      (this.tickTimer === undefined ? 0 : 1) +
-      (this.acquired ? 1 : 0)
+      (this.probes.armed ? 1 : 0) +
+      (this.share.taken ? 1 : 0)
     );
   }
 
@@ -387,31 +367,8 @@ export class ZWaveLock implements LockDriver {
   }
 
   /** Runs one zwave-js call with the command timeout, its errors as {@link DriverError}s. */
-  async call<T>(what: string, run: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new DriverError('device.timeout', `${what}: no answer in ${this.commandTimeoutMs} ms`),
-          ),
-        this.commandTimeoutMs,
-      );
-      this.timers.add(timer);
-    });
-    // Through a promise, so that a zwave-js call that throws at once (a command class the
-    // node lacks) is a rejection like any other, and the timer above is always cleared.
-    const work = Promise.resolve().then(run);
-    // A call that lost the race still settles later; its result is of no interest then.
-    work.catch(() => undefined);
-    try {
-      return await Promise.race([work, timeout]);
-    } catch (err) {
-      throw driverErrorOf(err, what);
-    } finally {
-      clearTimeout(timer);
-      if (timer) this.timers.delete(timer);
-    }
+  call<T>(what: string, run: () => Promise<T>): Promise<T> {
+    return this.timers.command(what, run, this.commandTimeoutMs, driverErrorOf);
   }
 
   /** A value zwave-js holds for the lock's endpoint (what the node last reported). */
@@ -426,18 +383,18 @@ export class ZWaveLock implements LockDriver {
   }
 
   private async connect(): Promise<void> {
-    if (!this.acquired) {
+    if (!this.share.taken) {
       // Bounded by the network's own open timeout; a timeout here could not tell the network
       // that this user gave up, and its share would never be released.
-      this.driver = await this.network.acquire().catch((err: unknown) => {
-        throw driverErrorOf(err, 'open the Z-Wave controller');
-      });
-      if (this.stopped) {
-        await this.network.release();
-        return;
-      }
-      this.acquired = true;
-      this.subscribeDriver(this.driver);
+      const driver = await this.share
+        .take(() => this.stopped)
+        .catch((err: unknown) => {
+          throw driverErrorOf(err, 'open the Z-Wave controller');
+        });
+      // Stopped meanwhile: the share went back at once.
+      if (driver === null) return;
+      this.driver = driver;
+      this.subscribeDriver(driver);
     }
     const driver = this.driver;
     if (driver === null) return;
@@ -479,31 +436,20 @@ export class ZWaveLock implements LockDriver {
     }
   }
 
-  private withStartTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        reject(
+  private async withStartTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+    try {
+      return await this.timers.within(
+        promise,
+        this.startTimeoutMs,
+        () =>
           new DriverError(
             'device.timeout',
             `${what} did not get ready in ${this.startTimeoutMs} ms`,
           ),
-        );
-      }, this.startTimeoutMs);
-      this.timers.add(timer);
-      promise.then(
-        (value) => {
-          clearTimeout(timer);
-          this.timers.delete(timer);
-          resolve(value);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          this.timers.delete(timer);
-          reject(driverErrorOf(err, what));
-        },
       );
-    });
+    } catch (err) {
+      throw driverErrorOf(err, what);
+    }
   }
 
   private subscribeDriver(driver: Driver): void {
@@ -598,7 +544,7 @@ export class ZWaveLock implements LockDriver {
   }
 
   private onStatus(): void {
-    const wasAvailable = this.lastAvailable;
+    const wasAvailable = this.reporter.lastAvailable;
     // A lock that was away may have been turned meanwhile: its bolt is unknown until it reports.
     if (!this.available()) this.fresh = false;
     this.update();
@@ -607,23 +553,16 @@ export class ZWaveLock implements LockDriver {
 
   /** Emits availability, then the bolt, each only when it changed (and not while starting). */
   private update(): void {
-    if (this.quiet || this.stopped) return;
+    if (!this.reporter.live) return;
     const at = this.now();
     const available = this.available();
     if (!available) this.fresh = false;
-    if (available !== this.lastAvailable) {
-      this.lastAvailable = available;
-      this.emit({ type: 'availability', available, at });
-    }
-    const bolt = this.bolt();
-    if (bolt !== this.lastBolt) {
-      this.lastBolt = bolt;
-      this.emit({ type: 'state', bolt, at });
-    }
+    this.reporter.availability(available, at);
+    this.reporter.bolt(this.bolt(), at);
   }
 
   private emit(e: LockDriverEvent): void {
-    if (!this.stopped && !this.quiet) this.listeners.emit(e);
+    this.reporter.emit(e);
   }
 
   private async move(mode: DoorLockMode, what: 'lock' | 'unlock'): Promise<void> {
@@ -638,16 +577,14 @@ export class ZWaveLock implements LockDriver {
   /** Reads the bolt after `delayMs`, and again while the lock says it is still moving. */
   private followUp(delayMs: number, readsLeft: number): void {
     if (this.stopped || readsLeft <= 0) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
+    this.timers.after(delayMs, () => {
       this.readBolt().then(
         (movingForMs) => {
           if (movingForMs > 0) this.followUp(movingForMs + SETTLE_MARGIN_MS, readsLeft - 1);
         },
         () => undefined,
       );
-    }, delayMs);
-    this.timers.add(timer);
+    });
   }
 
   /**
@@ -670,41 +607,20 @@ export class ZWaveLock implements LockDriver {
   }
 
   /**
-   * The driver's one timer. Every `checkIntervalMs` it looks at the controller and the node
-   * (no radio traffic; a controller that failed shows up here, as zwave-js emits nothing for
-   * it on every path), and when a ping is due it sends one: every `deadProbeIntervalMs` while
-   * the lock is unreachable or its bolt unknown, every `livenessIntervalMs` otherwise.
+   * One probe of the schedule ({@link ProbeSchedule}): every `checkIntervalMs` the schedule
+   * looks at the controller and the node (no radio traffic; a controller that failed shows up
+   * there, as zwave-js emits nothing for it on every path), and when a ping is due it comes
+   * here: every `deadProbeIntervalMs` while the lock is unreachable or its bolt unknown, every
+   * `livenessIntervalMs` otherwise.
    */
-  private scheduleTick(): void {
-    if (this.stopped || !this.started || this.tickTimer !== undefined) return;
-    this.tickTimer = setTimeout(() => {
-      this.tickTimer = undefined;
-      this.update();
-      const settled = this.available() && this.fresh;
-      const interval = settled ? this.livenessIntervalMs : this.deadProbeIntervalMs;
-      if (interval > 0 && Date.now() - this.lastProbeAt >= interval) void this.probe();
-      this.scheduleTick();
-    }, this.checkIntervalMs);
-  }
-
   private async probe(): Promise<void> {
-    if (this.stopped || this.probing) return;
-    this.probing = true;
-    this.lastProbeAt = Date.now();
-    try {
-      if (!this.acquired || this.node === null) {
-        // The controller did not open at start, or the node was not reachable to set up.
-        if (this.fault === null) await this.connect();
-      } else if (this.driver?.ready === true) {
-        const wasAvailable = this.available();
-        const alive = await this.node.ping();
-        if (alive && (!wasAvailable || !this.fresh)) await this.readBolt();
-      }
-    } catch {
-      // Still unreachable; the next probe tries again.
-    } finally {
-      this.probing = false;
-      this.update();
+    if (!this.share.taken || this.node === null) {
+      // The controller did not open at start, or the node was not reachable to set up.
+      if (this.fault === null) await this.connect();
+    } else if (this.driver?.ready === true) {
+      const wasAvailable = this.available();
+      const alive = await this.node.ping();
+      if (alive && (!wasAvailable || !this.fresh)) await this.readBolt();
     }
   }
 }
@@ -734,9 +650,8 @@ class ZWavePins implements PinDriver {
   }
 
   async set(slot: number, code: string): Promise<void> {
-    this.checkSlot(slot);
-    if (!PIN_CODE_RE.test(code))
-      throw new DriverError('device.refused', 'a code is 4 to 10 digits');
+    checkPinSlot(slot, this.capacity());
+    checkPinCode(code);
     const endpoint = this.lock.assertAvailable();
     const result = await this.lock.call(`set the code of slot ${slot}`, () =>
       endpoint.commandClasses['User Code'].set(slot, UserIDStatus.Enabled, code),
@@ -745,7 +660,7 @@ class ZWavePins implements PinDriver {
   }
 
   async clear(slot: number): Promise<void> {
-    this.checkSlot(slot);
+    checkPinSlot(slot, this.capacity());
     const endpoint = this.lock.assertAvailable();
     const result = await this.lock.call(`clear slot ${slot}`, () =>
       endpoint.commandClasses['User Code'].clear(slot),
@@ -770,12 +685,5 @@ class ZWavePins implements PinDriver {
       }
     }
     return slots;
-  }
-
-  private checkSlot(slot: number): void {
-    const capacity = this.capacity();
-    if (!Number.isInteger(slot) || slot < 1 || slot > capacity) {
-      throw new DriverError('device.refused', `the lock has slots 1 to ${capacity}, not ${slot}`);
-    }
   }
 }

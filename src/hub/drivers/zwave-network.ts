@@ -3,14 +3,16 @@
  * port, or a stick shared over TCP by ser2net or zwave-js's own serial server), shared by every
  * Z-Wave device the hub bridges on that controller. A controller can only be opened once, so
  * devices {@link ZWaveNetwork.acquire | acquire} the network and
- * {@link ZWaveNetwork.release | release} it; the first acquire opens it and the last release
- * destroys the zwave-js driver (closing the port and every timer it holds).
+ * {@link ZWaveNetwork.release | release} it ({@link SharedController}); the first acquire opens
+ * it and the last release destroys the zwave-js driver (closing the port and every timer it
+ * holds).
  *
  * zwave-js keeps a cache of the network (node interviews, values, S2 state) and, by default, log
  * files. The cache goes to `cacheDir` (the hub's data directory, never the working directory),
  * and logging is off unless asked for: the hub has its own log.
  */
 import { Driver, type PartialZWaveOptions } from 'zwave-js';
+import { SharedController } from './shared-controller.ts';
 
 /** The zwave-js security classes a network key exists for. */
 export const ZWAVE_KEY_NAMES = [
@@ -82,25 +84,27 @@ export function parseSecurityKeys(
 
 /** See the module comment. */
 export class ZWaveNetwork {
-  private current: Driver | null = null;
-  private opening: Promise<Driver> | null = null;
-  private closing: Promise<void> = Promise.resolve();
-  private users = 0;
+  private readonly controller: SharedController<Driver>;
   private readonly keys: Partial<Record<ZWaveKeyName, Uint8Array<ArrayBuffer>>>;
 
   constructor(private readonly options: ZWaveNetworkOptions) {
     // Validated here, when the hub reads its config, not on first use.
     this.keys = parseSecurityKeys(options.securityKeys ?? {});
+    this.controller = new SharedController({
+      open: () => this.open(),
+      // Destroying the zwave-js driver closes the port and every timer it holds.
+      close: (driver) => driver.destroy(),
+    });
   }
 
   /** The zwave-js driver while the network is open, else null. */
   get driver(): Driver | null {
-    return this.current;
+    return this.controller.current;
   }
 
   /** Whether the controller is open and its driver ready for commands. */
   ready(): boolean {
-    return this.current?.ready ?? false;
+    return this.controller.current?.ready ?? false;
   }
 
   /**
@@ -109,37 +113,12 @@ export class ZWaveNetwork {
    * next acquire tries again.
    */
   acquire(): Promise<Driver> {
-    this.users += 1;
-    // A controller being closed is opened again only once it is closed: two drivers on one
-    // port would fight over it.
-    this.opening ??= this.closing.then(() => this.open());
-    const opening = this.opening;
-    return opening.then(
-      (driver) => {
-        if (this.opening === opening) this.current = driver;
-        return driver;
-      },
-      (err: unknown) => {
-        this.users -= 1;
-        if (this.opening === opening) this.opening = null;
-        throw err instanceof Error ? err : new Error(String(err));
-      },
-    );
+    return this.controller.acquire();
   }
 
   /** One user fewer; the last one out closes the controller (resolves once it is closed). */
-  async release(): Promise<void> {
-    if (this.users === 0) return;
-    this.users -= 1;
-    if (this.users > 0) return;
-    const opening = this.opening;
-    this.opening = null;
-    this.current = null;
-    this.closing = (async () => {
-      const driver = await opening?.catch(() => null);
-      await driver?.destroy();
-    })();
-    await this.closing;
+  release(): Promise<void> {
+    return this.controller.release();
   }
 
   private async open(): Promise<Driver> {

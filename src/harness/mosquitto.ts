@@ -1,16 +1,19 @@
 /**
- * Starts a private Mosquitto broker for a test: its own process, its own temp config, a free
- * port on 127.0.0.1 only, anonymous access. Never the system service — tests must not depend on
+ * Starts a private Mosquitto broker for a test, a scenario or a benchmark: its own process, its
+ * own temp config, a free port on 127.0.0.1 only; anonymous, or secured by the dynamic security
+ * plugin as Threshold's external broker. Never the system service — tests must not depend on
  * (or disturb) whatever runs on the machine.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** The Mosquitto binary the CI image and the dev container install. */
 export const MOSQUITTO_BIN = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
+/** Its admin tool, which writes the dynamic security plugin's first file. */
+const MOSQUITTO_CTRL_BIN = process.env.MOSQUITTO_CTRL_BIN ?? '/usr/bin/mosquitto_ctrl';
 
 /** A running test broker. */
 export interface TestMosquitto {
@@ -57,16 +60,66 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function startOnce(wanted: number | undefined): Promise<TestMosquitto | string> {
+/** mosquitto's dynamic security plugin, as Debian installs it. */
+function dynsecPlugin(): string {
+  for (const dir of ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib']) {
+    const path = join(dir, 'mosquitto_dynamic_security.so');
+    if (existsSync(path)) return path;
+  }
+  throw new Error("mosquitto's dynamic security plugin is not installed (Debian: mosquitto)");
+}
+
+/** Options of {@link startMosquitto}. */
+export interface MosquittoOptions {
+  /** Listen here (to bring a stopped broker back where its clients will look for it). */
+  port?: number;
+  /**
+   * Authenticated, with the dynamic security plugin and this admin account, and persistent
+   * (sessions and queued messages survive a restart on the same `dataDir`), as a production
+   * mosquitto for Threshold runs. Without it: anonymous, no persistence.
+   */
+  dynsec?: { adminUsername: string; adminPassword: string };
+  /** With `dynsec`: keep the plugin's file and the persistence here (default: a new temp dir). */
+  dataDir?: string;
+}
+
+async function startOnce(
+  wanted: number | undefined,
+  options: MosquittoOptions,
+): Promise<TestMosquitto | string> {
   const port = wanted ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'threshold-mosquitto-'));
   const config = join(dir, 'mosquitto.conf');
+  const dataDir = options.dataDir ?? dir;
+  const secured: string[] = [];
+  if (options.dynsec) {
+    const file = join(dataDir, 'dynamic-security.json');
+    if (!existsSync(file)) {
+      execFileSync(MOSQUITTO_CTRL_BIN, [
+        'dynsec',
+        'init',
+        file,
+        options.dynsec.adminUsername,
+        options.dynsec.adminPassword,
+      ]);
+    }
+    secured.push(
+      'allow_anonymous false',
+      `plugin ${dynsecPlugin()}`,
+      `plugin_opt_config_file ${file}`,
+      'persistence true',
+      `persistence_location ${dataDir}/`,
+      // Tests run as root; keep it, so the files above stay writable.
+      'user root',
+    );
+  } else {
+    secured.push('allow_anonymous true', 'persistence false');
+  }
   writeFileSync(
     config,
     [
       `listener ${port} 127.0.0.1`,
-      'allow_anonymous true',
-      'persistence false',
+      ...secured,
       // Logs go to stderr, which we keep to explain a failed start.
       'log_dest stderr',
       'log_type error',
@@ -129,11 +182,11 @@ async function startOnce(wanted: number | undefined): Promise<TestMosquitto | st
  * broker back where its clients will look for it). Call `stop()` in `afterAll` (it is also
  * killed when the test process exits).
  */
-export async function startMosquitto(options: { port?: number } = {}): Promise<TestMosquitto> {
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<TestMosquitto> {
   let lastError = '';
   // A port race (someone else bound it between our probe and mosquitto's bind) is retried.
   for (let attempt = 0; attempt < 3; attempt++) {
-    const result = await startOnce(options.port);
+    const result = await startOnce(options.port, options);
     if (typeof result !== 'string') return result;
     lastError = result;
   }
