@@ -48,21 +48,92 @@ export function isFinished(state: string): boolean {
   return state === 'completed' || state === 'refused' || state === 'aborted';
 }
 
+/*
+ * The titles say what the push notification says (src/server/push-notifier.ts), so a tap on
+ * one lands on the same words.
+ */
 const ALARM_LABELS: Record<AlarmType, string> = {
-  'observation-lost': 'Camera lost',
-  'observation-frozen': 'Picture frozen',
-  'observation-forged': 'Forged camera signal',
+  'observation-lost': 'Camera offline',
+  'observation-frozen': 'Camera picture frozen',
+  'observation-forged': 'Fake camera messages',
   'door-left-open': 'Door left open',
   'lock-jammed': 'Lock jammed',
   'lock-unconfirmed': 'Lock not confirmed',
-  'lock-state-mismatch': 'Lock disagrees with itself',
-  'session-overrun': 'Visit ran over time',
+  'lock-state-mismatch': 'Lock and door sensor disagree',
+  'session-overrun': 'Door unlocked too long',
   'unexpected-entry': 'Unexpected entry',
 };
 
-/** An alarm type as a short title: "Camera lost". */
+/** An alarm type as a short title: "Camera offline". Unknown types show as sent. */
 export function alarmLabel(type: string): string {
   return ALARM_LABELS[type as AlarmType] ?? type;
+}
+
+/** An alarm for the owner: what happened, and what was done and is to be done about it. */
+export interface AlarmExplanation {
+  /** One line: what happened. */
+  readonly what: string;
+  /** What Threshold did about it and what the owner should do. */
+  readonly advice: string;
+}
+
+/*
+ * Each alarm in two parts: what happened, in one line (the banner shows it), then what
+ * Threshold did about it and what to do (the visit and the alarms page add it). Both stay true
+ * on every path that raises the alarm (src/core/access-session.ts).
+ */
+const ALARM_EXPLANATIONS: Record<AlarmType, AlarmExplanation> = {
+  'observation-lost': {
+    what: 'The camera stopped proving that it could see the door.',
+    advice:
+      'This visit is no longer watched: the door does not open again for it, and it is locked as soon as it is closed. Check the door and the camera.',
+  },
+  'observation-frozen': {
+    what: 'The camera kept sending the same picture: what it showed was not live.',
+    advice:
+      'The door does not open again for this visit, and it is locked as soon as it is closed. Check the door and the camera.',
+  },
+  'observation-forged': {
+    what: 'Messages claiming to come from your camera failed their security check.',
+    advice:
+      'Someone may be trying to make it look as if the camera is watching. None of those messages was trusted. Check the camera and your network.',
+  },
+  'door-left-open': {
+    what: 'The door was still open, or its sensor could not tell, when it should have been locked.',
+    advice:
+      'Threshold does not lock into an open door: it locks as soon as the door is closed. Check the door.',
+  },
+  'lock-jammed': {
+    what: 'The bolt got stuck while the lock was moving it.',
+    advice: 'The door may not be locked. Check the door and the lock.',
+  },
+  'lock-unconfirmed': {
+    what: 'The lock was told to lock but did not confirm that it did.',
+    advice:
+      'It may be out of reach or stuck. Do not count on the door being locked until it confirms: check the door.',
+  },
+  'lock-state-mismatch': {
+    what: 'The lock says its bolt is locked, but the door sensor says the door is open.',
+    advice:
+      'A bolt thrown into an open door does not secure it. Check the door, close it and lock it.',
+  },
+  'session-overrun': {
+    what: 'The door stayed unlocked longer than this visit allowed.',
+    advice: 'It is locked as soon as the door is closed. Check that nobody is still inside.',
+  },
+  'unexpected-entry': {
+    what: 'The door was opened when it should have stayed locked.',
+    advice:
+      'The lock was turned back, or the door opened while the camera was not watching. Check your home and this visit’s record.',
+  },
+};
+
+/**
+ * What an alarm means for the owner, or null for a type this app does not know yet (the caller
+ * then shows the server's own message).
+ */
+export function alarmExplanation(type: string): AlarmExplanation | null {
+  return ALARM_EXPLANATIONS[type as AlarmType] ?? null;
 }
 
 const ROLE_LABELS: Record<Role, string> = {

@@ -10,7 +10,8 @@ import { AlertIcon } from '../components/icons.tsx';
 import { useServerEvent, useStreamReopen } from '../events.ts';
 import { Link } from '../router.ts';
 import { formatDateTime, formatTime, useNow } from '../time.ts';
-import { alarmLabel } from '../words.ts';
+import { alarmExplanation, alarmLabel } from '../words.ts';
+import './alarms.css';
 import { useOwner } from './owner-context.ts';
 
 /** The alarms of the home and what can be done with them. */
@@ -121,12 +122,15 @@ export function AlarmItem({
   onAck,
   compact,
   inBanner,
+  onItsVisit,
 }: {
   readonly alarm: AlarmView;
   readonly onAck: (a: AlarmView) => Promise<void>;
   readonly compact?: boolean;
   /** The banner's buttons carry the `alarm-ack` test hook; the alarms page's do not repeat it. */
   readonly inBanner?: boolean;
+  /** Shown on its own visit's page: no "See the visit" link to the page it is on. */
+  readonly onItsVisit?: boolean;
 }) {
   const { home, doorName } = useOwner();
   const tz = home.timeZone;
@@ -144,19 +148,42 @@ export function AlarmItem({
     }
   };
   const acked = alarm.acknowledged;
+  // The app's own words say what happened and what to do; the server's message is what was
+  // recorded about this very alarm (which heartbeat was rejected, what the lock did), kept on
+  // the full pages for whoever wants the detail. The banner keeps to one line per alarm, so
+  // that several at once still leave the page usable under it. A type this app does not know
+  // yet shows the server's message rather than nothing.
+  const explained = alarmExplanation(alarm.type);
   return (
-    <li className={acked ? 'alarm alarm-acked' : 'alarm'} data-alarm-type={alarm.type}>
+    <li
+      className={acked ? 'alarm alarm-acked' : 'alarm'}
+      data-testid="alarm-item"
+      data-alarm-type={alarm.type}
+      data-session-id={alarm.sessionId}
+    >
       <div className="alarm-main">
         <p className="alarm-title">
-          <strong>{alarmLabel(alarm.type)}</strong>
-          <span className="alarm-where">
+          <strong data-testid="alarm-title">{alarmLabel(alarm.type)}</strong>
+          <span className="alarm-where" data-testid="alarm-where">
             {alarm.doorId ? ` · ${doorName(alarm.doorId)}` : ''} · since{' '}
             <time dateTime={new Date(alarm.sinceMs).toISOString()}>
               {compact ? formatTime(alarm.sinceMs, tz) : formatDateTime(alarm.sinceMs, tz)}
             </time>
           </span>
         </p>
-        <p className="alarm-message">{alarm.message}</p>
+        <p className="alarm-message" data-testid="alarm-what">
+          {explained?.what ?? alarm.message}
+        </p>
+        {!compact && explained && (
+          <>
+            <p className="alarm-advice" data-testid="alarm-advice">
+              {explained.advice}
+            </p>
+            <p className="alarm-detail" data-testid="alarm-detail">
+              Recorded: {alarm.message}
+            </p>
+          </>
+        )}
         {acked && (
           <p className="alarm-acked-by" data-testid={inBanner ? 'alarm-acked' : undefined}>
             Acknowledged by {acked.byName} at {formatTime(acked.at, tz)}
@@ -165,9 +192,11 @@ export function AlarmItem({
         {error && <p className="alarm-error">{error}</p>}
       </div>
       <div className="alarm-actions">
-        <Link to={`/sessions/${alarm.sessionId}`} className="alarm-link">
-          See the visit
-        </Link>
+        {!onItsVisit && (
+          <Link to={`/sessions/${alarm.sessionId}`} className="alarm-link">
+            See the visit
+          </Link>
+        )}
         {!acked && (
           <button
             type="button"

@@ -296,7 +296,7 @@ export function SessionPage({ sessionId, alarms }: SessionPageProps) {
       {sessionAlarms.length > 0 && (
         <ul className="alarm-list alarm-list-page alarm-list-active">
           {sessionAlarms.map((a) => (
-            <AlarmItem key={alarmKey(a)} alarm={a} onAck={alarms.ack} />
+            <AlarmItem key={alarmKey(a)} alarm={a} onAck={alarms.ack} onItsVisit />
           ))}
         </ul>
       )}
