@@ -48,6 +48,7 @@ describe('scenarios', () => {
       'db-tamper',
       'log-truncated',
       'hub-revoked-pin',
+      'camera-link-down',
     ]);
   });
 

@@ -159,7 +159,10 @@ export function checkHistory(
     const s = sessionOf(sessionId);
     if (s === undefined || s.cameraDeviceId === null) continue; // not recorded by its grant
     unlocks += 1;
-    const fresh = beatsOf(s).some((t) => t <= m.t && m.t - t <= ctx.silenceMs);
+    // The broker hands a device's message to the server before any other subscriber (the
+    // device's acknowledgement waits for the server), so the recorder can get the server's
+    // unlock before the heartbeat it acted on.
+    const fresh = beatsOf(s).some((t) => t <= m.t + DELIVERY_SLACK_MS && m.t - t <= ctx.silenceMs);
     if (!fresh)
       violations.push(
         `unlock of session ${sessionId} at ${m.t} without a valid heartbeat in the ${ctx.silenceMs} ms before it`,

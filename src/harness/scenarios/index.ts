@@ -35,6 +35,7 @@ import { clockSkew } from './clock-skew.ts';
 import { controlPlaneCrash } from './control-plane-crash.ts';
 import { dbTamper } from './db-tamper.ts';
 import { logTruncated } from './log-truncated.ts';
+import { cameraLinkDown } from './camera-link-down.ts';
 import { hubRevokedPin } from './hub-revoked-pin.ts';
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -74,6 +75,7 @@ export const SCENARIOS: readonly Scenario[] = [
   dbTamper,
   logTruncated,
   hubRevokedPin,
+  cameraLinkDown,
 ];
 
 /** The scenario named `name`, or undefined. */
