@@ -42,6 +42,13 @@ import {
 export type KillPoint =
   'requested' | 'armed' | 'unlocked' | 'door-open' | 'door-closed' | 'relocking' | 'completed';
 
+/**
+ * How long a (re)started control plane may take to answer its health check. Generous: on a
+ * loaded machine loading the server alone has taken over 30 s, and a slow start is measured
+ * (restart times), not a safety failure.
+ */
+const START_TIMEOUT_MS = 180_000;
+
 /** Every {@link KillPoint}, in the order a session passes them. */
 export const KILL_POINTS: readonly KillPoint[] = [
   'requested',
@@ -232,7 +239,7 @@ export async function runCrashLoop(opts: CrashLoopOptions): Promise<CrashLoopRep
       await seeding.close();
     }
     const [httpPort, mqttPort] = [await freePort(), await freePort()];
-    serve = await startServe(dir, httpPort, mqttPort);
+    serve = await startServe(dir, httpPort, mqttPort, START_TIMEOUT_MS);
     home = simHomeFor(creds, `mqtt://127.0.0.1:${mqttPort}`, systemClock, {
       // Back quickly after a restart; an acknowledgement that does not come is not waited for long.
       link: { reconnectPeriodMs: 200, ackTimeoutMs: 2_000 },
@@ -380,7 +387,7 @@ export async function runCrashLoop(opts: CrashLoopOptions): Promise<CrashLoopRep
       statesAtKill[stateAtKill] = (statesAtKill[stateAtKill] ?? 0) + 1;
 
       // ---- Started again on the same data and ports ----
-      serve = await startServe(dir, httpPort, mqttPort);
+      serve = await startServe(dir, httpPort, mqttPort, START_TIMEOUT_MS);
       const restartMs = Date.now() - killedAt;
       restarts.push(restartMs);
       const acked = await witness.settled();
