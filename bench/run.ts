@@ -5,17 +5,23 @@
  * 2. the unlock path's server time (unlock-path.ts),
  * 3. their floors: raw MQTT round trips on the same broker (mqtt-floor.ts) and durable SQLite
  *    commits on the same file system (commit-floor.ts), measured in small batches between the
- *    runs of 1 and 2, so they see the same machine at the same moments.
+ *    runs of 1 and 2, so they see the same machine at the same moments;
+ * 4. the audit log's appends per second and `threshold audit verify` over a large log
+ *    (audit-log.ts), with their floors (durable and raw group commits, SHA-256, Ed25519);
+ * 5. requests per second of the courier's access route against a bare Fastify route of the
+ *    same shape (api-throughput.ts).
  *
- * Everything runs in one ScenarioWorld (control plane, embedded broker and simulated home in
- * this process, loopback only). Progress goes to stderr; stdout gets the table, or with --json
- * one JSON object.
+ * 1–3 run in one ScenarioWorld (control plane, embedded broker and simulated home in this
+ * process, loopback only); 4 and 5 after it, one after the other, each on data of its own. Progress
+ * goes to stderr; stdout gets the tables, or with --json one JSON object.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SCENARIO_TIMING, ScenarioWorld } from '../src/harness/scenario-world.ts';
+import { renderApiTable, runApiBench, type ApiBenchResult } from './api-throughput.ts';
+import { renderAuditLogTable, runAuditLogBench, type AuditLogBenchResult } from './audit-log.ts';
 import { renderTable, type BenchResult } from './bench-report.ts';
 import { runDeauthOnce, type DeauthSample } from './deauth-detection.ts';
 import { Floors } from './floors.ts';
@@ -33,12 +39,19 @@ const FLOOR_WARMUP = 50;
 /** A benchmark stops after this many failed runs in a row: the world is likely broken. */
 const MAX_FAILURES_IN_A_ROW = 3;
 
-const USAGE = `usage: npm run bench [-- --quick] [-- --json] [-- --data-dir DIR]
-  --quick         fewer runs (deauth 5, unlock 20, floor samples 100 each)
-  --json          print one JSON object instead of the table
-  --data-dir DIR  put the world's database (and the commit floor) under DIR
+const USAGE = `usage: npm run bench [-- --quick] [-- --json] [-- --data-dir DIR] [-- --only LIST]
+  --quick         fewer runs (deauth 5, unlock 20, floor samples 100 each; audit log 3 rounds
+                  and 100,000 entries verified; API 2 rounds of 3 s)
+  --json          print one JSON object instead of the tables
+  --data-dir DIR  put every bench's database (and the commit floors) under DIR
                   instead of the system's temporary directory
+  --only LIST     run only these, comma-separated: world (detection, unlock path and their
+                  floors), audit, api; default all
 `;
+
+/** The benches `--only` can name. */
+const PARTS = ['world', 'audit', 'api'] as const;
+type Part = (typeof PARTS)[number];
 
 const { values: args } = parseArgs({
   args: process.argv.slice(2),
@@ -46,10 +59,22 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     'data-dir': { type: 'string' },
+    only: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
 });
+
+/** What `--only` selects; a name that is not a bench is a usage error. */
+function selectedParts(only: string | undefined): readonly Part[] | string {
+  if (only === undefined) return PARTS;
+  const names = only.split(',').map((n) => n.trim());
+  const unknown = names.filter((n) => !(PARTS as readonly string[]).includes(n));
+  if (unknown.length > 0 || names.length === 0) {
+    return `--only takes ${PARTS.join(', ')}; not ${unknown.join(', ') || 'nothing'}`;
+  }
+  return PARTS.filter((p) => names.includes(p));
+}
 
 const counts = args.quick
   ? { deauth: 5, unlock: 20, floor: 100 }
@@ -106,7 +131,8 @@ async function repeat<T>(
   return { samples, failures, anomalies };
 }
 
-async function main(dataParent: string): Promise<BenchResult> {
+/** The detection, unlock-path and floor benches, in one world. */
+async function runWorld(dataParent: string): Promise<BenchResult> {
   const loadStart = loadavg()[0] ?? 0;
   const recorder = new TraceRecorder();
   progress(
@@ -252,16 +278,62 @@ function round2(v: number): number {
   return Math.round(v * 100) / 100;
 }
 
+/**
+ * Everything selected, one after the other. The JSON object is the world's result (when run)
+ * with `auditLog` and `api` beside it.
+ */
+async function main(
+  dataParent: string,
+  parts: readonly Part[],
+): Promise<{ json: object; table: string }> {
+  const world = parts.includes('world') ? await runWorld(dataParent) : null;
+  const common = {
+    quick: args.quick,
+    dataParent,
+    progress,
+    stopRequested: () => stopRequested,
+  };
+  let auditLog: AuditLogBenchResult | null = null;
+  if (parts.includes('audit') && !stopRequested) {
+    progress('audit log bench');
+    auditLog = await runAuditLogBench(common);
+  }
+  let api: ApiBenchResult | null = null;
+  if (parts.includes('api') && !stopRequested) {
+    progress('API bench');
+    api = await runApiBench(common);
+  }
+  const json = {
+    ...(world ?? {
+      date: new Date().toISOString(),
+      quick: args.quick,
+      machine: (auditLog ?? api)?.machine ?? null,
+    }),
+    ...(auditLog === null ? {} : { auditLog }),
+    ...(api === null ? {} : { api }),
+  };
+  const table = [
+    ...(world === null ? [] : [renderTable(world)]),
+    ...(auditLog === null ? [] : [renderAuditLogTable(auditLog)]),
+    ...(api === null ? [] : [renderApiTable(api)]),
+  ].join('\n');
+  return { json, table };
+}
+
+const parts = selectedParts(args.only);
 if (args.help) {
   process.stdout.write(USAGE);
+} else if (typeof parts === 'string') {
+  process.stderr.write(`${parts}\n${USAGE}`);
+  process.exitCode = 2;
 } else {
   process.once('SIGINT', () => {
     stopRequested = true;
     progress('interrupted: finishing the current run, then reporting what was measured');
   });
   try {
-    const result = await main(resolve(args['data-dir'] ?? tmpdir()));
-    process.stdout.write(args.json ? `${JSON.stringify(result, null, 2)}\n` : renderTable(result));
+    const result = await main(resolve(args['data-dir'] ?? tmpdir()), parts);
+    process.stdout.write(args.json ? `${JSON.stringify(result.json, null, 2)}\n` : result.table);
   } catch (err) {
     progress(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     process.exitCode = 1;

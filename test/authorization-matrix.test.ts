@@ -1970,6 +1970,15 @@ const MATRIX: readonly Row[] = [
     request: () => ({ path: '/api/stats' }),
     check: (_c, a) => expect(a.body).toHaveProperty('orchestrator'),
   },
+  // Prometheus metrics: only the scraper's bearer token (--metrics-token-file) opens them, and
+  // this world's server has none; no sign-in token or API key is one (test/metrics.test.ts
+  // scrapes with the token).
+  {
+    route: 'GET /metrics',
+    tenancies: NONE,
+    expect: { anonymous: 401, owner: 401, member: 401, guest: 401, courier: 401, carrier: 401 },
+    request: () => ({ path: '/metrics' }),
+  },
 ];
 
 // ---- reading the table ----

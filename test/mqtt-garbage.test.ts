@@ -7,6 +7,7 @@
  * No simulated devices run here: the test's clients are the only ones holding these device
  * ids, so nothing else moves the live status or the drop counters.
  */
+import { embeddedBroker } from '../src/harness/scenarios/common-steps.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -158,9 +159,9 @@ describe('garbage from an authenticated device on its own topics', () => {
       detail: 'x'.repeat(MAX_MESSAGE_BYTES),
     });
     expect(Buffer.byteLength(padded)).toBeGreaterThan(MAX_MESSAGE_BYTES);
-    const oversizedBefore = sys.broker.stats().oversizedDropped;
+    const oversizedBefore = embeddedBroker(sys).stats().oversizedDropped;
     await expectDropped('too-large', padded);
-    expect(sys.broker.stats().oversizedDropped).toBe(oversizedBefore);
+    expect(embeddedBroker(sys).stats().oversizedDropped).toBe(oversizedBefore);
   });
 
   it('given the lock, when it publishes a state with a wrong MAC, then it is dropped as bad-mac', async () => {
@@ -218,16 +219,16 @@ describe('a device publishing on another device’s topic', () => {
   it("given the camera, when it publishes on the lock's state topic, then the broker refuses it and cuts the camera off, and the gateway never sees it", async () => {
     const camera = await connectAs(cameraId);
     const closed = new Promise<void>((resolve) => camera.once('close', () => resolve()));
-    const refusedBefore = sys.broker.stats().publishesRefused;
+    const refusedBefore = embeddedBroker(sys).stats().publishesRefused;
     const dropsBefore = sys.gateway.drops();
     const lockBefore = sys.gateway.liveStatus(lockId);
     // Signed with the lock's key to make the point that only the ACL stands in the way here.
     camera.publish(lockTopic, JSON.stringify(lockState('unlocked')), { qos: 0 });
     await waitUntil(
-      () => sys.broker.stats().publishesRefused > refusedBefore,
+      () => embeddedBroker(sys).stats().publishesRefused > refusedBefore,
       'the broker refused the publish',
     );
-    expect(sys.broker.stats().publishesRefused).toBe(refusedBefore + 1);
+    expect(embeddedBroker(sys).stats().publishesRefused).toBe(refusedBefore + 1);
     await Promise.race([
       closed,
       new Promise((_, reject) =>
@@ -243,7 +244,7 @@ describe('a device publishing on another device’s topic', () => {
     // test connects again.
     const intruder = await connectAs(lockId);
     const cameraTopic = deviceTopic(creds.homeId, cameraId, 'state');
-    const refusedBefore = sys.broker.stats().publishesRefused;
+    const refusedBefore = embeddedBroker(sys).stats().publishesRefused;
     const fake = sign<CameraStateMessage>(lockKey, cameraTopic, {
       kind: 'camera',
       seq: 1,
@@ -253,7 +254,7 @@ describe('a device publishing on another device’s topic', () => {
     });
     intruder.publish(cameraTopic, JSON.stringify(fake), { qos: 0 });
     await waitUntil(
-      () => sys.broker.stats().publishesRefused > refusedBefore,
+      () => embeddedBroker(sys).stats().publishesRefused > refusedBefore,
       'the broker refused the publish',
     );
     expect(sys.gateway.liveStatus(cameraId)?.state).toBeNull();

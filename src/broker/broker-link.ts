@@ -72,7 +72,7 @@ export function mqttBrokerLink(opts: MqttBrokerLinkOptions): BrokerLink {
   let client: MqttClient | null = null;
   return {
     async start(deliver) {
-      const c = await mqtt.connectAsync(opts.url, {
+      const c = mqtt.connect(opts.url, {
         username: opts.username,
         password: opts.password,
         clientId: opts.clientId,
@@ -83,15 +83,8 @@ export function mqttBrokerLink(opts: MqttBrokerLinkOptions): BrokerLink {
         ...opts.tls,
       });
       client = c;
-      // Commands are small and latency matters: no Nagle delay (it costs ~40 ms per round trip
-      // against delayed ACKs). The stream is a new socket after every reconnect.
-      const noDelay = (): void => {
-        const socket = c.stream as unknown as { setNoDelay?: (on: boolean) => void };
-        socket.setNoDelay?.(true);
-      };
-      noDelay();
-      c.on('connect', noDelay);
-      c.on('error', (err) => opts.logger?.warn({ err: err.message }, 'broker client error'));
+      // Set before the connection is up: a persistent session's waiting messages arrive right
+      // after the CONNACK, and the default handler would acknowledge them unhandled.
       c.handleMessage = (packet, callback) => {
         const payload = Buffer.isBuffer(packet.payload)
           ? packet.payload
@@ -109,6 +102,27 @@ export function mqttBrokerLink(opts: MqttBrokerLinkOptions): BrokerLink {
           },
         );
       };
+      // Commands are small and latency matters: no Nagle delay (it costs ~40 ms per round trip
+      // against delayed ACKs). The stream is a new socket after every reconnect.
+      const noDelay = (): void => {
+        const socket = c.stream as unknown as { setNoDelay?: (on: boolean) => void };
+        socket.setNoDelay?.(true);
+      };
+      c.on('connect', noDelay);
+      c.on('error', (err) => opts.logger?.warn({ err: err.message }, 'broker client error'));
+      await new Promise<void>((resolve, reject) => {
+        const onConnect = (): void => {
+          c.off('error', onError);
+          resolve();
+        };
+        const onError = (err: Error): void => {
+          c.off('connect', onConnect);
+          void c.endAsync(true);
+          reject(err);
+        };
+        c.once('connect', onConnect);
+        c.once('error', onError);
+      });
       await c.subscribeAsync(
         Object.fromEntries(SERVER_SUBSCRIPTIONS.map((t) => [t, { qos: 1 as const }])),
       );

@@ -53,18 +53,22 @@ export interface DynsecAcl {
   readonly priority?: number;
 }
 
-/** The ACL of the server's role. */
+/**
+ * The ACL of the server's role, as the embedded broker's (broker-acl.ts): read anything under
+ * the protocol's root (its own link takes the up channels; its observers, commands too), write
+ * commands and grant lists.
+ */
 export function serverAcls(): DynsecAcl[] {
-  const acls: DynsecAcl[] = [];
-  for (const channel of UP_CHANNELS) {
-    const topic = `${TOPIC_ROOT}/+/+/${channel}`;
-    acls.push({ acltype: 'subscribePattern', topic, allow: true });
-    acls.push({ acltype: 'publishClientReceive', topic, allow: true });
-  }
-  for (const channel of ['command', 'grants']) {
-    acls.push({ acltype: 'publishClientSend', topic: `${TOPIC_ROOT}/+/+/${channel}`, allow: true });
-  }
-  return acls;
+  const everything = `${TOPIC_ROOT}/#`;
+  return [
+    { acltype: 'subscribePattern', topic: everything, allow: true },
+    { acltype: 'publishClientReceive', topic: everything, allow: true },
+    ...['command', 'grants'].map((channel) => ({
+      acltype: 'publishClientSend' as const,
+      topic: `${TOPIC_ROOT}/+/+/${channel}`,
+      allow: true,
+    })),
+  ];
 }
 
 /** The ACL of one device's role: its own topics, nothing else. */

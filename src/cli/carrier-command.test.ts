@@ -1,6 +1,6 @@
 /**
- * `threshold carrier add`: on a real SQLite store in a temp directory, and as a user runs it (a
- * child process, its output and exit code).
+ * `threshold carrier add`: on a real SQLite store in a temp directory, with real keys, and as a
+ * user runs it (a child process, its output and exit code).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,20 +8,34 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../core/clock.ts';
+import type { AuditEntry } from '../core/audit-chain.ts';
+import type { Signer } from '../core/crypto-ports.ts';
+import { AuditLog, verifyStoredLog } from '../server/audit-log.ts';
 import { Authenticator, tokenHash } from '../server/auth.ts';
+import { loadOrCreateKeys, sha256Hex, verifyEd25519 } from '../server/keys.ts';
 import { CARRIER_SCOPES } from '../server/routes/carrier-auth.ts';
-import { openStore, type Store } from '../store/index.ts';
-import { addCarrier, CarrierAddError, carrierIdFor, type AddedCarrier } from './carrier-command.ts';
+import { AuditRepository, openStore, type Store } from '../store/index.ts';
+import {
+  addCarrier,
+  CarrierAddError,
+  carrierIdFor,
+  type AddedCarrier,
+  type CarrierAddDeps,
+} from './carrier-command.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'threshold.js');
 const NOW = 1_768_478_400_000;
 
 let dir = '';
 let store: Store;
+let signer: Signer;
+let deps: CarrierAddDeps;
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'threshold-carrier-'));
   store = await openStore({ dialect: 'sqlite', path: join(dir, 'threshold.db') });
+  signer = loadOrCreateKeys(dir).auditSigner;
+  deps = { store, clock: new FakeClock(NOW), auditSigner: signer };
 });
 
 afterEach(async () => {
@@ -36,16 +50,30 @@ async function counts() {
     carriers: await n('carriers'),
     principals: await n('principals'),
     keys: await n('api_keys'),
+    audit: await store.audit.count(),
   };
+}
+
+/** The stored log, checked against the server's key as `threshold audit verify` checks it. */
+function verifyLog(on: Store = store) {
+  return verifyStoredLog(on.audit, sha256Hex, verifyEd25519, [signer.publicKey]);
+}
+
+/** What the log says of a subject: kind, actor and data of each entry, in order. */
+async function auditOf(subject: string) {
+  return (await store.audit.entriesForSubject(subject)).map((e) => ({
+    kind: e.kind,
+    actor: e.actor,
+    data: e.data,
+  }));
 }
 
 describe('addCarrier', () => {
   it('makes the carrier, an admin who signs in, and a key holding every scope, made by that admin', async () => {
-    const added = await addCarrier(
-      store,
-      { name: '  Birch Express ', adminUsername: 'birch-admin' },
-      NOW,
-    );
+    const added = await addCarrier(deps, {
+      name: '  Birch Express ',
+      adminUsername: 'birch-admin',
+    });
     expect(added.carrier).toEqual({ id: 'carrier-birch-express', name: 'Birch Express' });
     expect(await store.principals.getCarrier('carrier-birch-express')).toEqual(added.carrier);
 
@@ -73,11 +101,117 @@ describe('addCarrier', () => {
     expect(caller.ok && caller.value.principal.carrierId).toBe('carrier-birch-express');
   });
 
+  it('records the carrier, its admin and its key in the audit log, signed, as the CLI', async () => {
+    const added = await addCarrier(deps, { name: 'Birch Express', adminUsername: 'birch-admin' });
+    const cli = { type: 'system', id: 'cli' };
+    expect(await auditOf('carrier:carrier-birch-express')).toEqual([
+      {
+        kind: 'carrier.created',
+        actor: cli,
+        data: { name: 'Birch Express', adminId: added.admin.id, adminUsername: 'birch-admin' },
+      },
+      // The shape POST /api/carrier/keys records.
+      {
+        kind: 'apikey.created',
+        actor: cli,
+        data: { keyId: added.apiKey.id, name: 'First key', scopes: [...CARRIER_SCOPES] },
+      },
+    ]);
+    const entries = await store.audit.getRange(1, 10);
+    expect(entries.map((e) => [e.seq, e.kind, e.at])).toEqual([
+      [1, 'carrier.created', NOW],
+      [2, 'apikey.created', NOW],
+      [3, 'audit.checkpoint', NOW],
+    ]);
+    // Neither the password nor the key is in the log, not even hashed.
+    const text = JSON.stringify(entries);
+    expect(text).not.toContain(added.admin.password);
+    expect(text).not.toContain(added.apiKey.key);
+    expect(text).not.toContain(tokenHash(added.apiKey.key));
+    const v = await verifyLog();
+    expect(v).toMatchObject({ ok: true, lastSeq: 3, signedUpTo: 3, unsignedTail: 0 });
+    expect(v.firstBreak).toBeNull();
+  });
+
+  it('chains onto the log the server wrote, which verifies and goes on after it', async () => {
+    const clock = new FakeClock(NOW);
+    const server = await AuditLog.open(store.audit, clock, signer, sha256Hex);
+    await server.append({
+      kind: 'home.created',
+      actor: { type: 'system', id: 'seed' },
+      subject: 'home:home-1',
+      data: {},
+    });
+    await server.close();
+    const before = await store.audit.count();
+
+    await addCarrier(deps, { name: 'Birch Express', adminUsername: 'birch-admin' });
+    expect((await store.audit.getRange(before + 1, before + 2)).map((e) => e.kind)).toEqual([
+      'carrier.created',
+      'apikey.created',
+    ]);
+    expect(await verifyLog()).toMatchObject({ ok: true, unsignedTail: 0 });
+
+    // The server, started again, carries on from the command's entries.
+    const again = await AuditLog.open(store.audit, clock, signer, sha256Hex);
+    await again.append({
+      kind: 'home.updated',
+      actor: { type: 'system', id: 'seed' },
+      subject: 'home:home-1',
+      data: {},
+    });
+    await again.close();
+    const v = await verifyLog();
+    expect(v).toMatchObject({ ok: true, unsignedTail: 0, firstBreak: null });
+    // Nothing was written as "unsigned at the time": the command signed what it wrote.
+    expect((await store.audit.getRange(1, v.lastSeq)).map((e) => e.kind)).not.toContain(
+      'audit.unsigned-tail',
+    );
+  });
+
+  it('tries again when the server appends in between, and never forks the chain', async () => {
+    const clock = new FakeClock(NOW);
+    const server = await AuditLog.open(store.audit, clock, signer, sha256Hex);
+    /**
+     * Lets the server append right after the command read the log's head, the first time: what
+     * the command chained onto is no longer the head when it writes, as with a running server.
+     */
+    class RacedRepository extends AuditRepository {
+      races = 0;
+      override async last(): Promise<AuditEntry | null> {
+        const head = await super.last();
+        if (this.races === 0) {
+          this.races += 1;
+          await server.append({
+            kind: 'device.online',
+            actor: { type: 'device', id: 'lock-1' },
+            subject: 'device:lock-1',
+            data: {},
+          });
+        }
+        return head;
+      }
+    }
+    const raced = new RacedRepository(store.db);
+    const added = await addCarrier(
+      { ...deps, store: { ...store, audit: raced } },
+      { name: 'Birch Express', adminUsername: 'birch-admin' },
+    );
+    expect(raced.races).toBe(1);
+    expect(await store.principals.getCarrier(added.carrier.id)).toEqual(added.carrier);
+    const kinds = (await store.audit.getRange(1, 100)).map((e) => e.kind);
+    expect(kinds.filter((k) => k === 'carrier.created')).toHaveLength(1);
+    expect(kinds.indexOf('device.online')).toBeLessThan(kinds.indexOf('carrier.created'));
+    expect(await counts()).toMatchObject({ carriers: 1, keys: 1 });
+    await server.close();
+    expect(await verifyLog()).toMatchObject({ ok: true, firstBreak: null });
+  });
+
   it('refuses a taken id or user name, and bad options, making nothing', async () => {
-    await addCarrier(store, { name: 'Birch Express', adminUsername: 'birch-admin' }, NOW);
+    await addCarrier(deps, { name: 'Birch Express', adminUsername: 'birch-admin' });
     const before = await counts();
     const refusal = async (opts: Parameters<typeof addCarrier>[1]) =>
-      addCarrier(store, opts, NOW).then(
+      addCarrier(deps, opts).then(
         () => null,
         (e: unknown) => (e instanceof CarrierAddError ? { usage: e.usage, message: e.message } : e),
       );
@@ -97,7 +231,9 @@ describe('addCarrier', () => {
     expect(
       await refusal({ name: 'Oak', adminUsername: 'oak-admin', id: 'Carrier_Oak' }),
     ).toMatchObject({ usage: true });
+    // Nothing written, nothing audited, and the log still verifies.
     expect(await counts()).toEqual(before);
+    expect(await verifyLog()).toMatchObject({ ok: true, unsignedTail: 0 });
   });
 
   it('derives ids from names', () => {
@@ -176,5 +312,11 @@ describe('threshold carrier add', () => {
     );
     expect(bad.code).toBe(2);
     expect(threshold('carrier', 'add', '--data', data).code).toBe(2);
-  });
+
+    // Both carriers are in the log, signed with the key the server will use.
+    const verified = threshold('audit', 'verify', '--data', data);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    expect(verified.stdout).toMatch(/audit log intact: 6 entries/);
+    // Six child processes, each starting TypeScript: slow on a busy machine.
+  }, 240_000);
 });

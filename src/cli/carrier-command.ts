@@ -4,18 +4,27 @@
  * and the key are printed once; the database keeps only their hashes.
  *
  * The command writes the store directly, so it works whether the server is running or not
- * (SQLite waits for the other writer). It does not append to the audit log: the running server
- * is that hash chain's only writer, and a second one would fork it. The carrier, the admin and
- * the key carry their creation time, and the key names the admin who holds it (`createdBy`).
+ * (SQLite waits for the other writer). Like every other change of who may do what, it is
+ * recorded in the audit log: `carrier.created` (the carrier and its admin) and `apikey.created`
+ * (the first key, as the API records a key it makes), by the actor `system:cli`, committed in
+ * the same transaction as the rows they record and signed with the server's audit key (from
+ * `<data>/keys`, created there if the server never ran). The entries are chained onto the log
+ * as stored; should the server append in between, the command's transaction fails as a whole
+ * (two entries can never share a place in the chain) and it tries again.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AuditActor, AuditFact } from '../core/audit-chain.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Signer } from '../core/crypto-ports.ts';
 import { ID_PATTERN } from '../protocol/topics.ts';
 import { systemClock } from '../protocol/system-clock.ts';
+import { AuditLog } from '../server/audit-log.ts';
 import { hashPassword, mintApiKey, tokenHash } from '../server/auth.ts';
+import { loadOrCreateKeys, sha256Hex } from '../server/keys.ts';
 import { CARRIER_SCOPES } from '../server/routes/carrier-auth.ts';
-import { openStore, PrincipalRepository, type Store } from '../store/index.ts';
+import { openStore, PrincipalRepository, type AlongsideWrite, type Store } from '../store/index.ts';
 
 export interface CarrierAddOptions {
   readonly data: string;
@@ -60,15 +69,37 @@ export function carrierIdFor(name: string): string {
   return `carrier-${slug || randomBytes(4).toString('hex')}`;
 }
 
+/** What {@link addCarrier} writes with. */
+export interface CarrierAddDeps {
+  readonly store: Store;
+  /** Stamps the key's creation and the audit entries. */
+  readonly clock: Clock;
+  /** The server's audit key (`<data>/keys/audit-ed25519.pem`): it signs the new entries. */
+  readonly auditSigner: Signer;
+}
+
+/** Who the audit log names for what the command does: the operator, at the server's console. */
+export const CLI_ACTOR: AuditActor = { type: 'system', id: 'cli' };
+
+/** The name of the key the command makes. */
+const FIRST_KEY_NAME = 'First key';
+
 /**
- * Adds a carrier with its admin and first API key, in one transaction: all three or none.
- * Throws {@link CarrierAddError} for a bad option, a taken id or a taken user name.
+ * Tries at writing: a try that failed because the server appended to the audit log in between
+ * (the place in the chain was taken) is made again, once the id and user name are checked again.
+ */
+const WRITE_ATTEMPTS = 3;
+
+/**
+ * Adds a carrier with its admin and first API key, and the audit entries that record them, in
+ * one transaction: all or none. Throws {@link CarrierAddError} for a bad option, a taken id or
+ * a taken user name.
  */
 export async function addCarrier(
-  store: Store,
+  deps: CarrierAddDeps,
   opts: Pick<CarrierAddOptions, 'name' | 'adminUsername' | 'id'>,
-  nowMs: number,
 ): Promise<AddedCarrier> {
+  const { store } = deps;
   const name = opts.name.trim();
   if (name.length === 0 || name.length > 100)
     throw new CarrierAddError('--name must be 1 to 100 characters', true);
@@ -80,18 +111,36 @@ export async function addCarrier(
   const id = opts.id ?? carrierIdFor(name);
   if (!new RegExp(ID_PATTERN).test(id))
     throw new CarrierAddError(`--id must be lower-case letters, digits and dashes: "${id}"`, true);
-  if (await store.principals.getCarrier(id))
-    throw new CarrierAddError(`a carrier with the id "${id}" exists already; pass --id`, false);
-  if (await store.principals.usernameTaken(opts.adminUsername))
-    throw new CarrierAddError(`the user name "${opts.adminUsername}" is taken`, false);
+  const checkFree = async (): Promise<void> => {
+    if (await store.principals.getCarrier(id))
+      throw new CarrierAddError(`a carrier with the id "${id}" exists already; pass --id`, false);
+    if (await store.principals.usernameTaken(opts.adminUsername))
+      throw new CarrierAddError(`the user name "${opts.adminUsername}" is taken`, false);
+  };
+  await checkFree();
 
   const password = randomBytes(12).toString('base64url');
   const passwordHash = await hashPassword(password);
   const adminId = `carrier-admin-${randomBytes(6).toString('hex')}`;
   const key = mintApiKey();
   const scopes = [...CARRIER_SCOPES];
-  await store.db.transaction().execute(async (trx) => {
-    const principals = new PrincipalRepository(trx);
+  const facts: AuditFact[] = [
+    {
+      kind: 'carrier.created',
+      actor: CLI_ACTOR,
+      subject: `carrier:${id}`,
+      data: { name, adminId, adminUsername: opts.adminUsername },
+    },
+    // As the API records a key it makes (POST /api/carrier/keys).
+    {
+      kind: 'apikey.created',
+      actor: CLI_ACTOR,
+      subject: `carrier:${id}`,
+      data: { keyId: key.id, name: FIRST_KEY_NAME, scopes },
+    },
+  ];
+  const writeRows: AlongsideWrite = async (db) => {
+    const principals = new PrincipalRepository(db);
     await principals.createCarrier({ id, name });
     await principals.create(
       { id: adminId, role: 'carrier', displayName: `${name} admin`, homeId: null, carrierId: id },
@@ -101,13 +150,26 @@ export async function addCarrier(
       id: key.id,
       carrierId: id,
       keyHash: tokenHash(key.key),
-      createdAt: nowMs,
-      name: 'First key',
+      createdAt: deps.clock.now(),
+      name: FIRST_KEY_NAME,
       scopes,
       prefix: key.prefix,
       createdBy: adminId,
     });
-  });
+  };
+
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await appendAudited(deps, facts, writeRows);
+      break;
+    } catch (err) {
+      // Another writer came first: the server took the next place in the chain (try again),
+      // or another run took the id or the user name (the checks say so). Anything else fails
+      // the same way on every try and is thrown after the last.
+      if (attempt >= WRITE_ATTEMPTS) throw err;
+      await checkFree();
+    }
+  }
   return {
     carrier: { id, name },
     admin: { id: adminId, username: opts.adminUsername, password },
@@ -115,20 +177,43 @@ export async function addCarrier(
   };
 }
 
+/**
+ * Appends `facts` to the audit log, with a signed checkpoint over them, in the transaction that
+ * runs `alongside`: the server's own writer ({@link AuditLog}), opened on the log as stored.
+ */
+async function appendAudited(
+  deps: CarrierAddDeps,
+  facts: readonly AuditFact[],
+  alongside: AlongsideWrite,
+): Promise<void> {
+  // No timers: the checkpoint goes with the entries (checkpointEvery 1), and a try that failed
+  // must leave nothing behind that would sign the log later, beside the server.
+  const clock: Clock = { now: () => deps.clock.now(), schedule: () => () => undefined };
+  const log = await AuditLog.open(deps.store.audit, clock, deps.auditSigner, sha256Hex, {
+    checkpointEvery: 1,
+  });
+  await log.appendAll(facts, alongside);
+  await log.close();
+}
+
+/** `threshold carrier add`: exit 0 added, 1 taken, 2 bad options, 3 data directory unusable. */
 export async function carrierAddCommand(opts: CarrierAddOptions): Promise<void> {
   mkdirSync(opts.data, { recursive: true });
   let store: Store;
+  let auditSigner: Signer;
   try {
+    // The server's keys, made here if it never ran: the server signs on with the same ones.
+    auditSigner = loadOrCreateKeys(opts.data).auditSigner;
     store = await openStore({ dialect: 'sqlite', path: join(opts.data, 'threshold.db') });
   } catch (err) {
     console.error(
-      `threshold carrier add: cannot open the database in ${opts.data}: ${err instanceof Error ? err.message : String(err)}`,
+      `threshold carrier add: cannot open the keys or the database in ${opts.data}: ${err instanceof Error ? err.message : String(err)}`,
     );
     process.exit(3);
   }
   let added: AddedCarrier;
   try {
-    added = await addCarrier(store, opts, systemClock.now());
+    added = await addCarrier({ store, clock: systemClock, auditSigner }, opts);
   } catch (err) {
     if (err instanceof CarrierAddError) {
       console.error(`threshold carrier add: ${err.message}`);

@@ -8,7 +8,12 @@ import type { HubCommandOptions } from './hub-command.ts';
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import {
+  DATABASE_URL_HELP,
+  METRICS_TOKEN_FILE_HELP,
+  MQTT_HELP,
   OFFLINE_GRANTS_HOURS_HELP,
+  parseDatabaseUrl,
+  parseMqttUrl,
   parseOfflineGrantsHours,
   serveCommand,
 } from './serve-command.ts';
@@ -91,6 +96,12 @@ program
     publicUrl,
   )
   .option('--offline-grants-hours <n>', OFFLINE_GRANTS_HOURS_HELP, parseOfflineGrantsHours, 24)
+  .option('--metrics-token-file <path>', METRICS_TOKEN_FILE_HELP)
+  .option('--database-url <url>', DATABASE_URL_HELP, parseDatabaseUrl)
+  .option('--mqtt-url <url>', MQTT_HELP.url, parseMqttUrl)
+  .option('--mqtt-admin-username <name>', MQTT_HELP.adminUsername)
+  .option('--mqtt-admin-password-file <path>', MQTT_HELP.adminPasswordFile)
+  .option('--mqtt-client-id <id>', MQTT_HELP.clientId)
   .action(serveCommand);
 
 program

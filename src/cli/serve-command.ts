@@ -1,7 +1,9 @@
 /** `threshold serve`: the control plane, until SIGINT or SIGTERM. */
 import { InvalidArgumentError } from 'commander';
 import pino from 'pino';
+import { readFileSync, statSync } from 'node:fs';
 import { offlineHorizonFromHours } from '../server/grant-lists.ts';
+import { readMetricsToken } from '../server/metrics.ts';
 import { startSystem } from '../server/system.ts';
 
 export interface ServeOptions {
@@ -16,7 +18,107 @@ export interface ServeOptions {
   readonly publicUrl?: string;
   /** `--offline-grants-hours`: how far the hubs' offline grant lists reach (default 24). */
   readonly offlineGrantsHours?: number;
+  /** `--metrics-token-file`: the file holding the bearer token `GET /metrics` answers to. */
+  readonly metricsTokenFile?: string;
+  /** `--database-url`: the PostgreSQL database; default SQLite in the data directory. */
+  readonly databaseUrl?: string;
+  /** `--mqtt-url`: an external broker instead of the embedded one. */
+  readonly mqttUrl?: string;
+  /** `--mqtt-admin-username`: the external mosquitto's dynamic security admin. */
+  readonly mqttAdminUsername?: string;
+  /** `--mqtt-admin-password-file`: a file holding that admin's password. */
+  readonly mqttAdminPasswordFile?: string;
+  /** `--mqtt-client-id`: this server's session at the external broker. */
+  readonly mqttClientId?: string;
 }
+
+/** The `--help` texts of the external broker's options. */
+export const MQTT_HELP = {
+  url: 'use this MQTT broker (mqtt://host:1883 or mqtts://host:8883) instead of the embedded one; see docs/operations.md',
+  adminUsername:
+    "with --mqtt-url: the admin account of mosquitto's dynamic security plugin; Threshold then writes the server's and every device's account and ACL there",
+  adminPasswordFile: 'file holding that admin account’s password',
+  clientId:
+    "with --mqtt-url: this server's MQTT client id, which names the broker session that keeps device messages while it is away; stable across restarts, one per replica (default threshold-server…-<host>-<port>)",
+} as const;
+
+/** Parses `--mqtt-url`: an `mqtt:` or `mqtts:` URL with a host. */
+export function parseMqttUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('a URL such as mqtt://broker.example.com:1883');
+  }
+  if (url.protocol !== 'mqtt:' && url.protocol !== 'mqtts:') {
+    throw new InvalidArgumentError(`an mqtt:// or mqtts:// URL, not ${url.protocol}`);
+  }
+  if (url.hostname === '') throw new InvalidArgumentError('a URL with a host name');
+  if (url.username !== '' || url.password !== '') {
+    throw new InvalidArgumentError(
+      'a URL without credentials: the server derives its own, see docs/operations.md',
+    );
+  }
+  return value;
+}
+
+/** The external broker's admin account from the options, or exit 2 saying what is wrong. */
+function mqttAdminOf(opts: ServeOptions): { username: string; password: string } | undefined {
+  const { mqttAdminUsername: username, mqttAdminPasswordFile: file } = opts;
+  if (username === undefined && file === undefined) return undefined;
+  if (opts.mqttUrl === undefined || username === undefined || file === undefined) {
+    console.error(
+      'threshold: --mqtt-admin-username and --mqtt-admin-password-file go together, with --mqtt-url',
+    );
+    process.exit(2);
+  }
+  let password: string;
+  try {
+    password = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    console.error(`threshold: cannot read --mqtt-admin-password-file: ${(err as Error).message}`);
+    process.exit(3);
+  }
+  if (password === '') {
+    console.error('threshold: the --mqtt-admin-password-file is empty');
+    process.exit(3);
+  }
+  return { username, password };
+}
+
+/** The environment variable holding the database URL when `--database-url` is not given. */
+export const DATABASE_URL_ENV = 'THRESHOLD_DATABASE_URL';
+
+/** The `--help` text of `--database-url`. */
+export const DATABASE_URL_HELP = `keep the data in PostgreSQL instead of SQLite in --data (keys and clips stay there): postgres://user:password@host:5432/database, an existing database whose tables are made on start; better given as ${DATABASE_URL_ENV}, as a password on the command line is visible to every user of the machine`;
+
+/**
+ * Parses `--database-url <url>` (or {@link DATABASE_URL_ENV}): a `postgres:` or `postgresql:`
+ * URL naming a database. Anything else is a usage error (exit 2) that says what is allowed.
+ */
+export function parseDatabaseUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('a URL such as postgres://user:password@host:5432/database');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new InvalidArgumentError(
+      `a postgres:// URL (only PostgreSQL is taken here; SQLite is the default), not ${url.protocol}`,
+    );
+  }
+  if (url.pathname.length <= 1) {
+    throw new InvalidArgumentError('a URL that names the database, e.g. postgres://host/threshold');
+  }
+  return value;
+}
+
+/** The environment variable naming the metrics token file when the flag is not given. */
+export const METRICS_TOKEN_ENV = 'THRESHOLD_METRICS_TOKEN_FILE';
+
+/** The `--help` text of `--metrics-token-file`. */
+export const METRICS_TOKEN_FILE_HELP = `file holding the bearer token GET /metrics answers to (32+ characters, e.g. openssl rand -hex 32; also ${METRICS_TOKEN_ENV}); without it /metrics answers 401 to everyone`;
 
 /** The `--help` text of `--offline-grants-hours`. */
 export const OFFLINE_GRANTS_HOURS_HELP =
@@ -62,24 +164,75 @@ export async function startOrExit<T>(start: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The database URL from `--database-url` or, without it, {@link DATABASE_URL_ENV}; a bad one
+ * in the environment ends the process with a usage error (exit 2), as the flag's would.
+ */
+function databaseUrlOf(opts: ServeOptions): string | undefined {
+  const fromEnv = process.env[DATABASE_URL_ENV];
+  if (opts.databaseUrl !== undefined) return opts.databaseUrl;
+  if (fromEnv === undefined || fromEnv === '') return undefined;
+  try {
+    return parseDatabaseUrl(fromEnv);
+  } catch (err) {
+    console.error(`threshold: ${DATABASE_URL_ENV} must be ${(err as Error).message}`);
+    process.exit(2);
+  }
+}
+
+/** A database URL fit for a log: its password replaced. */
+function withoutPassword(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  if (url.password !== '') url.password = '***';
+  return url.toString();
+}
+
 export async function serveCommand(opts: ServeOptions): Promise<void> {
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
+  const metricsTokenFile = opts.metricsTokenFile ?? process.env[METRICS_TOKEN_ENV];
+  const databaseUrl = databaseUrlOf(opts);
+  const mqttAdmin = mqttAdminOf(opts);
+  if (opts.mqttClientId !== undefined && opts.mqttUrl === undefined) {
+    console.error('threshold: --mqtt-client-id needs --mqtt-url');
+    process.exit(2);
+  }
   const sys = await startOrExit(() =>
     startSystem({
       dataDir: opts.data,
+      ...(databaseUrl === undefined ? {} : { databaseUrl }),
       port: opts.port,
       host: opts.host,
       mqttPort: opts.mqttPort,
       mqttHost: opts.mqttHost,
+      ...(opts.mqttUrl === undefined ? {} : { mqttUrl: opts.mqttUrl }),
+      ...(mqttAdmin ? { mqttAdmin } : {}),
+      ...(opts.mqttClientId === undefined ? {} : { mqttClientId: opts.mqttClientId }),
       clipRetentionDays: opts.clipRetentionDays,
       watchdog: { silenceMs: opts.silenceMs, freezeMs: opts.freezeMs },
       ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
       ...(opts.offlineGrantsHours === undefined
         ? {}
         : { offlineGrantsHours: opts.offlineGrantsHours }),
+      // Read inside the start: a missing or weak token stops it with a sentence saying why.
+      ...(metricsTokenFile ? { metricsToken: readMetricsToken(metricsTokenFile) } : {}),
       logger,
     }),
   );
-  logger.info({ url: sys.url, broker: sys.brokerUrl, data: opts.data }, 'Threshold is running');
+  logger.info(
+    {
+      url: sys.url,
+      broker: sys.brokerUrl,
+      data: opts.data,
+      database: databaseUrl === undefined ? 'sqlite' : withoutPassword(databaseUrl),
+    },
+    'Threshold is running',
+  );
+  if (metricsTokenFile) {
+    logger.info({ path: '/metrics', tokenFile: metricsTokenFile }, 'metrics served to its token');
+    // The token opens the metrics of every home on the server: only its owner should read it.
+    const mode = statSync(metricsTokenFile, { throwIfNoEntry: false })?.mode ?? 0;
+    if ((mode & 0o077) !== 0)
+      logger.warn({ tokenFile: metricsTokenFile }, 'the metrics token file is readable by others');
+  }
   closeOnSignal(() => sys.close());
 }

@@ -1,6 +1,8 @@
 // eslint-disable-next-line no-restricted-imports -- the tests build the crypto ports the core receives
 import { createHash, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { canonicalJson } from './canonical-json.ts';
 import {
   AuditVerifier,
   CHECKPOINT_ENTRY_KIND,
@@ -151,6 +153,45 @@ describe('chainEntry', () => {
         subject: 'session:s-1',
       }),
     );
+  });
+
+  it('hashes exactly the canonical JSON of the fields, whatever their values', () => {
+    // An export is read from a file anyone may have written: fields of any JSON type, or
+    // missing, must give the text canonicalJson gives the object of the eight fields.
+    const field = fc.oneof(fc.jsonValue(), fc.constant(undefined));
+    fc.assert(
+      fc.property(
+        fc.record({
+          seq: field,
+          at: field,
+          kind: field,
+          actor: field,
+          subject: field,
+          data: field,
+          deviceMac: field,
+          prevHash: field,
+        }),
+        (f) => {
+          const e = f as unknown as Omit<AuditEntry, 'hash'>;
+          expect(entryHashInput(e)).toBe(
+            canonicalJson({
+              seq: f.seq,
+              at: f.at,
+              kind: f.kind,
+              actor: f.actor,
+              subject: f.subject,
+              data: f.data,
+              deviceMac: f.deviceMac,
+              prevHash: f.prevHash,
+            }),
+          );
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+    // An entry goes in whole: its own hash is not part of the text.
+    const otherHash: AuditEntry = { ...at(10), hash: 'ignored' };
+    expect(entryHashInput(otherHash)).toBe(entryHashInput(at(10)));
   });
 
   it('is deterministic and independent of key order', () => {

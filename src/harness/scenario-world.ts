@@ -5,6 +5,7 @@
  *
  * The courier acts through the real HTTP API, as the courier app would.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { systemClock } from '../protocol/system-clock.ts';
 import type { SimHome } from '../devices/index.ts';
 import { simHomeFor } from './demo-sim-home.ts';
 import { FaultProxy } from './fault-proxy.ts';
+import { startMosquitto, type TestMosquitto } from './mosquitto.ts';
 import { shiftedClock } from './shifted-clock.ts';
 import { verifyEd25519 } from '../server/keys.ts';
 import {
@@ -61,7 +63,27 @@ export interface WorldOptions {
    * connection stays direct.
    */
   readonly faultProxies?: { readonly keepaliveSeconds: number };
+  /**
+   * The database: PostgreSQL at `url`, or SQLite in the data directory (the default; in the
+   * integration tests' PostgreSQL run, the run's server, see `startSystem`).
+   */
+  readonly database?: WorldDatabase;
+  /**
+   * The broker: the embedded one (the default), or a private mosquitto with the dynamic
+   * security plugin, whose accounts and ACL the server writes, as an installation with an
+   * external broker runs. The integration tests' mosquitto run sets `THRESHOLD_TEST_BROKER`.
+   */
+  readonly broker?: 'embedded' | 'mosquitto';
 }
+
+/** The broker a world uses when its options do not say. */
+function defaultBroker(): 'embedded' | 'mosquitto' {
+  return process.env.THRESHOLD_TEST_BROKER === 'mosquitto' ? 'mosquitto' : 'embedded';
+}
+
+/** Where a world keeps its data. */
+export type WorldDatabase =
+  { readonly dialect: 'sqlite' } | { readonly dialect: 'postgres'; readonly url: string };
 
 /** The world's fault proxies, one in front of each device's link. */
 export interface WorldNetwork {
@@ -82,6 +104,8 @@ export class ScenarioWorld {
   private offEvents: (() => void) | null = null;
   /** The devices' links, through fault proxies (`faultProxies`); null without them. */
   net: WorldNetwork | null = null;
+  /** The world's private mosquitto, when it runs on one (`broker: 'mosquitto'`). */
+  mosquitto: TestMosquitto | null = null;
 
   private constructor(
     readonly sys: RunningSystem,
@@ -96,6 +120,11 @@ export class ScenarioWorld {
     const tempDir = opts.dataDir === undefined;
     const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'threshold-scenario-'));
     const clock = opts.clockOffsetMs ? shiftedClock(opts.clockOffsetMs) : systemClock;
+    const admin = { adminUsername: 'threshold-admin', adminPassword: randomUUID() };
+    const mosquitto =
+      (opts.broker ?? defaultBroker()) === 'mosquitto'
+        ? await startMosquitto({ dynsec: admin })
+        : null;
     const sys = await startSystem({
       clock,
       dataDir,
@@ -105,6 +134,16 @@ export class ScenarioWorld {
       timing: SCENARIO_TIMING.session,
       ...(opts.trace ? { trace: opts.trace } : {}),
       ...(opts.allowLocalEndpoints ? { allowInsecurePushEndpoints: true } : {}),
+      ...(opts.database?.dialect === 'postgres' ? { databaseUrl: opts.database.url } : {}),
+      ...(mosquitto
+        ? {
+            mqttUrl: mosquitto.url,
+            mqttAdmin: { username: admin.adminUsername, password: admin.adminPassword },
+          }
+        : {}),
+    }).catch(async (err: unknown) => {
+      await mosquitto?.stop();
+      throw err;
     });
     let net: WorldNetwork | null = null;
     try {
@@ -134,6 +173,7 @@ export class ScenarioWorld {
       await home.start();
       const world = new ScenarioWorld(sys, home, creds, dataDir, tempDir, maxOpenMs);
       world.net = net;
+      world.mosquitto = mosquitto;
       world.offEvents = sys.events.subscribe((e) => {
         if (e.type === 'alarm') world.alarms.push({ alarm: e.alarm, sessionId: e.sessionId });
       });
@@ -151,6 +191,7 @@ export class ScenarioWorld {
     } catch (err) {
       if (net !== null) await Promise.all(Object.values(net).map((p: FaultProxy) => p.close()));
       await sys.close();
+      await mosquitto?.stop();
       throw err;
     }
   }
@@ -308,6 +349,7 @@ export class ScenarioWorld {
     if (this.net !== null)
       await Promise.all(Object.values(this.net).map((p: FaultProxy) => p.close()));
     await this.sys.close();
+    await this.mosquitto?.stop();
     if (this.tempDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

@@ -50,6 +50,7 @@ import { liveRoutes } from './routes/live-routes.ts';
 import { pushRoutes, type PushRouteDeps } from './routes/push-routes.ts';
 import { sessionRoutes } from './routes/session-routes.ts';
 import { webAppRoute } from './routes/web-app-route.ts';
+import { metricsRoutes, timeRequests, type MetricsRouteDeps } from './routes/metrics.ts';
 import type { SessionOrchestrator } from './session-orchestrator.ts';
 
 /** Everything the HTTP app needs; no container, just arguments. */
@@ -85,6 +86,8 @@ export interface AppDeps {
   readonly logger?: FastifyBaseLogger;
   /** Extra counters for /api/stats (e.g. the embedded broker's refusals). */
   readonly extraStats?: () => Record<string, unknown>;
+  /** Prometheus metrics: every answer timed, and `GET /metrics` for the scraper's token. */
+  readonly metrics?: MetricsRouteDeps;
 }
 
 /** Largest accepted request body, bytes. */
@@ -242,6 +245,11 @@ export async function createApp(deps: AppDeps): Promise<App> {
       );
   });
 
+  if (deps.metrics) {
+    // Before any route, so every route's answers are timed.
+    timeRequests(app, deps.metrics.metrics);
+    await app.register(metricsRoutes(deps.metrics));
+  }
   app.get('/api/health', { schema: { tags: ['system'], summary: 'Liveness' } }, () => ({
     ok: true,
   }));

@@ -3,13 +3,16 @@
  * batches, and signs checkpoints.
  *
  * `append` resolves only after the entry is committed (SQLite WAL with synchronous=FULL), so
- * whatever the server acknowledged is in the log. Appends made in the same turn of the event
- * loop share one transaction. A checkpoint is signed every `checkpointEvery` entries, at most
- * `checkpointIntervalMs` (default 1 s) after the last one when entries are waiting, and on
- * `checkpoint()` (the orchestrator calls it when a session ends) and `close()`. Each checkpoint
- * is stored in its own table and also recorded in the chain, as the entry right after the one
- * it signs. On opening, entries a crash left unsigned are signed under an `audit.unsigned-tail`
- * entry that says so.
+ * whatever the server acknowledged is in the log. Appends share transactions (group commit):
+ * everything appended before the event loop's next check phase is written in one, and what
+ * arrives while it is written goes into the next (see `runLoop`); order is call order.
+ *
+ * A checkpoint is signed every `checkpointEvery` entries, at most `checkpointIntervalMs`
+ * (default 1 s) after the last one when entries are waiting, and on `checkpoint()` (the
+ * orchestrator calls it when a session ends) and `close()`. Each checkpoint is stored in its
+ * own table and also recorded in the chain, as the entry right after the one it signs. On
+ * opening, entries a crash left unsigned are signed under an `audit.unsigned-tail` entry that
+ * says so.
  */
 import {
   AuditVerifier,
@@ -17,14 +20,13 @@ import {
   chainEntry,
   checkpointRecordFact,
   signCheckpoint,
-  type AuditCheckpoint,
   type AuditEntry,
   type AuditFact,
   type AuditVerification,
 } from '../core/audit-chain.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Sha256Hex, SignatureVerifier, Signer } from '../core/crypto-ports.ts';
-import type { AlongsideWrite, AuditRepository } from '../store/index.ts';
+import type { AlongsideWrite, AuditAppend, AuditRepository } from '../store/index.ts';
 
 export interface AuditLogOptions {
   readonly checkpointEvery?: number;
@@ -32,7 +34,9 @@ export interface AuditLogOptions {
 }
 
 interface Pending {
-  readonly entry: AuditEntry;
+  /** What to record, and when it was appended; chained at its commit, onto the stored head. */
+  readonly fact: AuditFact;
+  readonly at: number;
   /** Writes committed in the same transaction as this entry. */
   readonly alongside?: AlongsideWrite;
   readonly resolve: (e: AuditEntry) => void;
@@ -127,13 +131,13 @@ export class AuditLog {
   }
 
   private appendOne(fact: AuditFact, alongside: AlongsideWrite | undefined): Promise<AuditEntry> {
-    const entry = chainEntry(this.sha256, this.head, fact, this.clock.now());
-    this.head = { seq: entry.seq, hash: entry.hash };
+    const at = this.clock.now();
     return new Promise<AuditEntry>((resolve, reject) => {
       this.pending.push(
-        alongside ? { entry, resolve, reject, alongside } : { entry, resolve, reject },
+        alongside ? { fact, at, resolve, reject, alongside } : { fact, at, resolve, reject },
       );
-      if (entry.seq - this.lastCheckpointSeq >= this.checkpointEvery) this.wantCheckpoint = true;
+      const expectedSeq = (this.head?.seq ?? 0) + this.pending.length;
+      if (expectedSeq - this.lastCheckpointSeq >= this.checkpointEvery) this.wantCheckpoint = true;
       this.scheduleFlush();
       this.armCheckpointTimer();
     });
@@ -163,12 +167,25 @@ export class AuditLog {
     });
   }
 
-  /** Writes batches one after another until nothing is waiting. Never rejects. */
+  /**
+   * The group commit: writes batches one after another until nothing is waiting. Never
+   * rejects.
+   *
+   * Before each batch it waits for the event loop's check phase (`setImmediate`), which comes
+   * after the poll phase has run every I/O callback that was ready. SQLite commits block the
+   * event loop (better-sqlite3 is synchronous, and with synchronous=FULL each commit waits for
+   * an fsync), so requests that arrive during a commit sit in their sockets until it is done;
+   * waiting for the check phase lets all of them reach their appends and share the next
+   * commit. (Waiting for a microtask only would commit each HTTP request's entry on its own:
+   * every request is handled in an I/O callback of its own.) A lone append waits for no timer:
+   * the check phase follows at once when nothing else is ready.
+   */
   private async runLoop(): Promise<void> {
-    // Let every append of this turn of the event loop join the first batch.
-    await Promise.resolve();
     try {
-      while (this.pending.length > 0 || (this.wantCheckpoint && this.uncheckpointed())) {
+      // Always awaits before it can finish, so `this.loop` is set before the finally clears it.
+      for (;;) {
+        await nextCheckPhase();
+        if (this.pending.length === 0 && !(this.wantCheckpoint && this.uncheckpointed())) break;
         await this.writeBatch();
       }
       this.wantCheckpoint = false;
@@ -182,47 +199,62 @@ export class AuditLog {
     return head > this.lastCheckpointSeq && head !== this.lastRecordSeq;
   }
 
+  /**
+   * Writes the waiting appends as one batch. The entries are chained inside the repository's
+   * append lock onto the head stored at that moment, not onto this process's idea of it: another
+   * writer (a second server on the same database, `threshold carrier add`) may have appended
+   * since, and the log stays one chain with no gap.
+   */
   private async writeBatch(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
-    const entries = batch.map((p) => p.entry);
-    // Synchronously, before any await: the head is the batch's last entry, and appends made
-    // while this batch is written chain after the checkpoint's record.
-    const tip = this.head;
-    let cp: AuditCheckpoint | undefined;
-    if (this.wantCheckpoint && tip !== null && this.uncheckpointed()) {
-      cp = signCheckpoint(this.signer, tip, this.clock.now());
-      const record = chainEntry(this.sha256, tip, checkpointRecordFact(cp), this.clock.now());
-      this.head = { seq: record.seq, hash: record.hash };
-      entries.push(record);
-      this.wantCheckpoint = false;
-    }
+    const wantCheckpoint = this.wantCheckpoint;
+    this.wantCheckpoint = false;
+    let written: AuditAppend;
     try {
-      await this.repo.append(
-        entries,
-        cp,
+      written = await this.repo.appendChained(
+        (head) => {
+          let tip: Pick<AuditEntry, 'seq' | 'hash'> | null =
+            head === null ? null : { seq: head.seq, hash: head.hash };
+          const entries: AuditEntry[] = [];
+          for (const p of batch) {
+            const e = chainEntry(this.sha256, tip, p.fact, p.at);
+            entries.push(e);
+            tip = { seq: e.seq, hash: e.hash };
+          }
+          if (
+            !wantCheckpoint ||
+            tip === null ||
+            tip.seq <= this.lastCheckpointSeq ||
+            tip.seq === this.lastRecordSeq
+          ) {
+            return { entries };
+          }
+          const now = this.clock.now();
+          const checkpoint = signCheckpoint(this.signer, tip, now);
+          entries.push(chainEntry(this.sha256, tip, checkpointRecordFact(checkpoint), now));
+          return { entries, checkpoint };
+        },
         batch.flatMap((p) => (p.alongside ? [p.alongside] : [])),
       );
     } catch (err) {
-      // Nothing of this batch is stored; entries chained after it cannot be either. The
-      // chain's head goes back to what is stored and every waiting append is rejected.
-      const stored = await this.repo.last().catch(() => null);
-      this.head = stored === null ? null : { seq: stored.seq, hash: stored.hash };
-      const failed = [...batch, ...this.pending];
-      this.pending = [];
-      this.wantCheckpoint = false;
-      for (const p of failed) p.reject(err);
+      // Nothing of this batch is stored.
+      for (const p of batch) p.reject(err);
       return;
     }
+    const last = written.entries.at(-1);
+    if (last !== undefined) this.head = { seq: last.seq, hash: last.hash };
+    const cp = written.checkpoint;
     if (cp !== undefined) {
       this.lastCheckpointSeq = cp.seq;
       this.lastRecordSeq = cp.seq + 1;
     }
-    for (const p of batch) p.resolve(p.entry);
-    for (const p of batch) {
+    const entries = written.entries.slice(0, batch.length);
+    batch.forEach((p, i) => p.resolve(entries[i]!));
+    for (const entry of entries) {
       for (const l of this.listeners) {
         try {
-          l(p.entry);
+          l(entry);
         } catch {
           // A listener (a live view, a push) must never break the log.
         }
@@ -244,6 +276,14 @@ export class AuditLog {
   }
 }
 
+/** Entries read per page when verifying (keyset pages of the repository). */
+const VERIFY_PAGE = 1_000;
+
+/** Resolves in the event loop's next check phase, after the pending I/O callbacks have run. */
+function nextCheckPhase(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Verifies a stored audit log without loading it all into memory. */
 export async function verifyStoredLog(
   repo: AuditRepository,
@@ -257,6 +297,13 @@ export async function verifyStoredLog(
     await repo.listCheckpoints(),
     trustedKeys,
   );
-  for await (const e of repo.iterate()) verifier.add(e);
+  let n = 0;
+  for await (const e of repo.iterate(VERIFY_PAGE)) {
+    verifier.add(e);
+    // The store's reads resolve without waiting for I/O, so without this a running server
+    // would answer nothing else until a large log is verified (seconds for a million
+    // entries, e.g. during an owner's export); once per page, it lets other work in.
+    if (++n % VERIFY_PAGE === 0) await nextCheckPhase();
+  }
   return verifier.result();
 }

@@ -99,6 +99,15 @@ export interface DeviceGatewayOptions {
    * command handed to the broker client) and `heartbeat.received`. Off when omitted.
    */
   readonly trace?: (point: 'command.publish' | 'heartbeat.received', detail: TracePoint) => void;
+  /**
+   * Called once per command when it ends (for the metrics): its action, ms from `command()` to
+   * the reply or giving up, and how it ended.
+   */
+  readonly onCommandSettled?: (
+    action: CommandActionName,
+    ms: number,
+    result: CommandOutcome['status'],
+  ) => void;
 }
 
 /** What {@link DeviceGatewayOptions.trace} reports. */
@@ -419,11 +428,16 @@ export class DeviceGateway {
     action: CommandActionName,
     options: CommandOptions = {},
   ): Promise<CommandOutcome> {
+    const startedAt = performance.now();
+    const settled = (o: CommandOutcome): CommandOutcome => {
+      this.opts.onCommandSettled?.(action, performance.now() - startedAt, o.status);
+      return o;
+    };
     const device = this.devices.get(deviceId);
     const key = this.keys.get(deviceId);
     const id = randomUUID();
     const link = this.link;
-    if (!device || !key || !link) return { status: 'not-sent', commandId: id };
+    if (!device || !key || !link) return settled({ status: 'not-sent', commandId: id });
     const topic = deviceTopic(device.homeId, device.id, 'command');
     const now = this.opts.clock.now();
     const body: Omit<CommandMessage, 'mac'> = {
@@ -468,8 +482,8 @@ export class DeviceGateway {
         { err: err instanceof Error ? err.message : String(err), deviceId, action },
         'command not sent',
       );
-      return { status: 'not-sent', commandId: id };
+      return settled({ status: 'not-sent', commandId: id });
     }
-    return outcome;
+    return settled(await outcome);
   }
 }

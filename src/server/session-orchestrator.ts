@@ -23,6 +23,7 @@ import {
   type AccessSession,
   type SessionEffect,
   type SessionEvent,
+  type SessionState,
   type SessionTiming,
   type StepResult,
 } from '../core/access-session.ts';
@@ -198,6 +199,13 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       orphanHeartbeats: this.orphanHeartbeats,
       orphanFrames: this.orphanFrames,
     };
+  }
+
+  /** How many sessions run now in each state (for the metrics; states with none are absent). */
+  sessionsByState(): ReadonlyMap<SessionState, number> {
+    const by = new Map<SessionState, number>();
+    for (const l of this.live.values()) by.set(l.session.state, (by.get(l.session.state) ?? 0) + 1);
+    return by;
   }
 
   /**

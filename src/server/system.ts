@@ -4,6 +4,7 @@
  * scenarios and the integration tests all start Threshold through here.
  */
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { SessionTiming } from '../core/access-session.ts';
@@ -17,7 +18,10 @@ import {
   startEmbeddedBroker,
   type EmbeddedBroker,
 } from '../broker/index.ts';
-import { openStore, type Store } from '../store/index.ts';
+import { mqttBrokerLink } from '../broker/broker-link.ts';
+import { MosquittoDynsec } from '../broker/mosquitto-dynsec.ts';
+import { openStore, type Store, type StoreOptions } from '../store/index.ts';
+import { testDatabaseForDataDir } from '../store/test-postgres.ts';
 import { createApp, type App } from './app.ts';
 import { LiveViewService } from './live-view.ts';
 import { carrierDeliveryView, DeliveryEventLog } from './delivery-events.ts';
@@ -38,6 +42,7 @@ import {
 } from './vapid-keys.ts';
 import { isTerminal } from '../core/access-session.ts';
 import { AuditLog } from './audit-log.ts';
+import { MIN_METRICS_TOKEN_LENGTH, ServerMetrics } from './metrics.ts';
 import { Authenticator } from './auth.ts';
 import { ClipStore } from './clip-store.ts';
 import { DeviceGateway, type DeviceGatewayOptions } from './device-gateway.ts';
@@ -47,8 +52,14 @@ import { loadOrCreateKeys, sha256Hex, type ServerKeys } from './keys.ts';
 import { SessionOrchestrator } from './session-orchestrator.ts';
 
 export interface SystemOptions {
-  /** Data directory: database, keys, clips. */
+  /** Data directory: keys, clips, and the SQLite database unless `databaseUrl` is given. */
   readonly dataDir: string;
+  /**
+   * The PostgreSQL database to keep everything in but keys and clips
+   * (`postgres://user:password@host:port/database`; the database must exist, the tables are
+   * made on start). Default: SQLite, `threshold.db` in the data directory.
+   */
+  readonly databaseUrl?: string;
   /** HTTP port; 0 picks a free one. */
   readonly port: number;
   /** HTTP interface; default 127.0.0.1. */
@@ -56,6 +67,22 @@ export interface SystemOptions {
   /** Embedded broker port; 0 picks a free one. Default 1883. */
   readonly mqttPort?: number;
   readonly mqttHost?: string;
+  /**
+   * An external broker (`mqtt://host:port` or `mqtts://`) instead of the embedded one; see
+   * docs/operations.md. Without `mqttAdmin`, its accounts and ACL are the operator's to keep.
+   */
+  readonly mqttUrl?: string;
+  /**
+   * The admin account of the external mosquitto's dynamic security plugin: Threshold then
+   * writes the server's and every device's account and ACL there itself.
+   */
+  readonly mqttAdmin?: { readonly username: string; readonly password: string };
+  /**
+   * The client id of this server's session at the external broker, which keeps device
+   * messages for it while it is away: stable across restarts, different per replica. Default
+   * `<server user name>-<host name>-<HTTP port>`.
+   */
+  readonly mqttClientId?: string;
   readonly clock?: Clock;
   readonly logger?: FastifyBaseLogger;
   readonly watchdog?: Partial<WatchdogConfig>;
@@ -94,6 +121,11 @@ export interface SystemOptions {
   readonly offlineGrantsHours?: number;
   /** An unchanged lock's grant list is issued again once the last is this old, ms (5 min). */
   readonly grantListRefreshMs?: number;
+  /**
+   * The bearer token `GET /metrics` answers to (at least 32 characters); without one the
+   * metrics are kept but served to no one.
+   */
+  readonly metricsToken?: string;
 }
 
 export interface RunningSystem {
@@ -103,7 +135,8 @@ export interface RunningSystem {
   readonly app: App;
   readonly store: Store;
   readonly keys: ServerKeys;
-  readonly broker: EmbeddedBroker;
+  /** The embedded broker, or null when an external one is used (`mqttUrl`). */
+  readonly broker: EmbeddedBroker | null;
   readonly gateway: DeviceGateway;
   readonly orchestrator: SessionOrchestrator;
   readonly audit: AuditLog;
@@ -121,6 +154,8 @@ export interface RunningSystem {
   readonly entries: EntryRecorder;
   /** The signed offline grant list of every lock, kept published for the home hubs. */
   readonly grantLists: GrantLists;
+  /** The Prometheus metrics `GET /metrics` serves. */
+  readonly metrics: ServerMetrics;
   /** Registers a device with the gateway and broker; returns its secret (base64url device key). */
   provisionDevice(device: Device): Promise<string>;
   /** The secret of a stored device (derived from the master key). */
@@ -130,10 +165,30 @@ export interface RunningSystem {
 
 const HOUR_MS = 60 * 60 * 1000;
 
+/** Environment variable: `postgres` runs every system of a test run on the run's PostgreSQL. */
+export const TEST_DIALECT_ENV = 'THRESHOLD_TEST_DIALECT';
+
+/**
+ * Where a system's database is: `databaseUrl`, else SQLite in the data directory. The
+ * integration tests' PostgreSQL project (vitest.config.ts) sets {@link TEST_DIALECT_ENV} to
+ * `postgres`, and then each data directory gets a database of its own on the run's server, the
+ * same one each time it is opened, as its SQLite file would be. For whatever opens a stopped
+ * system's store (`threshold audit verify --data`, a test reading what a server left).
+ */
+export async function systemStoreOptions(
+  opts: Pick<SystemOptions, 'dataDir' | 'databaseUrl'>,
+): Promise<StoreOptions> {
+  if (opts.databaseUrl !== undefined) return { dialect: 'postgres', url: opts.databaseUrl };
+  if (process.env[TEST_DIALECT_ENV] === 'postgres') {
+    return { dialect: 'postgres', url: await testDatabaseForDataDir(opts.dataDir) };
+  }
+  return { dialect: 'sqlite', path: join(opts.dataDir, 'threshold.db') };
+}
+
 export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   const clock = opts.clock ?? systemClock;
   mkdirSync(opts.dataDir, { recursive: true });
-  const store = await openStore({ dialect: 'sqlite', path: join(opts.dataDir, 'threshold.db') });
+  const store = await openStore(await systemStoreOptions(opts));
   const closers: (() => Promise<void>)[] = [() => store.close()];
   const closeAll = async (): Promise<void> => {
     for (const c of closers.reverse()) await c().catch(() => undefined);
@@ -141,6 +196,8 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   try {
     // A bad horizon stops the start before anything listens, with a sentence saying why.
     const offlineHorizonMs = offlineHorizonFromHours(opts.offlineGrantsHours ?? 24);
+    if (opts.metricsToken !== undefined && opts.metricsToken.length < MIN_METRICS_TOKEN_LENGTH)
+      throw new Error(`the metrics token must be at least ${MIN_METRICS_TOKEN_LENGTH} characters`);
     const keys = loadOrCreateKeys(opts.dataDir);
     const publicOrigin = opts.publicUrl ? new URL(opts.publicUrl).origin : undefined;
     const vapid = loadOrCreateVapidKeys(
@@ -155,25 +212,50 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     const subjectWarning = vapidSubjectWarning(vapid.subject);
     if (subjectWarning && !opts.demo) log?.warn({}, subjectWarning);
     const credentials = serverMqttCredentials(keys.masterKey);
+    // Made first: the parts below report into it as they are built.
+    const metrics = new ServerMetrics();
     const gateway = new DeviceGateway({
       masterKey: keys.masterKey,
       clock,
+      onCommandSettled: (action, ms, result) => metrics.commandSettled(action, ms, result),
       ...(log ? { logger: log } : {}),
       ...(opts.trace ? { trace: opts.trace } : {}),
     });
-    for (const d of await store.homes.listDevices()) gateway.register(d);
-    const broker = await startEmbeddedBroker({
-      host: opts.mqttHost ?? '127.0.0.1',
-      port: opts.mqttPort ?? 1883,
-      masterKey: keys.masterKey,
-      lookupDevice: (id) => gateway.device(id),
-      server: credentials,
-      // Devices wait until the gateway listens: an event taken earlier would be acknowledged
-      // with nobody to record it.
-      devicesWaitForServerLink: true,
-      ...(log ? { logger: log } : {}),
-    });
-    closers.push(() => broker.close());
+    const devices = await store.homes.listDevices();
+    for (const d of devices) gateway.register(d);
+    // An external mosquitto gets the accounts and ACL from us, when we hold its admin account.
+    const dynsec =
+      opts.mqttUrl !== undefined && opts.mqttAdmin
+        ? await MosquittoDynsec.connect({
+            url: opts.mqttUrl,
+            adminUsername: opts.mqttAdmin.username,
+            adminPassword: opts.mqttAdmin.password,
+            masterKey: keys.masterKey,
+            server: credentials,
+            ...(log ? { logger: log } : {}),
+          })
+        : null;
+    if (dynsec) {
+      closers.push(() => dynsec.close());
+      await dynsec.ensureServer();
+      for (const d of devices) await dynsec.ensureDevice(d);
+    }
+    const broker =
+      opts.mqttUrl !== undefined
+        ? null
+        : await startEmbeddedBroker({
+            host: opts.mqttHost ?? '127.0.0.1',
+            port: opts.mqttPort ?? 1883,
+            masterKey: keys.masterKey,
+            lookupDevice: (id) => gateway.device(id),
+            server: credentials,
+            // Devices wait until the gateway listens: an event taken earlier would be acknowledged
+            // with nobody to record it.
+            devicesWaitForServerLink: true,
+            ...(log ? { logger: log } : {}),
+          });
+    if (broker) closers.push(() => broker.close());
+    const brokerUrl = broker?.url ?? opts.mqttUrl ?? '';
     const events = new EventBus();
     const clips = new ClipStore(opts.dataDir, store.clips);
     // Delivery state changes, in order: the carrier's webhooks are fed from here. Made before
@@ -206,6 +288,15 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       ...(opts.timing ? { timing: opts.timing } : {}),
     });
     gateway.addListener(orchestrator);
+    const detachMetrics = metrics.attach({
+      clock,
+      events,
+      audit,
+      gateway,
+      sessionsByState: () => orchestrator.sessionsByState(),
+      ...(broker ? { broker: () => broker.stats() } : {}),
+    });
+    closers.push(() => Promise.resolve(detachMetrics()));
     const liveView = new LiveViewService({
       gateway,
       sessions: orchestrator,
@@ -263,7 +354,19 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       liveView.stop();
       return Promise.resolve();
     });
-    await gateway.start(broker.serverLink());
+    await gateway.start(
+      broker
+        ? broker.serverLink()
+        : mqttBrokerLink({
+            url: brokerUrl,
+            username: credentials.username,
+            password: credentials.password,
+            clientId:
+              opts.mqttClientId ??
+              `${credentials.username}-${hostname().replace(/[^A-Za-z0-9-]/g, '-')}-${opts.port}`,
+            ...(log ? { logger: log } : {}),
+          }),
+    );
     closers.push(() => gateway.stop());
     await webhooks.start();
     closers.push(() => webhooks.stop());
@@ -333,8 +436,9 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       push: { publicKey: vapid.publicKey, repo: store.pushSubscriptions, notifier: push },
       ...(publicOrigin?.startsWith('https:') ? { secureCookies: true } : {}),
       ...(log ? { logger: log } : {}),
+      metrics: { metrics, token: opts.metricsToken ?? null },
       extraStats: () => ({
-        broker: broker.stats(),
+        broker: broker ? broker.stats() : { external: true },
         push: push.stats(),
         webhooks: webhooks.stats(),
         grantLists: grantLists.stats(),
@@ -374,7 +478,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     return {
       url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
       port,
-      brokerUrl: broker.url,
+      brokerUrl,
       app,
       store,
       keys,
@@ -392,8 +496,10 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       deliveryEvents,
       webhooks,
       grantLists,
+      metrics,
       async provisionDevice(device: Device): Promise<string> {
         if (!(await store.homes.getDevice(device.id))) await store.homes.createDevice(device);
+        await dynsec?.ensureDevice(device);
         gateway.register(device);
         // A new lock gets its list now rather than at the next sweep.
         if (device.kind === 'lock') grantLists.changed(device.homeId);

@@ -9,6 +9,7 @@ import {
 } from '../core/audit-chain.ts';
 import type { Sha256Hex, SignatureVerifier, Signer } from '../core/crypto-ports.ts';
 import { DIALECTS } from './dialect.ts';
+import { openStore, type Store } from './store.ts';
 import { openTestStore, type TestStore } from './test-store.ts';
 
 const sha256: Sha256Hex = (data) => createHash('sha256').update(data, 'utf8').digest('hex');
@@ -131,6 +132,55 @@ for (const dialect of DIALECTS) {
       expect(await audit.listCheckpoints()).toEqual([checkpoint]);
     });
 
+    it('refuses entries that do not continue the stored head, and stores none of them', async () => {
+      const { audit } = t.store;
+      const entries = chain(4);
+      // Not the first entry of an empty log.
+      await expect(audit.append(entries.slice(1, 3))).rejects.toThrow(
+        'does not continue the stored log',
+      );
+      await audit.append(entries.slice(0, 2));
+      // A gap: entry 4 after entry 2.
+      await expect(audit.append([entries[3]!])).rejects.toThrow('whose last entry is 2');
+      // A fork: another entry 3, chained on entry 2 like the real one but saying something else.
+      const fork = chain(1, entries[1]).map((e) => ({ ...e, subject: 'session:forged' }));
+      await audit.append([entries[2]!]);
+      await expect(audit.append(fork)).rejects.toThrow('whose last entry is 3');
+      // A batch that is not one chain, though its first entry fits.
+      await expect(audit.append([entries[3]!, entries[3]!])).rejects.toThrow(
+        'does not follow entry 4 of its batch',
+      );
+      expect(await audit.count()).toBe(3);
+      expect(await audit.last()).toEqual(entries[2]);
+    });
+
+    it('chains entries onto the stored head under the append lock', async () => {
+      const { audit } = t.store;
+      const heads: (number | null)[] = [];
+      const build = (head: AuditEntry | null) => {
+        heads.push(head?.seq ?? null);
+        return { entries: chain(2, head) };
+      };
+      const first = await audit.appendChained(build);
+      const second = await audit.appendChained(build, [
+        async (db) => {
+          await db.selectFrom('audit_entries').select('seq').execute();
+        },
+      ]);
+      expect(heads).toEqual([null, 2]);
+      expect(second.entries.map((e) => e.seq)).toEqual([3, 4]);
+      expect(await audit.getRange(1, 4)).toEqual([...first.entries, ...second.entries]);
+      // A chainer that ignores its head is refused like a stale append.
+      await expect(audit.appendChained(() => ({ entries: chain(1) }))).rejects.toThrow(
+        'whose last entry is 4',
+      );
+      // A failing write alongside takes the chained entries down with it.
+      await expect(
+        audit.appendChained(build, [() => Promise.reject(new Error('the other write failed'))]),
+      ).rejects.toThrow('the other write failed');
+      expect(await audit.count()).toBe(4);
+    });
+
     it('streams 12,000 entries in order across batch boundaries', async () => {
       const { audit } = t.store;
       const entries = chain(12_000);
@@ -162,3 +212,71 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+/**
+ * Several processes (replicas) appending to one PostgreSQL database at once. Two stores, each
+ * with its own pool of connections, stand for two processes. (Two SQLite connections in one
+ * process cannot show it: SQLite waits for a lock by blocking the event loop the other
+ * connection needs to finish.)
+ */
+describe('AuditRepository with concurrent writers (postgres)', () => {
+  let t: TestStore;
+  let other: Store;
+  beforeEach(async () => {
+    t = await openTestStore('postgres');
+    other = await openStore(t.options);
+  });
+  afterEach(async () => {
+    await other.close();
+    await t.cleanup();
+  });
+
+  /** Appends `count` entries from `writer`, `inFlight` at a time, each chained by the store. */
+  async function appendMany(store: Store, writer: string, count: number, inFlight: number) {
+    let next = 0;
+    const worker = async () => {
+      while (next < count) {
+        const n = next++;
+        await store.audit.appendChained((head) => ({
+          entries: [
+            chainEntry(
+              sha256,
+              head,
+              {
+                kind: 'test.append',
+                actor: { type: 'system', id: writer },
+                subject: `writer:${writer}`,
+                data: { n },
+              },
+              1_700_000_000_000 + n,
+            ),
+          ],
+        }));
+      }
+    };
+    await Promise.all(Array.from({ length: inFlight }, worker));
+  }
+
+  it('keeps one gap-free chain while two stores append 500 entries each at once', async () => {
+    await Promise.all([appendMany(t.store, 'a', 500, 4), appendMany(other, 'b', 500, 4)]);
+
+    expect(await t.store.audit.count()).toBe(1000);
+    const verifier = new AuditVerifier(sha256, verifySignature, []);
+    const seen = { a: new Set<unknown>(), b: new Set<unknown>() };
+    let expected = 1;
+    for await (const e of t.store.audit.iterate(300)) {
+      expect(e.seq).toBe(expected++);
+      verifier.add(e);
+      seen[e.actor.id as 'a' | 'b'].add(e.data.n);
+    }
+    expect(verifier.result()).toMatchObject({ ok: true, entries: 1000, lastSeq: 1000 });
+    expect([seen.a.size, seen.b.size]).toEqual([500, 500]);
+  }, 240_000);
+
+  it('refuses an append chained on a head another store has moved past', async () => {
+    const [mine, theirs] = [chain(1), chain(1).map((e) => ({ ...e, subject: 'session:other' }))];
+    await other.audit.append(theirs);
+    await expect(t.store.audit.append(mine)).rejects.toThrow('another writer appended first');
+    expect(await t.store.audit.getRange(1, 10)).toEqual(theirs);
+  });
+});

@@ -1,6 +1,7 @@
 /** Every state change of a delivery, numbered per delivery: what webhooks send, proofs show. */
 import type { Kysely } from 'kysely';
 import type { DeliveryEventType, DeliveryStatus } from '../core/model.ts';
+import { lockKey } from './dialect.ts';
 import type { Database, DeliveryEventRow } from './schema.ts';
 
 export { DELIVERY_EVENT_TYPES, type DeliveryEventType } from '../core/model.ts';
@@ -25,8 +26,15 @@ export interface DeliveryEvent {
 export class DeliveryEventRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** Appends an event with the delivery's next number; returns it. */
+  /**
+   * Appends an event with the delivery's next number; returns it. Events of one delivery
+   * appended at once (by several processes, on PostgreSQL) get one number each, in turn.
+   */
   async append(e: Omit<DeliveryEvent, 'seq'>): Promise<DeliveryEvent> {
+    if (!this.db.isTransaction) {
+      return this.db.transaction().execute((trx) => new DeliveryEventRepository(trx).append(e));
+    }
+    await lockKey(this.db, `delivery_events:${e.deliveryId}`);
     const last = await this.db
       .selectFrom('delivery_events')
       .select((eb) => eb.fn.max('seq').as('seq'))

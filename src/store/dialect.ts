@@ -1,17 +1,23 @@
 /**
- * Database dialects. This is the only file that knows it is talking to SQLite; everything else
- * in the store uses Kysely's query builder, so PostgreSQL can be added here without touching
- * the repositories.
+ * Database dialects. These are the only lines that know whether they talk to SQLite or
+ * PostgreSQL: opening a database, and the few places where the two must be told apart to
+ * behave the same (locks, see {@link dialectOf}). The repositories use Kysely's query builder
+ * and run unchanged on both.
  */
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, PostgresAdapter, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
+import { NulTextGuard } from './nul-text-guard.ts';
 import type { Database } from './schema.ts';
 
-/** Every dialect Threshold is meant to run on. */
+/** Every dialect Threshold runs on. */
 export type DialectName = 'sqlite' | 'postgres';
 
-/** The dialects that can be opened today; the store's tests run once per entry. */
-export const DIALECTS = ['sqlite'] as const satisfies readonly DialectName[];
+/**
+ * The dialects that can be opened; the store's tests (and, in CI, the integration tests) run
+ * once per entry.
+ */
+export const DIALECTS = ['sqlite', 'postgres'] as const satisfies readonly DialectName[];
 
 /** A dialect from {@link DIALECTS}. */
 export type AvailableDialect = (typeof DIALECTS)[number];
@@ -23,7 +29,8 @@ export type AvailableDialect = (typeof DIALECTS)[number];
  * The connection runs with `busy_timeout=5000` (ms to wait for another writer),
  * `journal_mode=WAL`, `synchronous=FULL` (a committed session or audit write survives a power
  * cut, not only a crash) and `foreign_keys=ON`. In-memory databases report journal mode
- * `memory`. The caller owns the result and closes it with `destroy()`.
+ * `memory`. Text holding U+0000 is refused, as on PostgreSQL (see nul-text-guard.ts). The
+ * caller owns the result and closes it with `destroy()`.
  */
 export function openSqlite(path: string): Kysely<Database> {
   const sqlite = new SqliteDatabase(path);
@@ -37,7 +44,93 @@ export function openSqlite(path: string): Kysely<Database> {
     sqlite.close();
     throw error;
   }
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new Kysely<Database>({
+    dialect: new SqliteDialect({ database: sqlite }),
+    plugins: [new NulTextGuard()],
+  });
+}
+
+/** Options of {@link openPostgres}. */
+export interface PostgresOptions {
+  /** Most connections the pool opens at once; default 10. */
+  readonly maxConnections?: number;
+}
+
+/**
+ * Opens a pool of connections to the PostgreSQL database at `url`
+ * (`postgres://user:password@host:port/database`, libpq's parameters such as `sslmode` in the
+ * query string). Nothing connects until the first query, so a wrong URL or a server that is
+ * down shows up there, not here. The caller owns the result and closes it with `destroy()`.
+ *
+ * Column values come back as the SQLite dialect returns them: `bigint` (ms timestamps,
+ * counters, COUNT) as JS numbers, not strings; one outside ±2^53 throws rather than losing
+ * digits. The parser is this pool's own, so other users of `pg` in the process are unaffected.
+ * Durability is the server's (`fsync` and `synchronous_commit`, both on by default): a
+ * committed write is on disk when the promise resolves, as with SQLite's `synchronous=FULL`.
+ * Text holding U+0000, which PostgreSQL cannot store, is refused as a bad request before it is
+ * sent (see nul-text-guard.ts).
+ */
+export function openPostgres(url: string, options: PostgresOptions = {}): Kysely<Database> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.maxConnections ?? 10,
+    // A server that does not answer fails the query within this bound instead of hanging it.
+    connectionTimeoutMillis: 10_000,
+    types: { getTypeParser: typeParser },
+    application_name: 'threshold',
+    // Idle connections do not keep the process alive (as an open SQLite file does not): a
+    // process that is done exits even if nobody closed the store.
+    allowExitOnIdle: true,
+  });
+  // An idle connection the server closes (a restart, an administrator) must not crash the
+  // process: the pool drops it, and the next query opens a new one or reports the failure.
+  pool.on('error', () => undefined);
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({ pool }),
+    plugins: [new NulTextGuard()],
+  });
+}
+
+const INT8_OID: number = pg.types.builtins.INT8;
+
+function typeParser(oid: number, format?: 'text' | 'binary'): unknown {
+  if (oid === INT8_OID && format !== 'binary') return parseInt8;
+  return pg.types.getTypeParser(oid, format);
+}
+
+/** A PostgreSQL `bigint` as a number; throws for one a number cannot hold exactly. */
+function parseInt8(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) {
+    throw new RangeError(`a bigint column holds ${text}, beyond what a JS number holds exactly`);
+  }
+  return n;
+}
+
+/**
+ * The dialect of a database handle (or of a transaction on one). For the few statements that
+ * differ: PostgreSQL runs a pool of connections side by side, where SQLite runs one at a time,
+ * so a read followed by a write needs a lock on PostgreSQL that SQLite gives for free.
+ */
+export function dialectOf(db: Pick<Kysely<unknown>, 'getExecutor'>): DialectName {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite';
+}
+
+/**
+ * Serializes the rest of transaction `trx` with every other transaction that takes the lock
+ * named `key` (e.g. `webhooks:carrier-1`), so a read and the write it decides (a count, then
+ * an insert within a limit) happen as one step. `trx` must be a transaction.
+ *
+ * On PostgreSQL a transaction-scoped advisory lock on a 64-bit hash of the key (two keys that
+ * collide only wait for each other needlessly). On SQLite nothing needs doing: one connection
+ * runs one transaction at a time, and a transaction that read before another process wrote
+ * cannot write after it (SQLITE_BUSY), so it fails rather than act on what it read.
+ */
+export async function lockKey(trx: Kysely<Database>, key: string): Promise<void> {
+  if (!trx.isTransaction) throw new Error('lockKey needs a transaction');
+  if (dialectOf(trx) === 'postgres') {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`.execute(trx);
+  }
 }
 
 /**

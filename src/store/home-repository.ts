@@ -8,6 +8,7 @@ import {
   type Door,
   type Home,
 } from '../core/model.ts';
+import { lockKey } from './dialect.ts';
 import { fromFlag, stringArrayFromJson, toFlag, toJsonText } from './row-codec.ts';
 import type { Database, DeviceRow, DoorRow, HomeRow } from './schema.ts';
 
@@ -195,6 +196,9 @@ export class HomeRepository {
     decidedBy: string | null,
   ): Promise<CarrierDecision> {
     return this.db.transaction().execute(async (trx) => {
+      // Two decisions at once (PostgreSQL runs them side by side) must not both report the
+      // decision before them as the one they replace.
+      await lockKey(trx, `home_carriers:${homeId}:${carrierId}`);
       const before = await new HomeRepository(trx).carrierDecision(homeId, carrierId);
       if (before === decision) return before;
       await trx

@@ -2,10 +2,14 @@
 export { openStore, type Store, type StoreOptions } from './store.ts';
 export {
   DIALECTS,
+  dialectOf,
   isUniqueViolation,
+  lockKey,
+  openPostgres,
   openSqlite,
   type AvailableDialect,
   type DialectName,
+  type PostgresOptions,
 } from './dialect.ts';
 export { migrateToLatest } from './migrator.ts';
 export { MIGRATIONS } from './migrations/index.ts';
@@ -26,7 +30,12 @@ export {
   type StoredSession,
 } from './session-repository.ts';
 export { ClipRepository, type ClipFrame } from './clip-repository.ts';
-export { AuditRepository, type AlongsideWrite } from './audit-repository.ts';
+export {
+  AuditRepository,
+  type AlongsideWrite,
+  type AuditAppend,
+  type AuditChainer,
+} from './audit-repository.ts';
 export { DeviceStatusRepository, type DeviceStatus } from './device-status-repository.ts';
 export { AlarmAckRepository, type AlarmAck } from './alarm-ack-repository.ts';
 export {

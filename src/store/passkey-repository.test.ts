@@ -114,5 +114,20 @@ for (const dialect of DIALECTS) {
       const error = await rejection(repo.get('cred-a'));
       expect(error).toMatchObject({ code: 'internal.error' });
     });
+
+    it('adds a passkey only while its principal has fewer than the limit', async () => {
+      expect(await repo.addWithin(passkey('cred-1', OWNER.id, 1000), 2)).toBe(true);
+      expect(await repo.addWithin(passkey('cred-2', OWNER.id, 2000), 2)).toBe(true);
+      expect(await repo.addWithin(passkey('cred-3', OWNER.id, 3000), 2)).toBe(false);
+      // The limit is each principal's own.
+      expect(await repo.addWithin(passkey('cred-4', COURIER.id, 3000), 2)).toBe(true);
+      expect((await repo.listForPrincipal(OWNER.id)).map((p) => p.id)).toEqual([
+        'cred-1',
+        'cred-2',
+      ]);
+      expect(
+        isUniqueViolation(await rejection(repo.addWithin(passkey('cred-1', COURIER.id, 1), 5))),
+      ).toBe(true);
+    });
   });
 }

@@ -1,5 +1,6 @@
 /** Passkeys: the WebAuthn credentials principals sign in with instead of a password. */
 import type { Kysely, Selectable } from 'kysely';
+import { lockKey } from './dialect.ts';
 import { fromFlag, stringArrayFromJson, toFlag, toJsonText } from './row-codec.ts';
 import type { Database, PasskeyRow } from './schema.ts';
 
@@ -53,6 +54,25 @@ export class PasskeyRepository {
         last_used_at: passkey.lastUsedAt,
       })
       .execute();
+  }
+
+  /**
+   * Adds a passkey like {@link add}, unless its principal has `max` already; the count and the
+   * insert are one step (a lock per principal), so registrations at once, by one server or
+   * several, cannot pass the limit. Returns whether it was added; rejects as {@link add} does.
+   */
+  async addWithin(passkey: Passkey, max: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await lockKey(trx, `passkeys:${passkey.principalId}`);
+      const row = await trx
+        .selectFrom('passkeys')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('principal_id', '=', passkey.principalId)
+        .executeTakeFirstOrThrow();
+      if (Number(row.n) >= max) return false;
+      await new PasskeyRepository(trx).add(passkey);
+      return true;
+    });
   }
 
   /** A principal's passkeys, oldest first (then by id, so the order is stable). */

@@ -97,6 +97,36 @@ for (const dialect of DIALECTS) {
       expect(isUniqueViolation(duplicate)).toBe(true);
     });
 
+    it('adds a key only below the limit of working keys, and never revokes the last one with a scope', async () => {
+      const { principals } = t.store;
+      const key = (id: string, scopes: string[]) => ({
+        id,
+        carrierId: CARRIER.id,
+        keyHash: `hash-${id}`,
+        createdAt: 1000,
+        scopes,
+      });
+      expect(await principals.createApiKeyWithin(key('k1', ['keys:manage']), 2)).toBe(true);
+      expect(await principals.createApiKeyWithin(key('k2', ['deliveries:read']), 2)).toBe(true);
+      expect(await principals.createApiKeyWithin(key('k3', ['keys:manage']), 2)).toBe(false);
+      expect(await principals.getApiKey('k3')).toBeNull();
+
+      // k1 is the only key that may manage keys: it stays, unless nobody asked to keep one.
+      expect(await principals.revokeApiKeyKeeping('k1', 2000, 'keys:manage')).toBe(
+        'last-with-scope',
+      );
+      expect(await principals.revokeApiKeyKeeping('k2', 2000, 'keys:manage')).toBe('revoked');
+      expect(await principals.revokeApiKeyKeeping('k2', 3000, 'keys:manage')).toBe(
+        'already-revoked',
+      );
+      expect(await principals.revokeApiKeyKeeping('nope', 3000, null)).toBe('not-found');
+      // A revoked key no longer counts against the limit.
+      expect(await principals.createApiKeyWithin(key('k3', ['keys:manage']), 2)).toBe(true);
+      expect(await principals.revokeApiKeyKeeping('k1', 4000, 'keys:manage')).toBe('revoked');
+      expect(await principals.revokeApiKeyKeeping('k3', 4000, null)).toBe('revoked');
+      expect((await principals.getApiKey('k3'))?.revokedAt).toBe(4000);
+    });
+
     it('lists a carrier’s keys with their name, scopes and maker, and reads one by id', async () => {
       const { principals } = t.store;
       await principals.createCarrier({ id: 'carrier-2', name: 'Birch Express' });

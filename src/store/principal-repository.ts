@@ -1,6 +1,7 @@
 /** Principals and how they prove who they are: passwords, carrier API keys, sign-in sessions. */
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Principal } from '../core/model.ts';
+import { lockKey } from './dialect.ts';
 import type { ApiKeyRow, CourierInviteRow, Database, PrincipalRow } from './schema.ts';
 
 /** How a principal signs in. `username` is unique across all principals. */
@@ -323,6 +324,58 @@ export class PrincipalRepository {
         ...(key.createdBy === undefined ? {} : { created_by: key.createdBy }),
       })
       .execute();
+  }
+
+  /**
+   * Adds a key like {@link createApiKey}, unless its carrier already has `maxWorking` keys not
+   * revoked; the count and the insert are one step (a lock per carrier), so keys made at once,
+   * by one server or several, cannot pass the limit. Returns whether it was added.
+   */
+  async createApiKeyWithin(
+    key: Parameters<PrincipalRepository['createApiKey']>[0],
+    maxWorking: number,
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await lockKey(trx, `api_keys:${key.carrierId}`);
+      const row = await trx
+        .selectFrom('api_keys')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('carrier_id', '=', key.carrierId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirstOrThrow();
+      if (Number(row.n) >= maxWorking) return false;
+      await new PrincipalRepository(trx).createApiKey(key);
+      return true;
+    });
+  }
+
+  /**
+   * Revokes a key like {@link revokeApiKey}, but, when `keepScope` is given, not the last
+   * working key of its carrier holding that scope (e.g. `keys:manage`: a carrier must not lock
+   * itself out). The check and the revocation are one step (a lock per carrier), so two keys
+   * revoking each other at once cannot both go. Returns what happened.
+   */
+  async revokeApiKeyKeeping(
+    id: string,
+    atMs: number,
+    keepScope: string | null,
+  ): Promise<'revoked' | 'not-found' | 'already-revoked' | 'last-with-scope'> {
+    const key = await this.getApiKey(id);
+    if (key === null) return 'not-found';
+    return this.db.transaction().execute(async (trx) => {
+      await lockKey(trx, `api_keys:${key.carrierId}`);
+      const repo = new PrincipalRepository(trx);
+      const now = await repo.getApiKey(id);
+      if (now === null) return 'not-found';
+      if (now.revokedAt !== null) return 'already-revoked';
+      if (keepScope !== null && now.scopes.includes(keepScope)) {
+        const others = (await repo.listApiKeys(now.carrierId)).filter(
+          (k) => k.id !== id && k.revokedAt === null && k.scopes.includes(keepScope),
+        );
+        if (others.length === 0) return 'last-with-scope';
+      }
+      return (await repo.revokeApiKey(id, atMs)) ? 'revoked' : 'already-revoked';
+    });
   }
 
   /** The key with this hash, or null. Revoked keys are returned too: check `revokedAt`. */

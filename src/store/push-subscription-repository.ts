@@ -4,6 +4,7 @@
  * it (a shared browser signed in to another household moves with its user).
  */
 import type { Kysely } from 'kysely';
+import { lockKey } from './dialect.ts';
 import type { Database, PushSubscriptionRow } from './schema.ts';
 
 /** A stored Web Push subscription. */
@@ -66,6 +67,9 @@ export class PushSubscriptionRepository {
    */
   async upsert(sub: NewPushSubscription): Promise<PushUpsertResult> {
     return this.db.transaction().execute(async (trx) => {
+      // Two subscriptions of one endpoint at once (PostgreSQL runs them side by side) must not
+      // both report it as new.
+      await lockKey(trx, `push_subscriptions:${sub.endpoint}`);
       const before = await trx
         .selectFrom('push_subscriptions')
         .selectAll()

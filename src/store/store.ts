@@ -10,7 +10,7 @@ import { EntryRepository } from './entry-repository.ts';
 import { ClipRepository } from './clip-repository.ts';
 import { DeliveryRepository } from './delivery-repository.ts';
 import { DeviceStatusRepository } from './device-status-repository.ts';
-import { openSqlite, type AvailableDialect } from './dialect.ts';
+import { openPostgres, openSqlite } from './dialect.ts';
 import { HomeRepository } from './home-repository.ts';
 import { migrateToLatest } from './migrator.ts';
 import { PrincipalRepository } from './principal-repository.ts';
@@ -38,12 +38,23 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** Where the store lives. */
-export interface StoreOptions {
-  readonly dialect: AvailableDialect;
-  /** SQLite file path (created if missing), or `':memory:'`. */
-  readonly path: string;
-}
+/** Where the store lives: a SQLite file, or a PostgreSQL database. */
+export type StoreOptions =
+  | {
+      readonly dialect: 'sqlite';
+      /** SQLite file path (created if missing), or `':memory:'`. */
+      readonly path: string;
+    }
+  | {
+      readonly dialect: 'postgres';
+      /**
+       * `postgres://user:password@host:port/database`; the database must exist (the store
+       * creates its tables, not the database). See {@link openPostgres}.
+       */
+      readonly url: string;
+      /** Most connections the store opens at once; default 10. */
+      readonly maxConnections?: number;
+    };
 
 /**
  * Opens the database, applies any pending migrations and builds the repositories. Rejects,
@@ -80,5 +91,10 @@ function openDatabase(options: StoreOptions): Kysely<Database> {
   switch (options.dialect) {
     case 'sqlite':
       return openSqlite(options.path);
+    case 'postgres':
+      return openPostgres(
+        options.url,
+        options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections },
+      );
   }
 }

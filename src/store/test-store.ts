@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Carrier } from './principal-repository.ts';
 import type { AvailableDialect } from './dialect.ts';
 import { openStore, type Store, type StoreOptions } from './store.ts';
+import { createTestDatabase } from './test-postgres.ts';
 import {
   DEFAULT_DELIVERY_PREFERENCES,
   type Delivery,
@@ -25,7 +26,10 @@ export interface TestStore {
   cleanup(): Promise<void>;
 }
 
-/** Opens a store on a new, empty database of the dialect. */
+/**
+ * Opens a store on a new, empty database of the dialect: a SQLite file in a temporary
+ * directory, or a database of its own on the test run's PostgreSQL server.
+ */
 export async function openTestStore(dialect: AvailableDialect): Promise<TestStore> {
   switch (dialect) {
     case 'sqlite': {
@@ -38,6 +42,25 @@ export async function openTestStore(dialect: AvailableDialect): Promise<TestStor
         cleanup: async () => {
           await store.close();
           fs.rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    }
+    case 'postgres': {
+      const database = await createTestDatabase();
+      const options: StoreOptions = { dialect, url: database.url };
+      let store: Store;
+      try {
+        store = await openStore(options);
+      } catch (error) {
+        await database.drop();
+        throw error;
+      }
+      return {
+        store,
+        options,
+        cleanup: async () => {
+          await store.close();
+          await database.drop();
         },
       };
     }

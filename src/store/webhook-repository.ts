@@ -6,6 +6,7 @@
  * attempt's outcome and when the next one is due, so a restart carries on where it stopped.
  */
 import type { Kysely } from 'kysely';
+import { lockKey } from './dialect.ts';
 import { stringArrayFromJson, toJsonText } from './row-codec.ts';
 import type { Database, WebhookDeliveryRow, WebhookRow } from './schema.ts';
 
@@ -102,6 +103,9 @@ export class WebhookRepository {
    */
   async createWithin(w: StoredWebhook, maxActive: number): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
+      // PostgreSQL runs registrations side by side: without the lock, two could both count
+      // one below the limit and both insert.
+      await lockKey(trx, `webhooks:${w.carrierId}`);
       const row = await trx
         .selectFrom('webhooks')
         .select((eb) => eb.fn.countAll<number>().as('n'))

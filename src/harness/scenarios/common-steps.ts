@@ -1,4 +1,6 @@
 /** Steps several scenarios share, each with its expectations. */
+import type { EmbeddedBroker } from '../../broker/index.ts';
+import type { RunningSystem } from '../../server/system.ts';
 import type { Expectations } from '../scenario.ts';
 import type { ScenarioWorld } from '../scenario-world.ts';
 import { PinSync } from '../../server/pin-sync.ts';
@@ -207,4 +209,17 @@ export function shortLeasePins(
       memberLeaseMs: 10 * o.leaseMs,
     },
   });
+}
+
+/**
+ * The world's embedded broker. The scenarios that count its refusals (a separate broker
+ * reports its own) need it, and say so plainly on an external one.
+ */
+export function embeddedBroker(sys: RunningSystem): EmbeddedBroker {
+  if (!sys.broker) {
+    throw new Error(
+      "this scenario counts the embedded broker's refusals, and the world runs an external broker",
+    );
+  }
+  return sys.broker;
 }

@@ -20,7 +20,7 @@ import type { HeartbeatMessage } from '../../protocol/device-messages.ts';
 import { deviceTopic } from '../../protocol/topics.ts';
 import type { Scenario } from '../scenario.ts';
 import { sleep } from '../scenario-world.ts';
-import { reopenIsRefused } from './common-steps.ts';
+import { embeddedBroker, reopenIsRefused } from './common-steps.ts';
 import {
   attackerConnect,
   auditEntries,
@@ -40,7 +40,7 @@ export const forgedHeartbeat: Scenario = {
     const { deliveryId, sessionId } = await courierInsideAndOut(world, expect);
     if (sessionId === null) return { session: null };
     const hbTopic = deviceTopic(creds.homeId, camera.id, 'heartbeat');
-    const before = sys.broker.stats();
+    const before = embeddedBroker(sys).stats();
     const dropsBefore = sys.gateway.drops()['heartbeat-bad-mac'] ?? 0;
 
     // ---- The broker: the camera's id without its password, then with another device's ----
@@ -89,7 +89,7 @@ export const forgedHeartbeat: Scenario = {
       published.closed,
       `the broker closes the connection that published on the camera’s topic (${published.closedAfterMs} ms)`,
     );
-    const after = sys.broker.stats();
+    const after = embeddedBroker(sys).stats();
     const brokerRefusals = {
       connections: after.connectionsRefused - before.connectionsRefused,
       publishes: after.publishesRefused - before.publishesRefused,

@@ -15,6 +15,7 @@
 import { sign, verifyMac } from '../../protocol/device-auth.ts';
 import type { LockStateMessage } from '../../protocol/device-messages.ts';
 import { deviceTopic } from '../../protocol/topics.ts';
+import { embeddedBroker } from './common-steps.ts';
 import type { Scenario } from '../scenario.ts';
 import { sleep } from '../scenario-world.ts';
 import {
@@ -40,7 +41,7 @@ export const impersonation: Scenario = {
     world.home.doorSensor.open();
     world.home.camera.setPerson(true);
 
-    const stats0 = sys.broker.stats();
+    const stats0 = embeddedBroker(sys).stats();
     const sensorPassword = passwordOfSecret(sensor.secret);
 
     // ---- "Locked", said on the lock's topic by the sensor's connection ----
@@ -84,7 +85,7 @@ export const impersonation: Scenario = {
     });
     expect.that(!takeover.accepted, 'the lock’s id with the sensor’s password is refused');
     if (takeover.accepted) takeover.client.end(true);
-    const stats1 = sys.broker.stats();
+    const stats1 = embeddedBroker(sys).stats();
     const refusals = {
       publishes: stats1.publishesRefused - stats0.publishesRefused,
       subscriptions: stats1.subscriptionsRefused - stats0.subscriptionsRefused,

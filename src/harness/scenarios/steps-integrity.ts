@@ -414,6 +414,7 @@ export async function startServe(
   httpPort: number,
   mqttPort: number,
   timeoutMs = 30_000,
+  extraArgs: readonly string[] = [],
 ): Promise<ServeProcess> {
   const child = spawn(
     process.execPath,
@@ -434,6 +435,7 @@ export async function startServe(
       String(SCENARIO_TIMING.watchdog.silenceMs),
       '--freeze-ms',
       String(SCENARIO_TIMING.watchdog.freezeMs),
+      ...extraArgs,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } },
   );

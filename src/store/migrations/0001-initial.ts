@@ -1,43 +1,47 @@
 /**
  * Migration 0001: the first schema. Portable SQL only (Kysely's schema builder): times are
  * `bigint` milliseconds, booleans integers 0 / 1 with a check, JSON is text, coordinates are
- * `double precision`. Every foreign key has an index, and so has every lookup a repository does.
+ * `double precision`; text and integers take the words of column-types.ts, so they compare and
+ * hold the same on SQLite and PostgreSQL. Every foreign key has an index, and so has every
+ * lookup a repository does.
  */
 import { sql, type Kysely } from 'kysely';
+import { columnTypes } from './column-types.ts';
 
 /** Creates every table and index. */
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const t = columnTypes(db);
   await db.schema
     .createTable('homes')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('name', 'text', (c) => c.notNull())
-    .addColumn('address', 'text', (c) => c.notNull())
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('name', t.text, (c) => c.notNull())
+    .addColumn('address', t.text, (c) => c.notNull())
     .addColumn('geofence_lat', 'double precision', (c) => c.notNull())
     .addColumn('geofence_lon', 'double precision', (c) => c.notNull())
     .addColumn('geofence_radius_m', 'double precision', (c) => c.notNull())
-    .addColumn('time_zone', 'text', (c) => c.notNull())
-    .addColumn('in_home_delivery', 'integer', (c) =>
+    .addColumn('time_zone', t.text, (c) => c.notNull())
+    .addColumn('in_home_delivery', t.integer, (c) =>
       c.notNull().check(sql`in_home_delivery in (0, 1)`),
     )
     .execute();
 
   await db.schema
     .createTable('devices')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('home_id', 'text', (c) => c.notNull().references('homes.id'))
-    .addColumn('kind', 'text', (c) => c.notNull())
-    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('home_id', t.text, (c) => c.notNull().references('homes.id'))
+    .addColumn('kind', t.text, (c) => c.notNull())
+    .addColumn('name', t.text, (c) => c.notNull())
     .execute();
   await db.schema.createIndex('devices_home_id_idx').on('devices').column('home_id').execute();
 
   await db.schema
     .createTable('doors')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('home_id', 'text', (c) => c.notNull().references('homes.id'))
-    .addColumn('name', 'text', (c) => c.notNull())
-    .addColumn('lock_device_id', 'text', (c) => c.notNull().references('devices.id'))
-    .addColumn('door_sensor_device_id', 'text', (c) => c.references('devices.id'))
-    .addColumn('camera_device_ids', 'text', (c) => c.notNull())
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('home_id', t.text, (c) => c.notNull().references('homes.id'))
+    .addColumn('name', t.text, (c) => c.notNull())
+    .addColumn('lock_device_id', t.text, (c) => c.notNull().references('devices.id'))
+    .addColumn('door_sensor_device_id', t.text, (c) => c.references('devices.id'))
+    .addColumn('camera_device_ids', t.text, (c) => c.notNull())
     .execute();
   await db.schema.createIndex('doors_home_id_idx').on('doors').column('home_id').execute();
   await db.schema
@@ -53,15 +57,15 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('carriers')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('name', t.text, (c) => c.notNull())
     .execute();
 
   // Which carriers a home lets in; in-home delivery is off for a carrier until allowed.
   await db.schema
     .createTable('home_carriers')
-    .addColumn('home_id', 'text', (c) => c.notNull().references('homes.id'))
-    .addColumn('carrier_id', 'text', (c) => c.notNull().references('carriers.id'))
+    .addColumn('home_id', t.text, (c) => c.notNull().references('homes.id'))
+    .addColumn('carrier_id', t.text, (c) => c.notNull().references('carriers.id'))
     .addColumn('allowed_at', 'bigint', (c) => c.notNull())
     .addPrimaryKeyConstraint('home_carriers_pk', ['home_id', 'carrier_id'])
     .execute();
@@ -73,13 +77,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('principals')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('username', 'text', (c) => c.notNull().unique())
-    .addColumn('password_hash', 'text', (c) => c.notNull())
-    .addColumn('role', 'text', (c) => c.notNull())
-    .addColumn('display_name', 'text', (c) => c.notNull())
-    .addColumn('home_id', 'text', (c) => c.references('homes.id'))
-    .addColumn('carrier_id', 'text', (c) => c.references('carriers.id'))
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('username', t.text, (c) => c.notNull().unique())
+    .addColumn('password_hash', t.text, (c) => c.notNull())
+    .addColumn('role', t.text, (c) => c.notNull())
+    .addColumn('display_name', t.text, (c) => c.notNull())
+    .addColumn('home_id', t.text, (c) => c.references('homes.id'))
+    .addColumn('carrier_id', t.text, (c) => c.references('carriers.id'))
     .execute();
   await db.schema
     .createIndex('principals_home_id_idx')
@@ -94,9 +98,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('api_keys')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('carrier_id', 'text', (c) => c.notNull().references('carriers.id'))
-    .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('carrier_id', t.text, (c) => c.notNull().references('carriers.id'))
+    .addColumn('key_hash', t.text, (c) => c.notNull().unique())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('revoked_at', 'bigint')
     .addColumn('last_used_at', 'bigint')
@@ -109,8 +113,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('auth_sessions')
-    .addColumn('token_hash', 'text', (c) => c.primaryKey())
-    .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.id'))
+    .addColumn('token_hash', t.text, (c) => c.primaryKey())
+    .addColumn('principal_id', t.text, (c) => c.notNull().references('principals.id'))
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .execute();
@@ -127,15 +131,15 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('deliveries')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('carrier_id', 'text', (c) => c.notNull().references('carriers.id'))
-    .addColumn('home_id', 'text', (c) => c.notNull().references('homes.id'))
-    .addColumn('door_id', 'text', (c) => c.notNull().references('doors.id'))
-    .addColumn('package_ref', 'text', (c) => c.notNull())
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('carrier_id', t.text, (c) => c.notNull().references('carriers.id'))
+    .addColumn('home_id', t.text, (c) => c.notNull().references('homes.id'))
+    .addColumn('door_id', t.text, (c) => c.notNull().references('doors.id'))
+    .addColumn('package_ref', t.text, (c) => c.notNull())
     .addColumn('window_start', 'bigint', (c) => c.notNull())
     .addColumn('window_end', 'bigint', (c) => c.notNull())
-    .addColumn('courier_id', 'text', (c) => c.references('principals.id'))
-    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('courier_id', t.text, (c) => c.references('principals.id'))
+    .addColumn('status', t.text, (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .execute();
   // The lists are ordered by window start, so the foreign-key indexes carry it too.
@@ -162,21 +166,21 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('grants')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('kind', 'text', (c) => c.notNull())
-    .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.id'))
-    .addColumn('home_id', 'text', (c) => c.notNull().references('homes.id'))
-    .addColumn('door_id', 'text', (c) => c.notNull().references('doors.id'))
-    .addColumn('delivery_id', 'text', (c) => c.notNull().references('deliveries.id'))
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('kind', t.text, (c) => c.notNull())
+    .addColumn('principal_id', t.text, (c) => c.notNull().references('principals.id'))
+    .addColumn('home_id', t.text, (c) => c.notNull().references('homes.id'))
+    .addColumn('door_id', t.text, (c) => c.notNull().references('doors.id'))
+    .addColumn('delivery_id', t.text, (c) => c.notNull().references('deliveries.id'))
     .addColumn('valid_from', 'bigint', (c) => c.notNull())
     .addColumn('valid_until', 'bigint', (c) => c.notNull())
-    .addColumn('max_uses', 'integer', (c) => c.notNull())
-    .addColumn('uses', 'integer', (c) => c.notNull())
+    .addColumn('max_uses', t.integer, (c) => c.notNull())
+    .addColumn('uses', t.integer, (c) => c.notNull())
     .addColumn('max_open_ms', 'bigint', (c) => c.notNull())
-    .addColumn('requires_recording', 'integer', (c) =>
+    .addColumn('requires_recording', t.integer, (c) =>
       c.notNull().check(sql`requires_recording in (0, 1)`),
     )
-    .addColumn('requires_presence', 'integer', (c) =>
+    .addColumn('requires_presence', t.integer, (c) =>
       c.notNull().check(sql`requires_presence in (0, 1)`),
     )
     .addColumn('revoked_at', 'bigint')
@@ -196,16 +200,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('access_sessions')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('home_id', 'text', (c) => c.notNull().references('homes.id'))
-    .addColumn('door_id', 'text', (c) => c.notNull().references('doors.id'))
-    .addColumn('delivery_id', 'text', (c) => c.references('deliveries.id'))
-    .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.id'))
-    .addColumn('state', 'text', (c) => c.notNull())
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('home_id', t.text, (c) => c.notNull().references('homes.id'))
+    .addColumn('door_id', t.text, (c) => c.notNull().references('doors.id'))
+    .addColumn('delivery_id', t.text, (c) => c.references('deliveries.id'))
+    .addColumn('principal_id', t.text, (c) => c.notNull().references('principals.id'))
+    .addColumn('state', t.text, (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
     .addColumn('ended_at', 'bigint')
-    .addColumn('data', 'text', (c) => c.notNull())
+    .addColumn('data', t.text, (c) => c.notNull())
     .execute();
   await db.schema
     .createIndex('access_sessions_home_id_idx')
@@ -235,13 +239,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('clip_frames')
-    .addColumn('session_id', 'text', (c) => c.notNull().references('access_sessions.id'))
-    .addColumn('seq', 'integer', (c) => c.notNull())
+    .addColumn('session_id', t.text, (c) => c.notNull().references('access_sessions.id'))
+    .addColumn('seq', t.integer, (c) => c.notNull())
     .addColumn('captured_at', 'bigint', (c) => c.notNull())
     .addColumn('received_at', 'bigint', (c) => c.notNull())
-    .addColumn('digest', 'text', (c) => c.notNull())
-    .addColumn('path', 'text', (c) => c.notNull())
-    .addColumn('bytes', 'integer', (c) => c.notNull())
+    .addColumn('digest', t.text, (c) => c.notNull())
+    .addColumn('path', t.text, (c) => c.notNull())
+    .addColumn('bytes', t.integer, (c) => c.notNull())
     .addPrimaryKeyConstraint('clip_frames_pk', ['session_id', 'seq'])
     .execute();
   await db.schema
@@ -259,16 +263,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // database (rows deleted behind our back) must still be readable so verification can say so.
   await db.schema
     .createTable('audit_entries')
-    .addColumn('seq', 'integer', (c) => c.primaryKey())
+    .addColumn('seq', t.integer, (c) => c.primaryKey())
     .addColumn('at', 'bigint', (c) => c.notNull())
-    .addColumn('kind', 'text', (c) => c.notNull())
-    .addColumn('actor_type', 'text', (c) => c.notNull())
-    .addColumn('actor_id', 'text', (c) => c.notNull())
-    .addColumn('subject', 'text', (c) => c.notNull())
-    .addColumn('data', 'text', (c) => c.notNull())
-    .addColumn('device_mac', 'text')
-    .addColumn('prev_hash', 'text', (c) => c.notNull())
-    .addColumn('hash', 'text', (c) => c.notNull())
+    .addColumn('kind', t.text, (c) => c.notNull())
+    .addColumn('actor_type', t.text, (c) => c.notNull())
+    .addColumn('actor_id', t.text, (c) => c.notNull())
+    .addColumn('subject', t.text, (c) => c.notNull())
+    .addColumn('data', t.text, (c) => c.notNull())
+    .addColumn('device_mac', t.text)
+    .addColumn('prev_hash', t.text, (c) => c.notNull())
+    .addColumn('hash', t.text, (c) => c.notNull())
     .execute();
   await db.schema
     .createIndex('audit_entries_subject_idx')
@@ -278,20 +282,20 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('audit_checkpoints')
-    .addColumn('seq', 'integer', (c) => c.primaryKey())
-    .addColumn('hash', 'text', (c) => c.notNull())
+    .addColumn('seq', t.integer, (c) => c.primaryKey())
+    .addColumn('hash', t.text, (c) => c.notNull())
     .addColumn('at', 'bigint', (c) => c.notNull())
-    .addColumn('public_key', 'text', (c) => c.notNull())
-    .addColumn('signature', 'text', (c) => c.notNull())
+    .addColumn('public_key', t.text, (c) => c.notNull())
+    .addColumn('signature', t.text, (c) => c.notNull())
     .execute();
 
   await db.schema
     .createTable('device_status')
-    .addColumn('device_id', 'text', (c) => c.primaryKey().references('devices.id'))
-    .addColumn('home_id', 'text', (c) => c.notNull().references('homes.id'))
-    .addColumn('online', 'integer', (c) => c.notNull().check(sql`online in (0, 1)`))
+    .addColumn('device_id', t.text, (c) => c.primaryKey().references('devices.id'))
+    .addColumn('home_id', t.text, (c) => c.notNull().references('homes.id'))
+    .addColumn('online', t.integer, (c) => c.notNull().check(sql`online in (0, 1)`))
     .addColumn('last_seen_at', 'bigint')
-    .addColumn('state', 'text', (c) => c.notNull())
+    .addColumn('state', t.text, (c) => c.notNull())
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
     .execute();
   await db.schema

@@ -4,16 +4,18 @@
  * alarm acknowledgements. Portable SQL only, as in 0001.
  */
 import { sql, type Kysely } from 'kysely';
+import { columnTypes } from './column-types.ts';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const t = columnTypes(db);
   // Days off as JSON text (an array of 'mon'…'sun'); "ask me first" and how long to wait, ms.
   await db.schema
     .alterTable('homes')
-    .addColumn('delivery_days_off', 'text', (c) => c.notNull().defaultTo('[]'))
+    .addColumn('delivery_days_off', t.text, (c) => c.notNull().defaultTo('[]'))
     .execute();
   await db.schema
     .alterTable('homes')
-    .addColumn('delivery_ask_first', 'integer', (c) =>
+    .addColumn('delivery_ask_first', t.integer, (c) =>
       c
         .notNull()
         .defaultTo(0)
@@ -28,16 +30,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
     .createTable('passkeys')
     // The credential id, base64url, as the authenticator gave it.
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.id'))
-    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('principal_id', t.text, (c) => c.notNull().references('principals.id'))
+    .addColumn('name', t.text, (c) => c.notNull())
     // COSE public key, base64url.
-    .addColumn('public_key', 'text', (c) => c.notNull())
+    .addColumn('public_key', t.text, (c) => c.notNull())
     .addColumn('counter', 'bigint', (c) => c.notNull())
     // JSON text: an array of transports ('internal', 'usb', 'hybrid', …).
-    .addColumn('transports', 'text', (c) => c.notNull())
-    .addColumn('device_type', 'text', (c) => c.notNull())
-    .addColumn('backed_up', 'integer', (c) => c.notNull().check(sql`backed_up in (0, 1)`))
+    .addColumn('transports', t.text, (c) => c.notNull())
+    .addColumn('device_type', t.text, (c) => c.notNull())
+    .addColumn('backed_up', t.integer, (c) => c.notNull().check(sql`backed_up in (0, 1)`))
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('last_used_at', 'bigint')
     .execute();
@@ -49,15 +51,15 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('push_subscriptions')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.id'))
-    .addColumn('home_id', 'text', (c) => c.notNull().references('homes.id'))
-    .addColumn('endpoint', 'text', (c) => c.notNull().unique())
-    .addColumn('p256dh', 'text', (c) => c.notNull())
-    .addColumn('auth', 'text', (c) => c.notNull())
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('principal_id', t.text, (c) => c.notNull().references('principals.id'))
+    .addColumn('home_id', t.text, (c) => c.notNull().references('homes.id'))
+    .addColumn('endpoint', t.text, (c) => c.notNull().unique())
+    .addColumn('p256dh', t.text, (c) => c.notNull())
+    .addColumn('auth', t.text, (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('last_success_at', 'bigint')
-    .addColumn('failures', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('failures', t.integer, (c) => c.notNull().defaultTo(0))
     .execute();
   await db.schema
     .createIndex('push_subscriptions_principal_id_idx')
@@ -73,9 +75,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // One acknowledgement per alarm (a session raises each alarm type at most once).
   await db.schema
     .createTable('alarm_acks')
-    .addColumn('session_id', 'text', (c) => c.notNull().references('access_sessions.id'))
-    .addColumn('alarm_type', 'text', (c) => c.notNull())
-    .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.id'))
+    .addColumn('session_id', t.text, (c) => c.notNull().references('access_sessions.id'))
+    .addColumn('alarm_type', t.text, (c) => c.notNull())
+    .addColumn('principal_id', t.text, (c) => c.notNull().references('principals.id'))
     .addColumn('acknowledged_at', 'bigint', (c) => c.notNull())
     .addPrimaryKeyConstraint('alarm_acks_pk', ['session_id', 'alarm_type'])
     .execute();

@@ -5,27 +5,29 @@
  * owner sends; only a hash of the link's token is stored. Portable SQL only, as in 0001.
  */
 import { sql, type Kysely } from 'kysely';
+import { columnTypes } from './column-types.ts';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const t = columnTypes(db);
   await db.schema
     .createTable('guest_grants')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('home_id', 'text', (c) => c.notNull().references('homes.id'))
-    .addColumn('door_id', 'text', (c) => c.notNull().references('doors.id'))
-    .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.id'))
-    .addColumn('granted_by', 'text', (c) => c.notNull().references('principals.id'))
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('home_id', t.text, (c) => c.notNull().references('homes.id'))
+    .addColumn('door_id', t.text, (c) => c.notNull().references('doors.id'))
+    .addColumn('principal_id', t.text, (c) => c.notNull().references('principals.id'))
+    .addColumn('granted_by', t.text, (c) => c.notNull().references('principals.id'))
     // JSON text: a GrantSchedule (src/core/grant-schedule.ts).
-    .addColumn('schedule', 'text', (c) => c.notNull())
-    .addColumn('max_uses', 'integer')
-    .addColumn('uses', 'integer', (c) => c.notNull().defaultTo(0))
-    .addColumn('max_minutes_per_entry', 'integer')
-    .addColumn('requires_recording', 'integer', (c) =>
+    .addColumn('schedule', t.text, (c) => c.notNull())
+    .addColumn('max_uses', t.integer)
+    .addColumn('uses', t.integer, (c) => c.notNull().defaultTo(0))
+    .addColumn('max_minutes_per_entry', t.integer)
+    .addColumn('requires_recording', t.integer, (c) =>
       c.notNull().check(sql`requires_recording in (0, 1)`),
     )
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('revoked_at', 'bigint')
-    .addColumn('revoked_by', 'text', (c) => c.references('principals.id'))
-    .addColumn('revoke_reason', 'text')
+    .addColumn('revoked_by', t.text, (c) => c.references('principals.id'))
+    .addColumn('revoke_reason', t.text)
     .execute();
   for (const col of ['home_id', 'door_id', 'principal_id', 'granted_by', 'revoked_by']) {
     await db.schema.createIndex(`guest_grants_${col}_idx`).on('guest_grants').column(col).execute();
@@ -33,18 +35,18 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable('invites')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('token_hash', 'text', (c) => c.notNull().unique())
-    .addColumn('home_id', 'text', (c) => c.notNull().references('homes.id'))
-    .addColumn('door_id', 'text', (c) => c.notNull().references('doors.id'))
-    .addColumn('created_by', 'text', (c) => c.notNull().references('principals.id'))
-    .addColumn('display_name', 'text', (c) => c.notNull())
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('token_hash', t.text, (c) => c.notNull().unique())
+    .addColumn('home_id', t.text, (c) => c.notNull().references('homes.id'))
+    .addColumn('door_id', t.text, (c) => c.notNull().references('doors.id'))
+    .addColumn('created_by', t.text, (c) => c.notNull().references('principals.id'))
+    .addColumn('display_name', t.text, (c) => c.notNull())
     // JSON text: the grant the guest gets on accepting (schedule and limits).
-    .addColumn('grant_spec', 'text', (c) => c.notNull())
+    .addColumn('grant_spec', t.text, (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .addColumn('accepted_at', 'bigint')
-    .addColumn('accepted_by', 'text', (c) => c.references('principals.id'))
+    .addColumn('accepted_by', t.text, (c) => c.references('principals.id'))
     .addColumn('revoked_at', 'bigint')
     .execute();
   for (const col of ['home_id', 'door_id', 'created_by', 'accepted_by']) {

@@ -8,32 +8,34 @@
  * 10 000 four-digit ones. Portable SQL only, as in 0001.
  */
 import { sql, type Kysely } from 'kysely';
+import { columnTypes } from './column-types.ts';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const t = columnTypes(db);
   await db.schema
     .createTable('pin_slots')
-    .addColumn('lock_device_id', 'text', (c) => c.notNull().references('devices.id'))
-    .addColumn('slot', 'integer', (c) => c.notNull().check(sql`slot >= 1`))
+    .addColumn('lock_device_id', t.text, (c) => c.notNull().references('devices.id'))
+    .addColumn('slot', t.integer, (c) => c.notNull().check(sql`slot >= 1`))
     // Whose PIN it is; null for a slot Threshold found on the lock without having written it.
-    .addColumn('principal_id', 'text', (c) => c.references('principals.id'))
-    .addColumn('name', 'text')
+    .addColumn('principal_id', t.text, (c) => c.references('principals.id'))
+    .addColumn('name', t.text)
     // The digest of the code Threshold wrote (desired 'set'); null when it wants the slot empty.
-    .addColumn('code_digest', 'text')
-    .addColumn('desired_state', 'text', (c) =>
+    .addColumn('code_digest', t.text)
+    .addColumn('desired_state', t.text, (c) =>
       c.notNull().check(sql`desired_state in ('set', 'clear')`),
     )
-    .addColumn('sync_state', 'text', (c) =>
+    .addColumn('sync_state', t.text, (c) =>
       c
         .notNull()
         .check(
           sql`sync_state in ('pending', 'confirmed', 'failed', 'out-of-sync', 'unknown-on-lock')`,
         ),
     )
-    .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('attempts', t.integer, (c) => c.notNull().defaultTo(0))
     .addColumn('next_attempt_at', 'bigint')
-    .addColumn('last_error', 'text')
+    .addColumn('last_error', t.text)
     // What the lock last reported for the slot: its digest, or null for an empty slot.
-    .addColumn('lock_digest', 'text')
+    .addColumn('lock_digest', t.text)
     // When the lock last listed its slots, null if never since this row was written.
     .addColumn('checked_at', 'bigint')
     .addColumn('updated_at', 'bigint', (c) => c.notNull())

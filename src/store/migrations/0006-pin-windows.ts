@@ -11,8 +11,10 @@
  * the bounds is kept by the repository.
  */
 import { sql, type Kysely } from 'kysely';
+import { columnTypes } from './column-types.ts';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const t = columnTypes(db);
   for (const column of ['window_from', 'window_until', 'lock_window_from', 'lock_window_until']) {
     await db.schema
       .alterTable('pin_slots')
@@ -22,7 +24,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // Every write before this migration carried its code (or was a clear).
   await db.schema
     .alterTable('pin_slots')
-    .addColumn('window_only', 'integer', (c) =>
+    .addColumn('window_only', t.integer, (c) =>
       c
         .notNull()
         .defaultTo(0)

@@ -4,22 +4,24 @@
  * of whose entries (each household person's own choice). Portable SQL only, as in 0001.
  */
 import { sql, type Kysely } from 'kysely';
+import { columnTypes } from './column-types.ts';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const t = columnTypes(db);
   await db.schema
     .createTable('entries')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('home_id', 'text', (c) => c.notNull().references('homes.id'))
-    .addColumn('lock_device_id', 'text', (c) => c.notNull().references('devices.id'))
-    .addColumn('door_id', 'text', (c) => c.references('doors.id'))
+    .addColumn('id', t.text, (c) => c.primaryKey())
+    .addColumn('home_id', t.text, (c) => c.notNull().references('homes.id'))
+    .addColumn('lock_device_id', t.text, (c) => c.notNull().references('devices.id'))
+    .addColumn('door_id', t.text, (c) => c.references('doors.id'))
     .addColumn('at', 'bigint', (c) => c.notNull())
-    .addColumn('method', 'text', (c) =>
+    .addColumn('method', t.text, (c) =>
       c.notNull().check(sql`method in ('app', 'remote', 'pin', 'manual')`),
     )
-    .addColumn('principal_id', 'text', (c) => c.references('principals.id'))
-    .addColumn('slot', 'integer')
+    .addColumn('principal_id', t.text, (c) => c.references('principals.id'))
+    .addColumn('slot', t.integer)
     // An app entry's access session: one entry per session, however often it is reported.
-    .addColumn('session_id', 'text', (c) => c.unique())
+    .addColumn('session_id', t.text, (c) => c.unique())
     .execute();
   await db.schema
     .createIndex('entries_home_at_idx')
@@ -30,14 +32,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // Each owner's or member's choice: told of every entry, of chosen people's, or of none.
   await db.schema
     .createTable('entry_alert_settings')
-    .addColumn('principal_id', 'text', (c) => c.primaryKey().references('principals.id'))
-    .addColumn('mode', 'text', (c) => c.notNull().check(sql`mode in ('all', 'chosen', 'off')`))
+    .addColumn('principal_id', t.text, (c) => c.primaryKey().references('principals.id'))
+    .addColumn('mode', t.text, (c) => c.notNull().check(sql`mode in ('all', 'chosen', 'off')`))
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
     .execute();
   await db.schema
     .createTable('entry_alert_people')
-    .addColumn('watcher_id', 'text', (c) => c.notNull().references('principals.id'))
-    .addColumn('subject_id', 'text', (c) => c.notNull().references('principals.id'))
+    .addColumn('watcher_id', t.text, (c) => c.notNull().references('principals.id'))
+    .addColumn('subject_id', t.text, (c) => c.notNull().references('principals.id'))
     .addPrimaryKeyConstraint('entry_alert_people_pk', ['watcher_id', 'subject_id'])
     .execute();
 }

@@ -6,11 +6,13 @@
  * in 0001.
  */
 import { sql, type Kysely } from 'kysely';
+import { columnTypes } from './column-types.ts';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  const t = columnTypes(db);
   await db.schema
     .createTable('grant_list_versions')
-    .addColumn('lock_device_id', 'text', (c) => c.primaryKey().references('devices.id'))
+    .addColumn('lock_device_id', t.text, (c) => c.primaryKey().references('devices.id'))
     .addColumn('version', 'bigint', (c) => c.notNull().check(sql`version >= 1`))
     // The issuing time of the list with this version, ms (the control plane's clock).
     .addColumn('issued_at', 'bigint', (c) => c.notNull())

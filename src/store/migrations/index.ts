@@ -1,7 +1,9 @@
 /**
  * Every migration, in order, as a static object: no folder scan, so the store migrates the
  * same way from any working directory and from a bundle. Add new migrations at the end with
- * the next number; never edit or rename one that has shipped.
+ * the next number; never edit or rename one that has shipped. (Each runs on SQLite and on
+ * PostgreSQL; the words that differ between them come from column-types.ts. Making them
+ * dialect-aware left every SQLite statement as it shipped.)
  */
 import type { Migration } from 'kysely';
 import * as initial from './0001-initial.ts';
