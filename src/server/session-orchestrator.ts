@@ -847,12 +847,13 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       event.type === 'hub-refused'
         ? refusedAtHub(prev, event.hubCode, now)
         : step(prev, event, now);
-    l.session = r.session;
+    const ended = isTerminal(r.session) && !isTerminal(prev);
+    // An ending is shown only once it is written (finish); any other step at once.
+    if (!ended) l.session = r.session;
     const changed =
       before.length > 0 ||
       r.effects.length > 0 ||
       JSON.stringify(r.session) !== JSON.stringify({ ...prev, updatedAt: now });
-    const ended = isTerminal(r.session) && !isTerminal(prev);
     const facts = [...before, ...this.factsOf(l, r.effects, actor, event)];
     const firstOpen =
       prev.state !== 'open' && r.session.state === 'open' && prev.unlockedAt === null;
@@ -861,8 +862,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       // record (coverage, clip, outcome) and its delivery's status are already written.
       const coverage = l.watchdog.coverage(now);
       if (facts.length > 0) await this.o.audit.appendAll(facts);
-      await this.finish(l, coverage);
-      await this.persist(r.session, coverage);
+      await this.finish(l, r.session, coverage);
     } else if (changed) {
       // The step's record and its new state in one durable commit, before any command leaves.
       const settled: DeliveryEvent[] = [];
@@ -1137,16 +1137,16 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     return this.o.audit.append({ kind, actor, subject: `session:${l.session.id}`, data });
   }
 
-  /** A session ended: stop its timers, record its coverage and clip, settle the delivery. */
-  private async finish(l: LiveSession, coverage: Coverage): Promise<void> {
-    const s = l.session;
+  /**
+   * A session ended: stop its timers, record its coverage and clip, and write the closing
+   * record, the delivery's outcome and the session's final row in one commit. Only then does
+   * it leave memory: until that commit, readers see it from memory, never the stored row of
+   * the step before.
+   */
+  private async finish(l: LiveSession, s: AccessSession, coverage: Coverage): Promise<void> {
     l.cancelDeadline?.();
     l.cancelWatch?.();
     l.cancelResend?.();
-    this.live.delete(s.id);
-    for (const d of [s.lockDeviceId, s.cameraDeviceId, s.doorSensorDeviceId]) {
-      if (d && this.byDevice.get(d) === s.id) this.byDevice.delete(d);
-    }
     this.endedCoverage.set(s.id, coverage);
     await l.clipWrites;
     const frames = await this.o.clips.list(s.id);
@@ -1192,8 +1192,17 @@ export class SessionOrchestrator implements DeviceGatewayListener {
           },
         },
       ],
-      s.deliveryId && status ? this.settleDelivery(s.deliveryId, status, s.id, settled) : undefined,
+      async (db) => {
+        await new SessionRepository(db).save(this.row(s, coverage));
+        if (s.deliveryId && status)
+          await this.settleDelivery(s.deliveryId, status, s.id, settled)(db);
+      },
     );
+    l.session = s;
+    this.live.delete(s.id);
+    for (const d of [s.lockDeviceId, s.cameraDeviceId, s.doorSensorDeviceId]) {
+      if (d && this.byDevice.get(d) === s.id) this.byDevice.delete(d);
+    }
     await this.o.audit.checkpoint();
     this.announceDeliveryEvents(settled);
   }

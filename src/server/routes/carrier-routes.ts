@@ -240,10 +240,7 @@ export const carrierRoutes =
             return [e];
           });
           delivery = d;
-          return answer;
-        });
-        const d = delivery as Delivery | null;
-        if (d) {
+          // Recorded before the answer leaves: a 201 the carrier got is in the audit log.
           await deps.audit.append({
             kind: 'delivery.created',
             actor: caller.actor,
@@ -258,8 +255,9 @@ export const carrierRoutes =
               courierId: d.courierId,
             },
           });
-          publish(created);
-        }
+          return answer;
+        });
+        if (delivery) publish(created);
         return sent;
       },
     );
@@ -317,12 +315,9 @@ export const carrierRoutes =
           });
           settled = [result.e];
           done = { d: after, previous: d.courierId, revoked: result.revoked };
-          return answer;
-        });
-        const changed = done as { d: Delivery; previous: string | null; revoked: string[] } | null;
-        if (changed) {
-          // A session that slipped in under the old grant ends now (its door stays shut).
-          for (const g of changed.revoked) await deps.orchestrator.grantRevoked(g);
+          // A session that slipped in under the old grant ends now (its door stays shut), and
+          // the change is recorded before the answer leaves.
+          for (const g of result.revoked) await deps.orchestrator.grantRevoked(g);
           await deps.audit.append({
             kind: 'delivery.assigned',
             actor: caller.actor,
@@ -331,12 +326,13 @@ export const carrierRoutes =
               deliveryId,
               carrierId: caller.carrierId,
               courierId,
-              previousCourierId: changed.previous,
-              revokedGrants: changed.revoked,
+              previousCourierId: d.courierId,
+              revokedGrants: result.revoked,
             },
           });
-          publish(settled);
-        }
+          return answer;
+        });
+        if (done) publish(settled);
         return sent;
       },
     );
@@ -381,11 +377,8 @@ export const carrierRoutes =
           });
           settled = [result.e];
           revoked = result.grants;
-          return answer;
-        });
-        const grants = revoked as string[] | null;
-        if (grants) {
-          for (const g of grants) await deps.orchestrator.grantRevoked(g);
+          // Running visits end, and the cancellation is recorded, before the answer leaves.
+          for (const g of result.grants) await deps.orchestrator.grantRevoked(g);
           await deps.audit.append({
             kind: 'delivery.cancelled',
             actor: caller.actor,
@@ -394,11 +387,12 @@ export const carrierRoutes =
               deliveryId,
               carrierId: caller.carrierId,
               ...(reason === undefined ? {} : { reason }),
-              revokedGrants: grants,
+              revokedGrants: result.grants,
             },
           });
-          publish(settled);
-        }
+          return answer;
+        });
+        if (revoked) publish(settled);
         return sent;
       },
     );
