@@ -43,6 +43,7 @@ import { seedDemo, type DemoCredentials } from '../src/server/seed.ts';
 import { startSystem } from '../src/server/system.ts';
 import { openStore } from '../src/store/index.ts';
 import { ratio, summarize, type Summary } from './sample-stats.ts';
+import type { BenchRun } from './bench-report.ts';
 
 /** 450 m north of the demo home's door (its geofence is 80 m): a courier still in the van. */
 const OFF_SITE = { lat: 52.5361, lon: 13.3849, accuracyM: 8 } as const;
@@ -91,17 +92,7 @@ export interface ServerFigures {
 }
 
 /** The API bench's result: one JSON-able object. */
-export interface ApiBenchResult {
-  readonly date: string;
-  readonly quick: boolean;
-  readonly machine: {
-    readonly cpus: number;
-    readonly cpuModel: string;
-    readonly node: string;
-    readonly platform: string;
-    readonly loadAvg1m: { readonly start: number; readonly end: number };
-    readonly dataDir: string;
-  };
+export interface ApiBenchResult extends BenchRun {
   readonly route: string;
   readonly request: {
     readonly bodyBytes: number;

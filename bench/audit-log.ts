@@ -61,6 +61,7 @@ import {
 } from '../src/store/index.ts';
 import { CommitFloor } from './commit-floor.ts';
 import { ratio, summarize, type Summary } from './sample-stats.ts';
+import type { BenchRun } from './bench-report.ts';
 
 /** What one run does: how many rounds, callers, entries. */
 export interface AuditLogBenchPlan {
@@ -142,17 +143,7 @@ export interface AppendLevelResult {
 }
 
 /** The audit bench's result: one JSON-able object. */
-export interface AuditLogBenchResult {
-  readonly date: string;
-  readonly quick: boolean;
-  readonly machine: {
-    readonly cpus: number;
-    readonly cpuModel: string;
-    readonly node: string;
-    readonly platform: string;
-    readonly loadAvg1m: { readonly start: number; readonly end: number };
-    readonly dataDir: string;
-  };
+export interface AuditLogBenchResult extends BenchRun {
   readonly rounds: number;
   /** The checkpoint policy in force (production's defaults) and what it signed. */
   readonly checkpoints: {

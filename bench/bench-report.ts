@@ -1,7 +1,8 @@
 /** The bench's result: one JSON-able object, and the same as a table for people. */
 import type { Summary } from './sample-stats.ts';
 
-export interface BenchResult {
+/** What every bench's result starts with: when, whether it was the short version, and on what machine. */
+export interface BenchRun {
   readonly date: string;
   readonly quick: boolean;
   readonly machine: {
@@ -14,6 +15,10 @@ export interface BenchResult {
     /** Where the world's database lived (its file system decides what an fsync costs). */
     readonly dataDir: string;
   };
+}
+
+/** The detection and unlock-path bench's result (bench/run.ts). */
+export interface BenchResult extends BenchRun {
   readonly detection: {
     /** Runs planned; each summary's n counts the runs that succeeded. */
     readonly runs: number;

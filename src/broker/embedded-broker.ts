@@ -15,6 +15,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import {
   Aedes,
   type AuthErrorCode,
+  type AedesPublishPacket,
   type AuthenticateError,
   type Client,
   type ConnectPacket,
@@ -116,6 +117,13 @@ export interface EmbeddedBroker {
    * time.
    */
   serverLink(): BrokerLink;
+  /**
+   * Calls `fn` with every message on `filter` at the moment the broker passes it on, in
+   * process: after the server took a device's message, before any client receives it. For
+   * observers that must see the wire in the broker's order (the scenarios' history
+   * recorder). Returns the function that stops it.
+   */
+  readonly tap: (filter: string, fn: (topic: string, payload: Buffer) => void) => () => void;
   /**
    * Forcibly disconnects every client of a device, e.g. on revocation. Its will (its own
    * "offline" availability message) is published, as for any unexpected disconnect.
@@ -492,6 +500,20 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     port,
     stats: () => ({ ...counters }),
     serverLink,
+    tap: (filter, fn) => {
+      const listener = (packet: AedesPublishPacket, cb: () => void): void => {
+        try {
+          fn(
+            packet.topic,
+            Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+          );
+        } finally {
+          cb();
+        }
+      };
+      aedes.subscribe(filter, listener, () => undefined);
+      return () => aedes.unsubscribe(filter, listener, () => undefined);
+    },
     disconnectDevice,
     close: () => (closing ??= close()),
   };

@@ -264,6 +264,12 @@ export interface HistoryRecorderOptions {
   readonly credentials: { readonly username: string; readonly password: string };
   readonly events: EventBus;
   readonly clock: Clock;
+  /**
+   * The embedded broker's tap, when the world runs on it: messages are then recorded in the
+   * broker's own order, at the moment it passes them on (after the server took them), not
+   * when a client of ours is next scheduled to read its socket. Without it, an MQTT client.
+   */
+  readonly tap?: (filter: string, fn: (topic: string, payload: Buffer) => void) => () => void;
 }
 
 /** Records a history (see the module comment). */
@@ -271,6 +277,7 @@ export class HistoryRecorder {
   readonly entries: HistoryEntry[] = [];
   private client: MqttClient | null = null;
   private offEvents: (() => void) | null = null;
+  private offTaps: (() => void)[] = [];
 
   constructor(private readonly o: HistoryRecorderOptions) {}
 
@@ -288,17 +295,7 @@ export class HistoryRecorder {
           alarm: e.alarm,
         });
     });
-    const client = await mqtt.connectAsync(this.o.brokerUrl, {
-      username: this.o.credentials.username,
-      password: this.o.credentials.password,
-      clientId: `${this.o.credentials.username}-history-${randomUUID()}`,
-      clean: true,
-      reconnectPeriod: 500,
-      connectTimeout: 5_000,
-      protocolVersion: 4,
-    });
-    this.client = client;
-    client.on('message', (topic, payload) => {
+    const record = (topic: string, payload: Buffer): void => {
       const parsed = parseDeviceTopic(topic);
       if (parsed === null || parsed.channel === 'frame') return;
       let value: unknown;
@@ -316,17 +313,32 @@ export class HistoryRecorder {
         channel: parsed.channel,
         payload: value as Record<string, unknown>,
       });
-    });
+    };
     const channels: Channel[] = ['command', 'state', 'event', 'heartbeat', 'reply'];
-    await client.subscribeAsync(
-      Object.fromEntries(channels.map((c) => [`${TOPIC_ROOT}/+/+/${c}`, { qos: 1 as const }])),
-    );
+    const filters = channels.map((c) => `${TOPIC_ROOT}/+/+/${c}`);
+    if (this.o.tap) {
+      for (const f of filters) this.offTaps.push(this.o.tap(f, record));
+      return;
+    }
+    const client = await mqtt.connectAsync(this.o.brokerUrl, {
+      username: this.o.credentials.username,
+      password: this.o.credentials.password,
+      clientId: `${this.o.credentials.username}-history-${randomUUID()}`,
+      clean: true,
+      reconnectPeriod: 500,
+      connectTimeout: 5_000,
+      protocolVersion: 4,
+    });
+    this.client = client;
+    client.on('message', record);
+    await client.subscribeAsync(Object.fromEntries(filters.map((f) => [f, { qos: 1 as const }])));
   }
 
   /** Stops recording. Idempotent. */
   async stop(): Promise<void> {
     this.offEvents?.();
     this.offEvents = null;
+    for (const off of this.offTaps.splice(0)) off();
     const client = this.client;
     this.client = null;
     await client?.endAsync(true).catch(() => undefined);

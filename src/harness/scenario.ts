@@ -102,6 +102,7 @@ export async function runScenario(
       credentials: serverMqttCredentials(world.sys.keys.masterKey),
       events: world.sys.events,
       clock: world.sys.clock,
+      ...(world.sys.broker ? { tap: world.sys.broker.tap } : {}),
     });
     await recorder.start();
     result = await s.story({ world, expect });
