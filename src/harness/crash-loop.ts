@@ -92,7 +92,36 @@ export interface CrashLoopReport {
   /** From the kill to the restarted server answering `/api/health`, ms. */
   readonly medianRestartMs: number;
   readonly p99RestartMs: number;
+  /** Every restart time, ms, in cycle order (what the median and p99 are taken from). */
+  readonly restartsMs: readonly number[];
   readonly wallMs: number;
+}
+
+/**
+ * One report for loops that ran side by side (`bench:crash --workers N`): cycles, passes,
+ * points and states added up; failures kept with their loop's cycle numbers; the restart
+ * quantiles taken over every loop's restarts; the wall time of the longest loop.
+ */
+export function mergeCrashLoopReports(reports: readonly CrashLoopReport[]): CrashLoopReport {
+  const points = Object.fromEntries(KILL_POINTS.map((p) => [p, 0])) as Record<KillPoint, number>;
+  const statesAtKill: Record<string, number> = {};
+  const restartsMs: number[] = [];
+  for (const r of reports) {
+    for (const p of KILL_POINTS) points[p] += r.points[p];
+    for (const [k, v] of Object.entries(r.statesAtKill)) statesAtKill[k] = (statesAtKill[k] ?? 0) + v;
+    restartsMs.push(...r.restartsMs);
+  }
+  return {
+    cycles: reports.reduce((n, r) => n + r.cycles, 0),
+    passed: reports.reduce((n, r) => n + r.passed, 0),
+    failures: reports.flatMap((r) => r.failures),
+    points,
+    statesAtKill,
+    medianRestartMs: quantile(restartsMs, 0.5),
+    p99RestartMs: quantile(restartsMs, 0.99),
+    restartsMs,
+    wallMs: Math.max(0, ...reports.map((r) => r.wallMs)),
+  };
 }
 
 /** Session states that are over. */
@@ -494,6 +523,7 @@ export async function runCrashLoop(opts: CrashLoopOptions): Promise<CrashLoopRep
       statesAtKill,
       medianRestartMs: quantile(restarts, 0.5),
       p99RestartMs: quantile(restarts, 0.99),
+      restartsMs: restarts,
       wallMs: Date.now() - started,
     };
   } finally {
