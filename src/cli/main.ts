@@ -11,6 +11,9 @@ import {
   DATABASE_URL_HELP,
   METRICS_TOKEN_FILE_HELP,
   MQTT_HELP,
+  REPLICA_HELP,
+  parseLeaseMs,
+  parseReplicaId,
   OFFLINE_GRANTS_HOURS_HELP,
   parseDatabaseUrl,
   parseMqttUrl,
@@ -102,6 +105,8 @@ program
   .option('--mqtt-admin-username <name>', MQTT_HELP.adminUsername)
   .option('--mqtt-admin-password-file <path>', MQTT_HELP.adminPasswordFile)
   .option('--mqtt-client-id <id>', MQTT_HELP.clientId)
+  .option('--replica-id <id>', REPLICA_HELP.id, parseReplicaId)
+  .option('--replica-lease-ms <ms>', REPLICA_HELP.leaseMs, parseLeaseMs)
   .action(serveCommand);
 
 program

@@ -5,6 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { offlineHorizonFromHours } from '../server/grant-lists.ts';
 import { readMetricsToken } from '../server/metrics.ts';
 import { startSystem } from '../server/system.ts';
+import { REPLICA_ID_PATTERN } from '../server/replicas.ts';
 
 export interface ServeOptions {
   readonly data: string;
@@ -30,6 +31,34 @@ export interface ServeOptions {
   readonly mqttAdminPasswordFile?: string;
   /** `--mqtt-client-id`: this server's session at the external broker. */
   readonly mqttClientId?: string;
+  /** `--replica-id`: run as one of several replicas (needs the database and broker URLs). */
+  readonly replicaId?: string;
+  /** `--replica-lease-ms`: how long a replica's lease lasts without renewal. */
+  readonly replicaLeaseMs?: number;
+}
+
+/** The `--help` texts of the replica options. */
+export const REPLICA_HELP = {
+  id: "run as one of several replicas sharing --database-url and --mqtt-url: this replica's id, stable across its restarts, one per replica (letters, digits, . _ -); see docs/operations.md",
+  leaseMs:
+    "with --replica-id: how long this replica's lease lasts without renewal, ms; a dead replica's sessions are taken over within about this plus a second (default 3000)",
+} as const;
+
+/** Parses `--replica-id`. */
+export function parseReplicaId(value: string): string {
+  if (!REPLICA_ID_PATTERN.test(value))
+    throw new InvalidArgumentError(
+      '1 to 63 letters, digits, dots, dashes or underscores, starting with a letter or digit',
+    );
+  return value;
+}
+
+/** Parses `--replica-lease-ms`: 2,000 to 60,000. */
+export function parseLeaseMs(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 2_000 || n > 60_000)
+    throw new InvalidArgumentError('a whole number of ms from 2000 to 60000');
+  return n;
 }
 
 /** The `--help` texts of the external broker's options. */
@@ -196,6 +225,16 @@ export async function serveCommand(opts: ServeOptions): Promise<void> {
     console.error('threshold: --mqtt-client-id needs --mqtt-url');
     process.exit(2);
   }
+  if (opts.replicaId !== undefined && (databaseUrl === undefined || opts.mqttUrl === undefined)) {
+    console.error(
+      'threshold: --replica-id needs --database-url (PostgreSQL) and --mqtt-url: replicas share both',
+    );
+    process.exit(2);
+  }
+  if (opts.replicaLeaseMs !== undefined && opts.replicaId === undefined) {
+    console.error('threshold: --replica-lease-ms needs --replica-id');
+    process.exit(2);
+  }
   const sys = await startOrExit(() =>
     startSystem({
       dataDir: opts.data,
@@ -207,6 +246,14 @@ export async function serveCommand(opts: ServeOptions): Promise<void> {
       ...(opts.mqttUrl === undefined ? {} : { mqttUrl: opts.mqttUrl }),
       ...(mqttAdmin ? { mqttAdmin } : {}),
       ...(opts.mqttClientId === undefined ? {} : { mqttClientId: opts.mqttClientId }),
+      ...(opts.replicaId === undefined
+        ? {}
+        : {
+            replica: {
+              id: opts.replicaId,
+              ...(opts.replicaLeaseMs === undefined ? {} : { leaseMs: opts.replicaLeaseMs }),
+            },
+          }),
       clipRetentionDays: opts.clipRetentionDays,
       watchdog: { silenceMs: opts.silenceMs, freezeMs: opts.freezeMs },
       ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
@@ -224,6 +271,7 @@ export async function serveCommand(opts: ServeOptions): Promise<void> {
       broker: sys.brokerUrl,
       data: opts.data,
       database: databaseUrl === undefined ? 'sqlite' : withoutPassword(databaseUrl),
+      ...(sys.replica ? { replica: sys.replica.id, leader: sys.replica.isLeader() } : {}),
     },
     'Threshold is running',
   );

@@ -162,6 +162,51 @@ describe('AuditLog group commit', () => {
   });
 });
 
+describe('AuditLog.appendOnce', () => {
+  it('records a key once across two logs on one database, and across batches', async () => {
+    const a = await open();
+    const b = await AuditLog.open(
+      new AuditRepository(store.db),
+      systemClock,
+      keys.auditSigner,
+      sha256Hex,
+      {
+        checkpointIntervalMs: 60_000,
+      },
+    );
+    // Both "replicas" receive the same three events at once; each is stored by one of them.
+    const got = await Promise.all(
+      ['k1', 'k2', 'k3'].flatMap((k, i) => [
+        inOwnTask(() => a.appendOnce(fact(i), k)),
+        inOwnTask(() => b.appendOnce(fact(i), k)),
+        // The same key twice in one batch counts once too.
+        inOwnTask(() => a.appendOnce(fact(i), k)),
+      ]),
+    );
+    expect(got.filter((e) => e !== null)).toHaveLength(3);
+    const stored = await store.audit.getRange(1, 100);
+    expect(stored.map((e) => e.data)).toEqual([0, 1, 2].map((i) => fact(i).data));
+    // Later, the key stays taken; a new one is recorded, with plain appends around it.
+    expect(await b.appendOnce(fact(0), 'k1')).toBeNull();
+    const [x, y] = await Promise.all([a.append(fact(7)), a.appendOnce(fact(8), 'k4')]);
+    expect([x.seq, y?.seq]).toEqual([4, 5]);
+    await a.close();
+    await b.close();
+    const v = await verifyStoredLog(store.audit, sha256Hex, verifyEd25519, [
+      keys.auditSigner.publicKey,
+    ]);
+    expect(v.ok).toBe(true);
+  });
+
+  it('takes no key when the commit fails, so the event can be recorded on its resend', async () => {
+    const log = await open();
+    repo.failNext = true;
+    await expect(log.appendOnce(fact(1), 'once')).rejects.toThrow('disk full');
+    expect((await log.appendOnce(fact(1), 'once'))?.seq).toBe(1);
+    await log.close();
+  });
+});
+
 describe('verifyStoredLog', () => {
   it('lets other work run while it verifies a long log', async () => {
     const log = await open();

@@ -39,7 +39,9 @@ interface Pending {
   readonly at: number;
   /** Writes committed in the same transaction as this entry. */
   readonly alongside?: AlongsideWrite;
-  readonly resolve: (e: AuditEntry) => void;
+  /** Recorded only if no entry with this key is (see {@link AuditLog.appendOnce}). */
+  readonly once?: string;
+  readonly resolve: (e: AuditEntry | null) => void;
   readonly reject: (err: unknown) => void;
 }
 
@@ -130,17 +132,39 @@ export class AuditLog {
     return this.appendOne(fact, undefined);
   }
 
+  /**
+   * Chains a fact unless one with the same `key` is stored already (by this process or
+   * another on the same database): resolves with its entry once stored, or with null when
+   * the key was taken, i.e. the fact is on record by an earlier append. For what several
+   * replicas all receive (every device event reaches each of them) but must be recorded once.
+   * The key is kept in the same transaction as the entry, so a crash leaves both or neither.
+   */
+  appendOnce(fact: AuditFact, key: string): Promise<AuditEntry | null> {
+    const at = this.clock.now();
+    return new Promise<AuditEntry | null>((resolve, reject) => {
+      this.push({ fact, at, resolve, reject, once: key });
+    });
+  }
+
   private appendOne(fact: AuditFact, alongside: AlongsideWrite | undefined): Promise<AuditEntry> {
     const at = this.clock.now();
     return new Promise<AuditEntry>((resolve, reject) => {
-      this.pending.push(
-        alongside ? { fact, at, resolve, reject, alongside } : { fact, at, resolve, reject },
+      // Only appendOnce's entries resolve with null.
+      const done = (e: AuditEntry | null): void => resolve(e!);
+      this.push(
+        alongside
+          ? { fact, at, resolve: done, reject, alongside }
+          : { fact, at, resolve: done, reject },
       );
-      const expectedSeq = (this.head?.seq ?? 0) + this.pending.length;
-      if (expectedSeq - this.lastCheckpointSeq >= this.checkpointEvery) this.wantCheckpoint = true;
-      this.scheduleFlush();
-      this.armCheckpointTimer();
     });
+  }
+
+  private push(p: Pending): void {
+    this.pending.push(p);
+    const expectedSeq = (this.head?.seq ?? 0) + this.pending.length;
+    if (expectedSeq - this.lastCheckpointSeq >= this.checkpointEvery) this.wantCheckpoint = true;
+    this.scheduleFlush();
+    this.armCheckpointTimer();
   }
 
   /** Signs a checkpoint over the newest entry (if not already covered) and waits for it. */
@@ -211,13 +235,27 @@ export class AuditLog {
     const wantCheckpoint = this.wantCheckpoint;
     this.wantCheckpoint = false;
     let written: AuditAppend;
+    // appendOnce's keys: those this batch stores (the rest are on record already).
+    const onceKeys = [...new Set(batch.flatMap((p) => (p.once === undefined ? [] : [p.once])))];
+    const fresh = new Set<string>();
+    const recorded: Pending[] = [];
+    const claimOnce: AlongsideWrite = async (db) => {
+      fresh.clear();
+      for (const k of await this.repo.claimOnceKeys(db, onceKeys, this.clock.now())) fresh.add(k);
+    };
     try {
       written = await this.repo.appendChained(
         (head) => {
           let tip: Pick<AuditEntry, 'seq' | 'hash'> | null =
             head === null ? null : { seq: head.seq, hash: head.hash };
           const entries: AuditEntry[] = [];
+          recorded.length = 0;
           for (const p of batch) {
+            if (p.once !== undefined) {
+              // Taken by another writer, or by an earlier entry of this batch.
+              if (!fresh.delete(p.once)) continue;
+            }
+            recorded.push(p);
             const e = chainEntry(this.sha256, tip, p.fact, p.at);
             entries.push(e);
             tip = { seq: e.seq, hash: e.hash };
@@ -235,7 +273,10 @@ export class AuditLog {
           entries.push(chainEntry(this.sha256, tip, checkpointRecordFact(checkpoint), now));
           return { entries, checkpoint };
         },
-        batch.flatMap((p) => (p.alongside ? [p.alongside] : [])),
+        [
+          ...(onceKeys.length > 0 ? [claimOnce] : []),
+          ...batch.flatMap((p) => (p.alongside ? [p.alongside] : [])),
+        ],
       );
     } catch (err) {
       // Nothing of this batch is stored.
@@ -249,8 +290,10 @@ export class AuditLog {
       this.lastCheckpointSeq = cp.seq;
       this.lastRecordSeq = cp.seq + 1;
     }
-    const entries = written.entries.slice(0, batch.length);
-    batch.forEach((p, i) => p.resolve(entries[i]!));
+    const entries = written.entries.slice(0, recorded.length);
+    recorded.forEach((p, i) => p.resolve(entries[i]!));
+    const stored = new Set(recorded);
+    for (const p of batch) if (!stored.has(p)) p.resolve(null);
     for (const entry of entries) {
       for (const l of this.listeners) {
         try {

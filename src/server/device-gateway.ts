@@ -95,6 +95,15 @@ export interface DeviceGatewayOptions {
   /** How long a command stays valid, ms. */
   readonly commandTtlMs?: number;
   /**
+   * Replicas: this replica's commands' ids start with it (see {@link commandIdPrefix}), and a
+   * reply to a command another live replica sent (`isPeerCommand`) is that replica's business,
+   * not a foreign reply. Every replica receives every reply.
+   */
+  readonly replica?: {
+    readonly commandIdPrefix: string;
+    isPeerCommand(commandId: string): boolean;
+  };
+  /**
    * Called with `performance.now()` at the points benchmarks measure: `command.publish` (a
    * command handed to the broker client) and `heartbeat.received`. Off when omitted.
    */
@@ -373,6 +382,7 @@ export class DeviceGateway {
         if (!verifyMac(key, topic, d.message)) return this.drop('bad-mac', topic, 'reply');
         const w = this.waiting.get(d.message.id);
         if (!w || w.deviceId !== device.id) {
+          if (this.opts.replica?.isPeerCommand(d.message.id)) return;
           for (const l of this.listeners) l.onForeignReply?.(device, d.message);
           return this.drop('unknown-reply', topic, d.message.id);
         }
@@ -435,7 +445,7 @@ export class DeviceGateway {
     };
     const device = this.devices.get(deviceId);
     const key = this.keys.get(deviceId);
-    const id = randomUUID();
+    const id = `${this.opts.replica?.commandIdPrefix ?? ''}${randomUUID()}`;
     const link = this.link;
     if (!device || !key || !link) return settled({ status: 'not-sent', commandId: id });
     const topic = deviceTopic(device.homeId, device.id, 'command');
@@ -486,4 +496,12 @@ export class DeviceGateway {
     }
     return settled(await outcome);
   }
+}
+
+/**
+ * The prefix of a replica's command ids: `r`, eight hex digits of the SHA-256 of its id, `_`.
+ * With a UUID after it, 47 characters, within the protocol's 64 (`[A-Za-z0-9_-]`).
+ */
+export function commandIdPrefix(replicaId: string): string {
+  return `r${createHash('sha256').update(replicaId).digest('hex').slice(0, 8)}_`;
 }

@@ -132,6 +132,12 @@ export interface PinSyncOptions {
   readonly store: Pick<Store, 'db' | 'homes' | 'principals' | 'guestGrants'>;
   /** The slot repository; default one on `store.db`. */
   readonly pinSlots?: PinSlotRepository;
+  /**
+   * Whether {@link PinSync.start} settles the writes a previous run left pending (default
+   * true). Replicas say false: a write pending in the store may be one another live replica is
+   * making.
+   */
+  readonly settlePendingOnStart?: boolean;
   readonly audit: Pick<AuditLog, 'append'>;
   readonly clock: Clock;
   /** The server's master key: device keys, and from them PIN digests, derive from it. */
@@ -261,6 +267,7 @@ export class PinSync implements DeviceGatewayListener {
   private readonly masterKey: Uint8Array;
   private readonly notify: PinSyncOptions['notify'];
   private readonly logger: PinSyncOptions['logger'];
+  private readonly settlePending: boolean;
   private readonly timing: PinSyncTiming;
   /** The write under way per slot: while one is, it alone writes the slot's row. */
   private readonly ops = new Map<string, SlotOperation>();
@@ -295,6 +302,7 @@ export class PinSync implements DeviceGatewayListener {
     this.gateway = options.gateway;
     this.store = options.store;
     this.repo = options.pinSlots ?? new PinSlotRepository(options.store.db);
+    this.settlePending = options.settlePendingOnStart ?? true;
     this.audit = options.audit;
     this.clock = options.clock;
     this.masterKey = options.masterKey;
@@ -321,7 +329,8 @@ export class PinSync implements DeviceGatewayListener {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    for (const row of await this.repo.listBySyncState('pending')) {
+    const pending = this.settlePending === false ? [] : await this.repo.listBySyncState('pending');
+    for (const row of pending) {
       if (row.desired === 'clear' || row.windowOnly) {
         const op = this.register(row, null);
         this.schedule(op, row.nextAttemptAt ?? this.clock.now());

@@ -77,7 +77,48 @@ export interface OrchestratorOptions {
   readonly watchdog?: Partial<WatchdogConfig>;
   readonly timing?: Partial<SessionTiming>;
   readonly policy?: Partial<AccessPolicy>;
+  /**
+   * This server is one of several replicas sharing the database and the broker (replicas.ts):
+   * its sessions' rows carry its id, and a row another replica has taken over is never written
+   * again from here; every device event is recorded once whichever replica commits it first;
+   * heartbeats of other replicas' sessions are followed, so that a session taken over resumes
+   * with its observation record. Without it (one server), a restart closes open sessions.
+   */
+  readonly replica?: OrchestratorReplica;
 }
+
+/** What the orchestrator needs to know of the replica it runs in. */
+export interface OrchestratorReplica {
+  /** This replica's id, the owner written on its sessions' rows. */
+  readonly id: string;
+}
+
+/**
+ * Thrown by a session's write when another replica has taken the session over: this replica
+ * lost its lease (a pause, a lost database connection) and no longer drives it. The write's
+ * transaction is rolled back, and the session leaves this replica's memory untouched.
+ */
+export class SessionTakenOverError extends Error {
+  constructor(readonly sessionId: string) {
+    super(`session ${sessionId} is driven by another replica now`);
+    this.name = 'SessionTakenOverError';
+  }
+}
+
+/**
+ * The observation record of a session another replica drives, kept from its camera's
+ * heartbeats (every replica receives them) so that a takeover resumes with it.
+ */
+interface ShadowWatch {
+  readonly watchdog: ObservationWatchdog;
+  /** When the last heartbeat for it arrived, ms (idle ones are forgotten). */
+  lastAt: number;
+}
+
+/** A shadow watch not fed for this long is forgotten, ms. */
+const SHADOW_IDLE_MS = 5 * 60_000;
+/** At most this many shadow watches are kept (the oldest go first). */
+const MAX_SHADOWS = 100_000;
 
 interface PendingFrame {
   readonly frame: FrameMessage;
@@ -171,6 +212,8 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   private readonly foreignNoticeAt = new Map<string, number>();
   /** When each camera streaming for an ended session was last told to disarm, ms. */
   private readonly strayDisarmAt = new Map<string, number>();
+  /** Replicas: heartbeats of sessions other replicas drive, by session id. */
+  private readonly shadows = new Map<string, ShadowWatch>();
   /** Display names and roles of principals, for session views (names rarely change). */
   private readonly people = new Map<
     string,
@@ -214,6 +257,8 @@ export class SessionOrchestrator implements DeviceGatewayListener {
    * with `session.interrupted`, on record.
    */
   async recoverOpenSessions(): Promise<number> {
+    // Replicas take over each other's sessions instead (replicas.ts, resume below).
+    if (this.o.replica) return 0;
     const open = await this.o.store.sessions.listOpen();
     for (const row of open) {
       const s = row.data as AccessSession;
@@ -252,6 +297,142 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     }
     if (open.length > 0) await this.o.audit.checkpoint();
     return open.length;
+  }
+
+  // ---- Replicas (see OrchestratorReplica and replicas.ts) ----
+
+  /** The sessions this replica drives now. */
+  ownedSessionIds(): string[] {
+    return [...this.live.keys()];
+  }
+
+  /**
+   * Stops driving a session without writing anything: another replica owns it now (or will,
+   * once this replica's lease has run out). Its timers stop and it leaves memory; its camera's
+   * heartbeats are followed again as another replica's.
+   */
+  private relinquish(l: LiveSession, why: string): void {
+    if (this.live.get(l.session.id) !== l) return;
+    l.cancelDeadline?.();
+    l.cancelWatch?.();
+    l.cancelResend?.();
+    this.live.delete(l.session.id);
+    for (const d of [
+      l.session.lockDeviceId,
+      l.session.cameraDeviceId,
+      l.session.doorSensorDeviceId,
+    ]) {
+      if (d && this.byDevice.get(d) === l.session.id) this.byDevice.delete(d);
+    }
+    if (l.watchdog.observedSince !== null)
+      this.shadows.set(l.session.id, { watchdog: l.watchdog, lastAt: this.o.clock.now() });
+    this.o.logger?.warn({ sessionId: l.session.id, why }, 'session left to another replica');
+  }
+
+  /**
+   * Lets go of every session at once: this replica's lease ran out before it could renew it,
+   * so the others may be taking its sessions over. Nothing is written; it takes them back
+   * (resumes them) only by claiming them again like any replica.
+   */
+  relinquishAll(why: string): number {
+    const all = [...this.live.values()];
+    for (const l of all) this.relinquish(l, why);
+    return all.length;
+  }
+
+  /**
+   * Resumes a session this replica has just claimed (SessionRepository.claim) from its stored
+   * row: its deadline is armed again from the stored `deadlineAt` (one already past fires at
+   * once), a relock goes on being resent, and its observation goes on from the heartbeats this
+   * replica followed while another drove it. A session that needed the camera with no such
+   * record raises observation-lost at once: nobody can vouch for the handover. The lock's and
+   * the door's newest reports are applied, for those that came while nobody drove it.
+   */
+  async resume(row: StoredSession, from: string | null): Promise<void> {
+    const s = row.data as AccessSession;
+    if (this.o.replica === undefined || this.live.has(s.id) || isTerminal(s)) return;
+    const now = this.o.clock.now();
+    const shadow = this.shadows.get(s.id);
+    this.shadows.delete(s.id);
+    const watchdog = shadow?.watchdog ?? new ObservationWatchdog(s.id, this.watchdogConfig);
+    if (!this.claim(s, watchdog)) {
+      this.o.logger?.warn({ sessionId: s.id }, 'a session taken over meets another at its door');
+      return;
+    }
+    const l = this.live.get(s.id)!;
+    await this.audit(l, 'session.taken-over', {
+      from,
+      to: this.o.replica.id,
+      state: s.state,
+      lastHeartbeatAt: watchdog.lastAcceptedHeartbeatAt,
+      afterMs: now - s.updatedAt,
+    });
+    this.o.events.publish({ type: 'session', homeId: s.homeId, session: s });
+    const watched =
+      s.cameraDeviceId !== null &&
+      (s.state === 'unlocking' ||
+        s.state === 'open' ||
+        s.state === 'relocking' ||
+        s.state === 'verifying');
+    if (watched && watchdog.observedSince === null) {
+      void this.audit(l, 'observation.gap', {
+        status: 'lost',
+        sinceMs: s.updatedAt,
+        detectedAt: now,
+        handover: true,
+      });
+      void this.apply(s.id, { type: 'observation', status: 'lost', sinceMs: s.updatedAt });
+    }
+    const lock = this.o.gateway.liveStatus(s.lockDeviceId)?.state;
+    if (lock?.kind === 'lock' && (lock.bolt !== s.bolt || lock.changedAt !== s.boltChangedAt))
+      void this.apply(s.id, { type: 'lock-report', bolt: lock.bolt, changedAt: lock.changedAt });
+    const sensor =
+      s.doorSensorDeviceId === null ? undefined : this.o.gateway.liveStatus(s.doorSensorDeviceId);
+    if (sensor?.state?.kind === 'door-sensor' && sensor.state.position !== s.door)
+      void this.apply(s.id, { type: 'door-report', position: sensor.state.position });
+    this.armDeadline(l);
+    this.armRelockResend(l);
+    this.armWatch(l);
+  }
+
+  /** Follows a heartbeat of a session another replica drives (see {@link resume}). */
+  private shadowHeartbeat(hb: HeartbeatMessage): void {
+    const now = this.o.clock.now();
+    let w = this.shadows.get(hb.sessionId);
+    if (w === undefined) {
+      this.pruneShadows(now);
+      w = { watchdog: new ObservationWatchdog(hb.sessionId, this.watchdogConfig), lastAt: now };
+      this.shadows.set(hb.sessionId, w);
+    }
+    w.lastAt = now;
+    w.watchdog.onHeartbeat({ ...hb, macValid: true }, now);
+  }
+
+  private pruneShadows(now: number): void {
+    for (const [id, w] of this.shadows) {
+      if (now - w.lastAt > SHADOW_IDLE_MS || this.shadows.size >= MAX_SHADOWS)
+        this.shadows.delete(id);
+      else break;
+    }
+  }
+
+  /**
+   * Replicas: a camera streams for a session nobody here drives. Told to disarm only if the
+   * session is over (or unknown): while another replica drives it, it is that one's.
+   */
+  private disarmIfEnded(device: RegisteredDevice, sessionId: string): void {
+    const now = this.o.clock.now();
+    const last = this.strayDisarmAt.get(device.id);
+    if (last !== undefined && now - last < STRAY_DISARM_MS) return;
+    this.strayDisarmAt.set(device.id, now);
+    void this.o.store.sessions
+      .get(sessionId)
+      .then((row) => {
+        if (row !== null && row.endedAt === null) return;
+        this.shadows.delete(sessionId);
+        return this.o.gateway.command(device.id, 'disarm', { sessionId });
+      })
+      .catch(() => undefined);
   }
 
   /**
@@ -605,11 +786,14 @@ export class SessionOrchestrator implements DeviceGatewayListener {
    * Claims the door for a new session, checked and claimed in one synchronous stretch: two
    * people at one door cannot both pass. False when another session holds the door.
    */
-  private claim(session: AccessSession): boolean {
+  private claim(
+    session: AccessSession,
+    watchdog = new ObservationWatchdog(session.id, this.watchdogConfig),
+  ): boolean {
     if ([...this.live.values()].some((x) => x.session.doorId === session.doorId)) return false;
     this.live.set(session.id, {
       session,
-      watchdog: new ObservationWatchdog(session.id, this.watchdogConfig),
+      watchdog,
       cancelDeadline: null,
       cancelWatch: null,
       cancelResend: null,
@@ -824,6 +1008,10 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     l.queue = run.then(
       () => undefined,
       (err: unknown) => {
+        if (err instanceof SessionTakenOverError) {
+          this.relinquish(l, 'taken over by another replica');
+          return;
+        }
         this.o.logger?.warn(
           { err: err instanceof Error ? err.message : String(err), sessionId },
           'session step failed',
@@ -891,7 +1079,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
     settled: DeliveryEvent[],
   ): AlongsideWrite {
     return async (db) => {
-      await new SessionRepository(db).save(this.row(s, null));
+      await this.saveRow(db, this.row(s, null));
       if (firstOpen) {
         // The grant is used once the door has actually opened; a refused or failed arming
         // leaves it for another try.
@@ -944,7 +1132,18 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   }
 
   private async persist(s: AccessSession, coverage: Coverage | null = null): Promise<void> {
-    await this.o.store.sessions.save(this.row(s, coverage));
+    await this.saveRow(this.o.store.db, this.row(s, coverage));
+  }
+
+  /**
+   * Writes a session's row: as this replica's (throwing {@link SessionTakenOverError}, which
+   * rolls back the commit it is part of, when another replica owns it now), or plainly.
+   */
+  private async saveRow(db: Store['db'], row: StoredSession): Promise<void> {
+    const sessions = new SessionRepository(db);
+    if (this.o.replica === undefined) return sessions.save(row);
+    if (!(await sessions.saveOwned(row, this.o.replica.id)))
+      throw new SessionTakenOverError(row.id);
   }
 
   private row(s: AccessSession, coverage: Coverage | null): StoredSession {
@@ -1193,7 +1392,7 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         },
       ],
       async (db) => {
-        await new SessionRepository(db).save(this.row(s, coverage));
+        await this.saveRow(db, this.row(s, coverage));
         if (s.deliveryId && status)
           await this.settleDelivery(s.deliveryId, status, s.id, settled)(db);
       },
@@ -1236,7 +1435,13 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         this.orphanHeartbeats++;
         // The camera's own heartbeats for a session no longer running: its `disarm` was lost.
         // Tell it again (not for a heartbeat that is not the camera's own).
-        if (!l && macValid) this.disarmStray(device, hb.sessionId);
+        if (!l && macValid) {
+          if (this.o.replica === undefined) this.disarmStray(device, hb.sessionId);
+          else {
+            this.shadowHeartbeat(hb);
+            this.disarmIfEnded(device, hb.sessionId);
+          }
+        }
       }
       return;
     }
@@ -1398,23 +1603,8 @@ export class SessionOrchestrator implements DeviceGatewayListener {
    * for before the device is told its event was received.
    */
   onEvent(device: RegisteredDevice, event: DeviceEventMessage): Promise<unknown> {
-    // What a home's hub did on its own (offline, or faster than we could) needs the owner.
-    const hubText = HUB_NOTICES[event.name];
-    if (hubText !== undefined) {
-      void this.o.store.homes
-        .getDevice(device.id)
-        .catch(() => null)
-        .then((d) =>
-          this.o.events.publish({
-            type: 'notice',
-            homeId: device.homeId,
-            message: `${d?.name ?? device.id}: ${hubText}`,
-            at: this.o.clock.now(),
-          }),
-        );
-    }
     const l = this.liveFor(device.id);
-    return this.o.audit.append({
+    const fact: AuditFact = {
       kind: 'device.event',
       actor: { type: 'device', id: device.id },
       subject: l ? `session:${l.session.id}` : `device:${device.id}`,
@@ -1429,7 +1619,35 @@ export class SessionOrchestrator implements DeviceGatewayListener {
         ...(event.untilMs === undefined ? {} : { untilMs: event.untilMs }),
       },
       deviceMac: event.mac,
-    });
+    };
+    // Every replica receives the event: the first to commit it records it (and tells people).
+    const recorded =
+      this.o.replica === undefined
+        ? this.o.audit.append(fact)
+        : this.o.audit.appendOnce(fact, `device.event:${device.id}:${event.seq}`);
+    // What a home's hub did on its own (offline, or faster than we could) needs the owner.
+    const hubText = HUB_NOTICES[event.name];
+    if (hubText !== undefined) {
+      void recorded
+        .then((e) => e !== null && this.hubNotice(device, hubText))
+        .catch(() => undefined);
+    }
+    return recorded;
+  }
+
+  /** Tells the household what their hub did on its own. */
+  private hubNotice(device: RegisteredDevice, hubText: string): void {
+    void this.o.store.homes
+      .getDevice(device.id)
+      .catch(() => null)
+      .then((d) =>
+        this.o.events.publish({
+          type: 'notice',
+          homeId: device.homeId,
+          message: `${d?.name ?? device.id}: ${hubText}`,
+          at: this.o.clock.now(),
+        }),
+      );
   }
 
   onAvailability(device: RegisteredDevice, online: boolean): void {

@@ -45,11 +45,17 @@ import { AuditLog } from './audit-log.ts';
 import { MIN_METRICS_TOKEN_LENGTH, ServerMetrics } from './metrics.ts';
 import { Authenticator } from './auth.ts';
 import { ClipStore } from './clip-store.ts';
-import { DeviceGateway, type DeviceGatewayOptions } from './device-gateway.ts';
+import {
+  commandIdPrefix,
+  DeviceGateway,
+  type DeviceGatewayListener,
+  type DeviceGatewayOptions,
+} from './device-gateway.ts';
 import { EventBus } from './event-bus.ts';
 import { GrantLists, offlineHorizonFromHours } from './grant-lists.ts';
 import { loadOrCreateKeys, sha256Hex, type ServerKeys } from './keys.ts';
 import { SessionOrchestrator } from './session-orchestrator.ts';
+import { ReplicaCoordinator, type ReplicaSettings } from './replicas.ts';
 
 export interface SystemOptions {
   /** Data directory: keys, clips, and the SQLite database unless `databaseUrl` is given. */
@@ -126,6 +132,11 @@ export interface SystemOptions {
    * metrics are kept but served to no one.
    */
   readonly metricsToken?: string;
+  /**
+   * Run as one of several replicas on the same PostgreSQL database (`databaseUrl`) and external
+   * broker (`mqttUrl`), both required; see replicas.ts and docs/operations.md.
+   */
+  readonly replica?: ReplicaSettings;
 }
 
 export interface RunningSystem {
@@ -156,6 +167,8 @@ export interface RunningSystem {
   readonly grantLists: GrantLists;
   /** The Prometheus metrics `GET /metrics` serves. */
   readonly metrics: ServerMetrics;
+  /** This replica's lease and takeovers, or null for a single server. */
+  readonly replica: ReplicaCoordinator | null;
   /** Registers a device with the gateway and broker; returns its secret (base64url device key). */
   provisionDevice(device: Device): Promise<string>;
   /** The secret of a stored device (derived from the master key). */
@@ -187,6 +200,10 @@ export async function systemStoreOptions(
 
 export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   const clock = opts.clock ?? systemClock;
+  if (opts.replica && (opts.databaseUrl === undefined || opts.mqttUrl === undefined))
+    throw new Error(
+      'a replica needs the database and the broker the other replicas use: give a PostgreSQL database URL and an external broker URL',
+    );
   mkdirSync(opts.dataDir, { recursive: true });
   const store = await openStore(await systemStoreOptions(opts));
   const closers: (() => Promise<void>)[] = [() => store.close()];
@@ -214,9 +231,18 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     const credentials = serverMqttCredentials(keys.masterKey);
     // Made first: the parts below report into it as they are built.
     const metrics = new ServerMetrics();
+    // Made before the gateway, which numbers this replica's commands; started once all is up.
+    let coordinator: ReplicaCoordinator | null = null;
+    const replicaOfGateway = opts.replica
+      ? {
+          commandIdPrefix: commandIdPrefix(opts.replica.id),
+          isPeerCommand: (id: string) => coordinator?.isPeerCommand(id) ?? false,
+        }
+      : undefined;
     const gateway = new DeviceGateway({
       masterKey: keys.masterKey,
       clock,
+      ...(replicaOfGateway ? { replica: replicaOfGateway } : {}),
       onCommandSettled: (action, ms, result) => metrics.commandSettled(action, ms, result),
       ...(log ? { logger: log } : {}),
       ...(opts.trace ? { trace: opts.trace } : {}),
@@ -286,8 +312,25 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       ...(log ? { logger: log } : {}),
       ...(opts.watchdog ? { watchdog: opts.watchdog } : {}),
       ...(opts.timing ? { timing: opts.timing } : {}),
+      ...(opts.replica ? { replica: { id: opts.replica.id } } : {}),
     });
     gateway.addListener(orchestrator);
+    if (opts.replica) {
+      coordinator = new ReplicaCoordinator({
+        ...opts.replica,
+        store,
+        clock,
+        orchestrator,
+        refreshDevices: async () => {
+          for (const d of await store.homes.listDevices())
+            if (gateway.device(d.id) === undefined) gateway.register(d);
+        },
+        ...(log ? { logger: log } : {}),
+      });
+    }
+    // What every replica receives but must happen once: on the leader only.
+    const once = (l: DeviceGatewayListener): DeviceGatewayListener =>
+      coordinator === null ? l : leaderOnly(l, () => coordinator?.isLeader() ?? false);
     const detachMetrics = metrics.attach({
       clock,
       events,
@@ -327,7 +370,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       },
       ...(log ? { logger: log } : {}),
     });
-    gateway.addListener(entries);
+    gateway.addListener(once(entries));
     entries.start();
     closers.push(() => entries.stop());
     const push = new PushNotifier({
@@ -363,7 +406,9 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
             password: credentials.password,
             clientId:
               opts.mqttClientId ??
-              `${credentials.username}-${hostname().replace(/[^A-Za-z0-9-]/g, '-')}-${opts.port}`,
+              (opts.replica
+                ? `${credentials.username}-${opts.replica.id}`
+                : `${credentials.username}-${hostname().replace(/[^A-Za-z0-9-]/g, '-')}-${opts.port}`),
             ...(log ? { logger: log } : {}),
           }),
     );
@@ -372,6 +417,12 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     closers.push(() => webhooks.stop());
     closers.push(() => orchestrator.stop());
     await orchestrator.recoverOpenSessions();
+    if (coordinator) {
+      const c = coordinator;
+      // Before the orchestrator stops: the lease ends at once and the others take over.
+      closers.push(() => c.stop());
+      await c.start();
+    }
     // Keypad PINs: written to the lock, read back, kept in sync; the owner is told of lockouts.
     const pins = new PinSync({
       gateway,
@@ -383,9 +434,10 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       notify: notice,
       // Each opening by code becomes an entry ("who unlocked"), and counts a guest's use.
       onKeypadEntry: (entry) => entries.keypad(entry),
+      ...(opts.replica ? { settlePendingOnStart: false } : {}),
       ...(log ? { logger: log } : {}),
     });
-    gateway.addListener(pins);
+    gateway.addListener(once(pins));
     pinsForEntries = pins;
     await pins.start();
     closers.push(() => pins.stop());
@@ -497,6 +549,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       webhooks,
       grantLists,
       metrics,
+      replica: coordinator,
       async provisionDevice(device: Device): Promise<string> {
         if (!(await store.homes.getDevice(device.id))) await store.homes.createDevice(device);
         await dynsec?.ensureDevice(device);
@@ -512,4 +565,21 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * A listener that hears device traffic only while `active()` says so (replicas: the leader's
+ * work, which every replica receives but one must do). An event it does not hear is
+ * acknowledged as far as it is concerned.
+ */
+function leaderOnly(l: DeviceGatewayListener, active: () => boolean): DeviceGatewayListener {
+  const w: DeviceGatewayListener = {};
+  if (l.onState) w.onState = (d, m) => active() && l.onState?.(d, m);
+  if (l.onEvent) w.onEvent = (d, m) => (active() ? l.onEvent?.(d, m) : undefined);
+  if (l.onHeartbeat) w.onHeartbeat = (d, m, v) => active() && l.onHeartbeat?.(d, m, v);
+  if (l.onFrame) w.onFrame = (d, m, j) => active() && l.onFrame?.(d, m, j);
+  if (l.onAvailability) w.onAvailability = (d, o) => active() && l.onAvailability?.(d, o);
+  if (l.onForeignReply) w.onForeignReply = (d, r) => active() && l.onForeignReply?.(d, r);
+  if (l.onDrop) w.onDrop = (r, t, x) => active() && l.onDrop?.(r, t, x);
+  return w;
 }

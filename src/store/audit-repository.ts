@@ -96,6 +96,26 @@ export class AuditRepository {
     });
   }
 
+  /**
+   * Stores the keys of `AuditLog.appendOnce`'s facts in `db` (a transaction holding the append
+   * lock) and returns those that were not stored yet: the facts to record. Each key is
+   * returned to one writer only, however many try it at once.
+   */
+  async claimOnceKeys(
+    db: Kysely<Database>,
+    keys: readonly string[],
+    at: number,
+  ): Promise<string[]> {
+    if (keys.length === 0) return [];
+    const rows = await db
+      .insertInto('audit_once')
+      .values(keys.map((key) => ({ key, at })))
+      .onConflict((oc) => oc.column('key').doNothing())
+      .returning('key')
+      .execute();
+    return rows.map((r) => r.key);
+  }
+
   /** The entry with the highest seq, or null when the log is empty. */
   async last(): Promise<AuditEntry | null> {
     return headOf(this.db);

@@ -68,6 +68,7 @@ export {
   type EntryMethod,
 } from './entry-repository.ts';
 export { GrantListRepository, type GrantListVersion } from './grant-list-repository.ts';
+export { ReplicaRepository, type ReplicaLease } from './replica-repository.ts';
 export {
   DeliveryEventRepository,
   DELIVERY_EVENT_TYPES,

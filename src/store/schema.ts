@@ -8,7 +8,7 @@
  * - booleans are integers 0 / 1;
  * - JSON is text.
  */
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 import type { DeliveryStatus, DeviceKind, Role } from '../core/model.ts';
 import type { AuditActor } from '../core/audit-chain.ts';
 
@@ -152,6 +152,8 @@ export interface AccessSessionRow {
   ended_at: number | null;
   /** JSON text. */
   data: string;
+  /** The replica driving the live session (migration 0010); null for a single server. */
+  owner: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** `clip_frames`: the frames recorded for a session; the image bytes live in files. */
@@ -434,6 +436,22 @@ export interface GrantListVersionRow {
   issued_at: number;
 }
 
+/** `replicas`: each running replica's lease (migration 0010). */
+export interface ReplicaRow {
+  id: string;
+  /** ms since the epoch. */
+  started_at: number;
+  /** ms since the epoch: past this the replica counts as dead. */
+  expires_at: number;
+}
+
+/** `audit_once`: keys of audit facts recorded once across replicas (migration 0010). */
+export interface AuditOnceRow {
+  key: string;
+  /** ms since the epoch. */
+  at: number;
+}
+
 export interface Database {
   homes: HomeRow;
   devices: DeviceRow;
@@ -466,4 +484,6 @@ export interface Database {
   entry_alert_people: EntryAlertPersonRow;
   pin_slots: PinSlotRow;
   grant_list_versions: GrantListVersionRow;
+  replicas: ReplicaRow;
+  audit_once: AuditOnceRow;
 }

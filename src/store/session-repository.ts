@@ -21,6 +21,11 @@ export interface StoredSession {
   readonly endedAt: number | null;
   /** The full session as JSON-serialisable data. */
   readonly data: unknown;
+  /**
+   * The replica driving the session (replicas only; see {@link SessionRepository.saveOwned}).
+   * Read back, never written by {@link SessionRepository.save}.
+   */
+  readonly owner?: string | null;
 }
 
 /** Options for {@link SessionRepository.listForHome}. */
@@ -44,6 +49,40 @@ export class SessionRepository {
       .values({ id, created_at, ...changes })
       .onConflict((oc) => oc.column('id').doUpdateSet(changes))
       .execute();
+  }
+
+  /**
+   * Saves the session as replica `owner`'s: inserted with that owner, or updated only while
+   * the stored row is still `owner`'s. False, writing nothing, when another replica has taken
+   * the session over: the caller no longer drives it (the fence against a replica that lost
+   * its lease and has not noticed yet).
+   */
+  async saveOwned(session: StoredSession, owner: string): Promise<boolean> {
+    const { id, created_at, ...changes } = toRow(session);
+    const r = await this.db
+      .insertInto('access_sessions')
+      .values({ id, created_at, ...changes, owner })
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet(changes).where('access_sessions.owner', '=', owner),
+      )
+      .executeTakeFirst();
+    return (r.numInsertedOrUpdatedRows ?? 0n) > 0n;
+  }
+
+  /**
+   * Makes `to` the owner of the open session `id` if `from` still owns it (`null`: nobody,
+   * e.g. a session a single server left). True when this call moved it: of several replicas
+   * claiming the same session at once, exactly one gets true.
+   */
+  async claim(id: string, from: string | null, to: string): Promise<boolean> {
+    const r = await this.db
+      .updateTable('access_sessions')
+      .set({ owner: to })
+      .where('id', '=', id)
+      .where('ended_at', 'is', null)
+      .where((eb) => (from === null ? eb('owner', 'is', null) : eb('owner', '=', from)))
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
   }
 
   /** The session with this id, or null. */
@@ -81,6 +120,31 @@ export class SessionRepository {
     return rows.map(fromRow);
   }
 
+  /**
+   * Open sessions nobody alive drives: owned by none of `liveOwners` (replicas whose lease
+   * runs), or by nobody, or by `self` (this replica's own, e.g. from before it restarted
+   * within its lease); `self` is in `liveOwners`. Oldest first, at most `limit`.
+   */
+  async listOpenToTakeOver(
+    liveOwners: readonly string[],
+    self: string,
+    limit = 1_000,
+  ): Promise<StoredSession[]> {
+    const others = liveOwners.filter((o) => o !== self);
+    const rows = await this.db
+      .selectFrom('access_sessions')
+      .selectAll()
+      .where('ended_at', 'is', null)
+      .$if(others.length > 0, (qb) =>
+        qb.where((eb) => eb.or([eb('owner', 'is', null), eb('owner', 'not in', others)])),
+      )
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map(fromRow);
+  }
+
   /** The newest session at this door that has not ended, or null. */
   async findActiveForDoor(doorId: string): Promise<StoredSession | null> {
     const row = await this.db
@@ -108,7 +172,7 @@ export class SessionRepository {
   }
 }
 
-function toRow(s: StoredSession): AccessSessionRow {
+function toRow(s: StoredSession): Omit<AccessSessionRow, 'owner'> {
   return {
     id: s.id,
     home_id: s.homeId,
@@ -135,5 +199,7 @@ function fromRow(row: Selectable<AccessSessionRow>): StoredSession {
     updatedAt: row.updated_at,
     endedAt: row.ended_at,
     data: fromJsonText(row.data, `access_sessions.data of ${row.id}`),
+    // Only replicas' sessions have one (a single server's rows read as they always did).
+    ...(row.owner ? { owner: row.owner } : {}),
   };
 }

@@ -16,6 +16,7 @@ import { migrateToLatest } from './migrator.ts';
 import { PrincipalRepository } from './principal-repository.ts';
 import type { Database } from './schema.ts';
 import { SessionRepository } from './session-repository.ts';
+import { ReplicaRepository } from './replica-repository.ts';
 
 /** The open store. Repositories share one database handle; close it once, when done. */
 export interface Store {
@@ -34,6 +35,8 @@ export interface Store {
   readonly pinSlots: PinSlotRepository;
   readonly pushSubscriptions: PushSubscriptionRepository;
   readonly entries: EntryRepository;
+  /** Replicas' leases (several servers on one PostgreSQL database). */
+  readonly replicas: ReplicaRepository;
   /** Closes the database; idempotent. The store must not be used afterwards. */
   close(): Promise<void>;
 }
@@ -83,6 +86,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     pinSlots: new PinSlotRepository(db),
     pushSubscriptions: new PushSubscriptionRepository(db),
     entries: new EntryRepository(db),
+    replicas: new ReplicaRepository(db),
     close: () => db.destroy(),
   };
 }

@@ -15,6 +15,7 @@ import * as pinWindows from './0006-pin-windows.ts';
 import * as entries from './0007-entries.ts';
 import * as carrierPlatform from './0008-carrier-platform.ts';
 import * as grantLists from './0009-grant-lists.ts';
+import * as replicas from './0010-replicas.ts';
 
 /** Migrations by name; Kysely applies them in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -27,4 +28,5 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0007-entries': entries,
   '0008-carrier-platform': carrierPlatform,
   '0009-grant-lists': grantLists,
+  '0010-replicas': replicas,
 };
