@@ -46,8 +46,10 @@ let mosquitto: TestMosquitto | undefined;
 let database: TestDatabase | undefined;
 let store: Store | undefined;
 let home: SimHome | undefined;
+const aborts: AbortController[] = [];
 
 afterAll(async () => {
+  for (const c of aborts) c.abort();
   await home?.stop().catch(() => undefined);
   for (const s of serves) {
     s.child.kill('SIGKILL');
@@ -66,7 +68,9 @@ function tempDir(name: string): string {
 }
 
 describe('replicas on one database and one broker', () => {
-  it('a replica killed mid-session: the other takes the session over in time and resumes it, deadline included', async () => {
+  it('a replica killed mid-session: the other takes the session over in time and resumes it, deadline included', async ({
+    annotate,
+  }) => {
     mosquitto = await startMosquitto({ dynsec: ADMIN, dataDir: tempDir('replicas-mosquitto') });
     database = await createTestDatabase();
     // One data directory for both replicas: the same keys (device keys, audit signing key).
@@ -83,6 +87,15 @@ describe('replicas on one database and one broker', () => {
       mqttClientId: 'threshold-seed',
     });
     const creds = await seedDemo(seeding, dataDir);
+    const first = await createDemoDelivery(
+      seeding,
+      creds.homeId,
+      creds.doorId,
+      creds.carrier.id,
+      creds.courier.id,
+      Date.now() - 60_000,
+      3_600_000,
+    );
     const delivery = await createDemoDelivery(
       seeding,
       creds.homeId,
@@ -139,8 +152,82 @@ describe('replicas on one database and one broker', () => {
     for (const detail of details)
       expect(await h.links.lock.publishEventAcked({ name: 'hub.observed', detail })).toBe(true);
 
-    // The courier asks replica A: A drives the session.
+    // The owner's app is connected to replica B; what happens at A shows there too.
+    const stream = new AbortController();
+    aborts.push(stream);
+    const sse = await fetch(`${b.url}/api/events`, {
+      headers: { authorization: `Bearer ${owner}` },
+      signal: stream.signal,
+    });
+    expect(sse.status).toBe(200);
+    let seen = '';
+    void (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of sse.body!) seen += decoder.decode(chunk as Uint8Array);
+    })().catch(() => undefined);
+
+    // ---- A first visit, driven by A; the courier's relock reaches B and is run at A ----
     const courier = await signInAt(a.url, creds.courier.username, creds.courier.password);
+    const visit = await httpAt(
+      a.url,
+      'POST',
+      `/api/courier/deliveries/${first.id}/access`,
+      courier,
+      {
+        position: DEMO_DOORSTEP,
+      },
+    );
+    expect(visit.status).toBe(200);
+    const firstId = (visit.body.session as { id: string }).id;
+    expect((await store.sessions.get(firstId))?.owner).toBe('replica-a');
+    expect(
+      await within(
+        () => seen.includes(`"id":"${firstId}"`) && seen.includes('"state":"open"'),
+        10_000,
+      ),
+    ).toBe(true);
+    h.doorSensor.open();
+    h.camera.setPerson(true);
+    await within(
+      async () =>
+        (await store!.sessions.get(firstId))?.state === 'open' &&
+        ((await store!.sessions.get(firstId))?.data as AccessSession).door === 'open',
+      10_000,
+      50,
+    );
+    h.camera.setPerson(false);
+    h.doorSensor.close();
+    expect(
+      await within(
+        async () => ((await store!.sessions.get(firstId))?.data as AccessSession).door === 'closed',
+        10_000,
+        50,
+      ),
+    ).toBe(true);
+    const relockAtB = await httpAt(
+      b.url,
+      'POST',
+      `/api/courier/sessions/${firstId}/relock`,
+      courier,
+      {},
+    );
+    expect(relockAtB.status).toBe(200);
+    expect(['relocking', 'verifying', 'completed']).toContain(
+      (relockAtB.body.session as { state: string }).state,
+    );
+    expect(
+      await within(
+        async () => (await store!.sessions.get(firstId))?.state === 'completed',
+        20_000,
+        100,
+      ),
+    ).toBe(true);
+    // Driven by A to the end; B's app saw it end.
+    expect((await store.sessions.get(firstId))?.owner).toBe('replica-a');
+    expect(await within(() => seen.includes('"state":"completed"'), 10_000)).toBe(true);
+    expect(await within(() => h.lock.bolt() === 'locked', 10_000)).toBe(true);
+
+    // ---- The second visit: the courier asks replica A again; A drives the session ----
     const access = await httpAt(
       a.url,
       'POST',
@@ -172,6 +259,7 @@ describe('replicas on one database and one broker', () => {
       true,
     );
     const takeoverMs = Date.now() - killedAt;
+    await annotate(`taken over ${takeoverMs} ms after the kill`);
     // The stated bound: the lease plus one renewal period after A's last renewal (at most one
     // period before the kill), plus the claim and the resume; slack for a loaded machine.
     expect(takeoverMs).toBeLessThan(LEASE_MS + RENEW_MS + 3_000);

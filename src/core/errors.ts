@@ -167,6 +167,11 @@ export const ERROR_CATALOGUE = {
   'session.active': { status: 409, message: 'An access session is already running at this door.' },
   'session.finished': { status: 409, message: 'This access session has ended.' },
   'session.wrong-state': { status: 409, message: 'That is not possible at this step.' },
+  /** Replicas: the replica driving the session did not answer; another takes it over shortly. */
+  'session.handing-over': {
+    status: 503,
+    message: 'The server running this session is being replaced; try again in a few seconds.',
+  },
   'session.interrupted': {
     status: 409,
     message: 'The server restarted during the session; the door was locked and the session closed.',

@@ -55,6 +55,7 @@ import {
 } from '../store/index.ts';
 import type { AlarmView, SessionView } from '../protocol/views.ts';
 import type { AuditLog } from './audit-log.ts';
+import type { RelayedSessions, SessionCall } from './replica-relay.ts';
 import type { ClipStore } from './clip-store.ts';
 import type { DeliveryEventLog } from './delivery-events.ts';
 import type { DeliveryEvent } from '../store/delivery-event-repository.ts';
@@ -91,6 +92,11 @@ export interface OrchestratorOptions {
 export interface OrchestratorReplica {
   /** This replica's id, the owner written on its sessions' rows. */
   readonly id: string;
+  /** The other replicas, reached through the database (replica-relay.ts). */
+  readonly remote?: {
+    call(owner: string, call: SessionCall): Promise<Result<SessionView> | null>;
+    grantRevoked(grantId: string): Promise<void>;
+  };
 }
 
 /**
@@ -195,7 +201,7 @@ type AppliedEvent = SessionEvent | { readonly type: 'hub-refused'; readonly hubC
 
 const SYSTEM: AuditActor = { type: 'system', id: 'orchestrator' };
 
-export class SessionOrchestrator implements DeviceGatewayListener {
+export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessions {
   private readonly live = new Map<string, LiveSession>();
   private readonly byDevice = new Map<string, string>();
   private readonly watchdogConfig: WatchdogConfig;
@@ -300,6 +306,30 @@ export class SessionOrchestrator implements DeviceGatewayListener {
   }
 
   // ---- Replicas (see OrchestratorReplica and replicas.ts) ----
+
+  /**
+   * Replicas: a call about a session another live replica drives is run there (through the
+   * database, replica-relay.ts), and its answer returned; null when the session is this
+   * replica's, over, or nobody's, and the call runs here. A replica that does not answer is
+   * being replaced: `session.handing-over`, to try again in a few seconds.
+   */
+  private async atOwner(call: SessionCall): Promise<Result<SessionView> | null> {
+    const r = this.o.replica;
+    if (r?.remote === undefined || this.live.has(call.sessionId)) return null;
+    const row = await this.o.store.sessions.get(call.sessionId);
+    if (!row || row.endedAt !== null || !row.owner || row.owner === r.id) return null;
+    return (await r.remote.call(row.owner, call)) ?? refuse(problem('session.handing-over'));
+  }
+
+  /** Runs a call another replica passed on: here, never passed on again. */
+  runCall(call: SessionCall): Promise<Result<SessionView>> {
+    switch (call.method) {
+      case 'requestRelock':
+        return this.requestRelockHere(call.principal, call.sessionId);
+      case 'decide':
+        return this.decideHere(call.principal, call.sessionId, call.decision);
+    }
+  }
 
   /** The sessions this replica drives now. */
   ownedSessionIds(): string[] {
@@ -549,6 +579,17 @@ export class SessionOrchestrator implements DeviceGatewayListener {
    * the session's home may answer; the answer is audited in the same commit as its step.
    */
   async decide(
+    principal: Principal,
+    sessionId: string,
+    decision: 'let-in' | 'leave-at-door',
+  ): Promise<Result<SessionView>> {
+    return (
+      (await this.atOwner({ method: 'decide', principal, sessionId, decision })) ??
+      this.decideHere(principal, sessionId, decision)
+    );
+  }
+
+  private async decideHere(
     principal: Principal,
     sessionId: string,
     decision: 'let-in' | 'leave-at-door',
@@ -914,6 +955,17 @@ export class SessionOrchestrator implements DeviceGatewayListener {
    * any cancelled session.
    */
   async grantRevoked(grantId: string): Promise<void> {
+    // Replicas: each ends its own sessions under the grant.
+    await this.o.replica?.remote
+      ?.grantRevoked(grantId)
+      .catch((err: unknown) =>
+        this.o.logger?.warn({ err: String(err) }, 'revocation not relayed to the other replicas'),
+      );
+    await this.grantRevokedHere(grantId);
+  }
+
+  /** Ends this replica's sessions under a revoked grant (relay: another replica revoked it). */
+  async grantRevokedHere(grantId: string): Promise<void> {
     for (const l of [...this.live.values()]) {
       if (l.session.grantId === grantId) {
         await this.apply(l.session.id, { type: 'cancel', reason: 'grant.revoked' });
@@ -938,6 +990,16 @@ export class SessionOrchestrator implements DeviceGatewayListener {
 
   /** The courier says the door is closed and asks to lock. */
   async requestRelock(principal: Principal, sessionId: string): Promise<Result<SessionView>> {
+    return (
+      (await this.atOwner({ method: 'requestRelock', principal, sessionId })) ??
+      this.requestRelockHere(principal, sessionId)
+    );
+  }
+
+  private async requestRelockHere(
+    principal: Principal,
+    sessionId: string,
+  ): Promise<Result<SessionView>> {
     const l = this.live.get(sessionId);
     const denied = async (): Promise<Result<SessionView>> => {
       await this.o.audit.append({
@@ -976,13 +1038,17 @@ export class SessionOrchestrator implements DeviceGatewayListener {
       const v = await this.view(sessionId);
       if (!v || !states.includes(v.state) || Date.now() >= deadline) return v;
       await new Promise<void>((resolve) => {
-        const off = this.o.events.subscribe((e) => {
-          if (e.type === 'session' && e.session.id === sessionId) {
-            off();
-            clearTimeout(t);
-            resolve();
-          }
-        });
+        const off = this.o.events.subscribe(
+          (e) => {
+            if (e.type === 'session' && e.session.id === sessionId) {
+              off();
+              clearTimeout(t);
+              resolve();
+            }
+          },
+          // The session may be driven by another replica.
+          { relayed: true },
+        );
         const t = setTimeout(
           () => {
             off();

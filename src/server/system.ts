@@ -56,6 +56,7 @@ import { GrantLists, offlineHorizonFromHours } from './grant-lists.ts';
 import { loadOrCreateKeys, sha256Hex, type ServerKeys } from './keys.ts';
 import { SessionOrchestrator } from './session-orchestrator.ts';
 import { ReplicaCoordinator, type ReplicaSettings } from './replicas.ts';
+import { ReplicaRelay } from './replica-relay.ts';
 
 export interface SystemOptions {
   /** Data directory: keys, clips, and the SQLite database unless `databaseUrl` is given. */
@@ -283,6 +284,18 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     if (broker) closers.push(() => broker.close());
     const brokerUrl = broker?.url ?? opts.mqttUrl ?? '';
     const events = new EventBus();
+    // Replicas tell each other of events and pass on calls through the database they share.
+    const relay =
+      opts.replica && opts.databaseUrl !== undefined
+        ? await ReplicaRelay.start({
+            replicaId: opts.replica.id,
+            databaseUrl: opts.databaseUrl,
+            store,
+            events,
+            ...(log ? { logger: log } : {}),
+          })
+        : null;
+    if (relay) closers.push(() => relay.stop());
     const clips = new ClipStore(opts.dataDir, store.clips);
     // Delivery state changes, in order: the carrier's webhooks are fed from here. Made before
     // the orchestrator, which records the changes it makes (in progress, delivered…).
@@ -312,9 +325,12 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       ...(log ? { logger: log } : {}),
       ...(opts.watchdog ? { watchdog: opts.watchdog } : {}),
       ...(opts.timing ? { timing: opts.timing } : {}),
-      ...(opts.replica ? { replica: { id: opts.replica.id } } : {}),
+      ...(opts.replica
+        ? { replica: { id: opts.replica.id, ...(relay ? { remote: relay } : {}) } }
+        : {}),
     });
     gateway.addListener(orchestrator);
+    relay?.serve(orchestrator);
     if (opts.replica) {
       coordinator = new ReplicaCoordinator({
         ...opts.replica,

@@ -37,13 +37,17 @@ export const eventRoutes =
         }
         res.writeHead(200, headers);
         res.write(': connected\n\n');
-        const off = deps.events.subscribe((e) => {
-          const visible =
-            p.role === 'courier'
-              ? e.type === 'session' && e.session.principalId === p.id
-              : e.homeId === p.homeId;
-          if (visible) res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
-        });
+        const off = deps.events.subscribe(
+          (e) => {
+            const visible =
+              p.role === 'courier'
+                ? e.type === 'session' && e.session.principalId === p.id
+                : e.homeId === p.homeId;
+            if (visible) res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+            // Other replicas' events too: the app may be connected to any replica.
+          },
+          { relayed: true },
+        );
         const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
         keepalive.unref();
         req.raw.on('close', () => {
