@@ -77,6 +77,9 @@ describe('replicas on one database and one broker', () => {
     const dataDir = tempDir('replicas');
     const passwordFile = join(dataDir, 'mqtt-admin-password');
     writeFileSync(passwordFile, `${ADMIN.adminPassword}\n`, { mode: 0o600 });
+    const metricsToken = 'metrics-token-of-the-replicas-test-0123456789';
+    const tokenFile = join(dataDir, 'metrics-token');
+    writeFileSync(tokenFile, `${metricsToken}\n`, { mode: 0o600 });
 
     const seeding = await startSystem({
       dataDir,
@@ -121,6 +124,16 @@ describe('replicas on one database and one broker', () => {
       id,
       '--replica-lease-ms',
       String(LEASE_MS),
+      '--metrics-token-file',
+      tokenFile,
+      // A looser silence bound than production's 1250 ms, so that a stall of this loaded test
+      // machine is not taken for a camera gone quiet. It does not weaken what is tested: a
+      // replica that did not follow the camera raises observation-lost the moment it resumes,
+      // whatever the bound (SessionOrchestrator.resume).
+      '--silence-ms',
+      '3000',
+      '--freeze-ms',
+      '6000',
     ];
     const [portA, portB] = [await freePort(), await freePort()];
     const a = await startServe(dataDir, portA, 0, START_TIMEOUT_MS, args('replica-a'));
@@ -273,7 +286,6 @@ describe('replicas on one database and one broker', () => {
     expect(resumed.state).toBe('open');
     const alarmTypes = (v: Record<string, unknown>): string[] =>
       ((v.alarms as { type: string }[] | undefined) ?? []).map((x) => x.type);
-    expect(alarmTypes(resumed)).toEqual([]);
     const log = async (): Promise<
       { seq: number; kind: string; subject: string; at: number; data: Record<string, unknown> }[]
     > =>
@@ -284,12 +296,30 @@ describe('replicas on one database and one broker', () => {
         at: e.at,
         data: e.data,
       }));
+    const gaps = (await log()).filter(
+      (e) => e.kind === 'observation.gap' && e.subject === `session:${sessionId}`,
+    );
+    expect(alarmTypes(resumed), JSON.stringify(gaps)).toEqual([]);
     const takeover = (await log()).filter(
       (e) => e.kind === 'session.taken-over' && e.subject === `session:${sessionId}`,
     );
     expect(takeover).toHaveLength(1);
     expect(takeover[0]!.data).toMatchObject({ from: 'replica-a', to: 'replica-b', state: 'open' });
     expect(takeover[0]!.data.lastHeartbeatAt).toBeGreaterThan(killedAt);
+
+    // B says so on /metrics: one session taken over, and it leads now that A is gone.
+    const metricsOfB = async (): Promise<string> =>
+      (
+        await fetch(`${b.url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })
+      ).text();
+    expect(await metricsOfB()).toMatch(/^threshold_sessions_taken_over_total 1$/m);
+    expect(
+      await within(
+        async () => /^threshold_replica_leader 1$/m.test(await metricsOfB()),
+        10_000,
+        200,
+      ),
+    ).toBe(true);
 
     // ---- The door stays open past the deadline: B's timer fires it ----
     expect(
@@ -309,10 +339,20 @@ describe('replicas on one database and one broker', () => {
     expect(relock).toBeDefined();
     expect(relock!.at).toBeGreaterThanOrEqual(deadlineAt);
     expect(relock!.at - deadlineAt).toBeLessThan(2_000);
-    // Only one observation story: no gap was recorded for the handover.
+    // The camera's heartbeats all passed at B, before and after the handover.
     expect(
       (await log()).filter(
-        (e) => e.kind === 'observation.gap' && e.subject === `session:${sessionId}`,
+        (e) => e.kind === 'heartbeat.rejected' && e.subject === `session:${sessionId}`,
+      ),
+    ).toEqual([]);
+    // No gap was recorded for the handover: none began before B had taken the session over.
+    // (A later one would be the watchdog doing its work on a loaded machine, not the handover.)
+    expect(
+      (await log()).filter(
+        (e) =>
+          e.kind === 'observation.gap' &&
+          e.subject === `session:${sessionId}` &&
+          (e.data.handover === true || Number(e.data.sinceMs) < takeover[0]!.at),
       ),
     ).toEqual([]);
 

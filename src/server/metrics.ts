@@ -89,6 +89,8 @@ export interface MetricsSources {
   readonly sessionsByState?: () => ReadonlyMap<SessionState, number>;
   /** The embedded broker's refusal counters. */
   readonly broker?: () => BrokerStats;
+  /** This replica's standing (replicas only). */
+  readonly replica?: () => { leader: boolean; peers: number; takeovers: number };
 }
 
 let processRegistry: Registry | null = null;
@@ -211,6 +213,35 @@ export class ServerMetrics {
         this.reset();
         for (const [reason, n] of Object.entries(drops))
           this.inc({ reason: labelValue(reason) }, n);
+      },
+    });
+    new Gauge({
+      name: 'threshold_replica_peers',
+      help: 'Replicas only: the other replicas whose lease runs, as of the last round.',
+      registers,
+      collect() {
+        const r = sources()?.replica?.();
+        if (r) this.set(r.peers);
+      },
+    });
+    new Gauge({
+      name: 'threshold_replica_leader',
+      help: 'Replicas only: 1 on the leader (the oldest live replica), 0 on the others.',
+      registers,
+      collect() {
+        const r = sources()?.replica?.();
+        if (r) this.set(r.leader ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'threshold_sessions_taken_over_total',
+      help: 'Replicas only: sessions this replica took over from a replica whose lease ran out.',
+      registers,
+      collect() {
+        const r = sources()?.replica?.();
+        if (!r) return;
+        this.reset();
+        this.inc(r.takeovers);
       },
     });
     new Counter({

@@ -354,6 +354,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       gateway,
       sessionsByState: () => orchestrator.sessionsByState(),
       ...(broker ? { broker: () => broker.stats() } : {}),
+      ...(coordinator ? { replica: coordinator.stats.bind(coordinator) } : {}),
     });
     closers.push(() => Promise.resolve(detachMetrics()));
     const liveView = new LiveViewService({
