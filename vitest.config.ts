@@ -25,16 +25,23 @@ export default defineConfig({
       },
       {
         // The integration tests that work the store hardest, again, each server on a PostgreSQL
-        // database of its own (startSystem honours THRESHOLD_TEST_DIALECT): sessions,
+        // database of its own (ScenarioWorld and testDatabaseOptions in src/store/test-postgres.ts
+        // honour THRESHOLD_TEST_DIALECT; the server itself never reads it): sessions,
         // deliveries, carriers, idempotency, webhooks' events, sign-in, passkeys, keypad codes,
-        // push. The other integration tests drive the same repositories through the same routes,
-        // or no database at all, and would double the suite's time.
+        // push, the scenarios of test/scenarios.test.ts, a restart, and `threshold audit verify`
+        // on a tampered copy (test/store-snapshot.test.ts checks the fuzzers' "a refusal changes
+        // nothing" on both). The other integration tests drive the same repositories through the
+        // same routes, or no database at all, and would double the suite's time (the fuzzers and
+        // the courier and network scenarios pass there too, run by hand with
+        // `THRESHOLD_TEST_DIALECT=postgres`); the integrity scenarios edit the SQLite file behind
+        // the server's back.
         test: {
           ...shared,
           name: 'postgres',
           include: [
             'test/api-auth.test.ts',
             'test/api-bad-input.test.ts',
+            'test/audit-verify-cli.test.ts',
             'test/carrier-accounts.test.ts',
             'test/carrier-deliveries.test.ts',
             'test/clip-retention.test.ts',
@@ -43,10 +50,13 @@ export default defineConfig({
             'test/entries.test.ts',
             'test/keypad-notice.test.ts',
             'test/orchestrator-resends.test.ts',
+            'test/owner-api.test.ts',
             'test/passkeys.test.ts',
             'test/pin-sync.test.ts',
             'test/pin-windows.test.ts',
             'test/push.test.ts',
+            'test/restart-recovery.test.ts',
+            'test/scenarios.test.ts',
             'test/sign-in-limits.test.ts',
           ],
           env: { THRESHOLD_TEST_DIALECT: 'postgres' },
@@ -61,12 +71,7 @@ export default defineConfig({
         test: {
           ...shared,
           name: 'mosquitto',
-          include: [
-            'test/scenarios.test.ts',
-            'test/scenarios-net.test.ts',
-            'test/scenarios-courier.test.ts',
-            'test/orchestrator-resends.test.ts',
-          ],
+          include: ['test/scenarios.test.ts', 'test/orchestrator-resends.test.ts'],
           env: { THRESHOLD_TEST_BROKER: 'mosquitto' },
         },
       },

@@ -21,6 +21,7 @@ import {
   type DemoCredentials,
 } from '../src/server/seed.ts';
 import { startSystem, type RunningSystem } from '../src/server/system.ts';
+import { testDatabaseOptions } from '../src/store/test-postgres.ts';
 
 const HOUR_MS = 3_600_000;
 /** Over the app's 16 KiB body limit. */
@@ -135,7 +136,12 @@ async function expectRefusedWithoutEffect(
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'threshold-bad-input-'));
-  sys = await startSystem({ dataDir, port: 0, mqttPort: 0 });
+  sys = await startSystem({
+    dataDir,
+    port: 0,
+    mqttPort: 0,
+    ...(await testDatabaseOptions(dataDir)),
+  });
   creds = await seedDemo(sys, dataDir);
 
   const signIn = await send('/api/auth/sign-in', {

@@ -25,6 +25,7 @@ import type {
 } from '../src/protocol/views.ts';
 import { hashPassword, tokenHash } from '../src/server/auth.ts';
 import { CARRIER_REQUESTS_PER_MINUTE } from '../src/server/routes/carrier-auth.ts';
+import { MAX_WORKING_KEYS } from '../src/server/routes/carrier-key-routes.ts';
 import { createDemoDelivery, DEMO_DOORSTEP } from '../src/server/seed.ts';
 
 interface Answer {
@@ -85,6 +86,30 @@ async function makeKey(token: string, name: string, scopes: string[]) {
 async function keysOf(carrierId: string): Promise<string> {
   const keys = await world.sys.store.principals.listApiKeys(carrierId);
   return JSON.stringify(keys.map((k) => [k.id, k.revokedAt, k.scopes]));
+}
+
+/**
+ * Holds every `listApiKeys(carrierId)` the server makes until `count` of them have been made
+ * (or 5 s passed), so requests at once all count before any of them writes: the race a
+ * count-then-write route loses, made certain rather than left to timing. Returns the undo.
+ */
+function holdKeyCounts(carrierId: string, count: number): () => void {
+  const repo = world.sys.store.principals;
+  const real = repo.listApiKeys.bind(repo);
+  let seen = 0;
+  let release = (): void => undefined;
+  const all = new Promise<void>((resolve) => (release = resolve));
+  repo.listApiKeys = async (id: string) => {
+    const keys = await real(id);
+    if (id === carrierId) {
+      if (++seen === count) release();
+      await Promise.race([all, sleep(5_000)]);
+    }
+    return keys;
+  };
+  return () => {
+    repo.listApiKeys = real;
+  };
 }
 
 /** Waits until `pred` holds, polling; fails after `ms`. */
@@ -353,6 +378,58 @@ describe('API keys', () => {
       json: {},
     });
     expect(last.body.error?.code).toBe('key.last-manager');
+  });
+
+  it('keys asked for at once, one short of the limit, make exactly one more', async () => {
+    const busy = `carrier-busy-${randomBytes(3).toString('hex')}`;
+    await world.sys.store.principals.createCarrier({ id: busy, name: 'Busy Couriers' });
+    const manager = await world.sys.auth.createApiKey(busy);
+    for (let i = 2; i < MAX_WORKING_KEYS; i++) {
+      await world.sys.auth.createApiKey(busy, { name: `Filler ${i}`, scopes: ['deliveries:read'] });
+    }
+    const undo = holdKeyCounts(busy, 8);
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        call('POST', '/api/carrier/keys', {
+          token: manager.key,
+          json: { name: `Racer ${i}`, scopes: ['deliveries:read'] },
+        }),
+      ),
+    ).finally(undo);
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+    for (const a of answers.filter((x) => x.status === 409)) {
+      expect(a.body.error?.code).toBe('key.limit-reached');
+    }
+    const working = (await world.sys.store.principals.listApiKeys(busy)).filter(
+      (k) => k.revokedAt === null,
+    );
+    expect(working).toHaveLength(MAX_WORKING_KEYS);
+  });
+
+  it('two keys that manage keys revoking each other at once: one goes, the last stays', async () => {
+    for (let round = 0; round < 2; round++) {
+      const pair = `carrier-pair-${randomBytes(3).toString('hex')}`;
+      await world.sys.store.principals.createCarrier({ id: pair, name: 'Pair Couriers' });
+      const a = await world.sys.auth.createApiKey(pair);
+      const b = await world.sys.auth.createApiKey(pair);
+      const undo = holdKeyCounts(pair, 2);
+      const answers = await Promise.all([
+        call('POST', `/api/carrier/keys/${b.id}/revoke`, { token: a.key, json: {} }),
+        call('POST', `/api/carrier/keys/${a.id}/revoke`, { token: b.key, json: {} }),
+      ]).finally(undo);
+      // One is revoked; the other is refused as the last manager, or, revoked already when
+      // it is checked, as a key that no longer works.
+      const outcomes = answers.map((r) => `${r.status} ${r.body.error?.code ?? ''}`).sort();
+      expect(outcomes, `round ${round}`).toContainEqual('200 ');
+      expect([
+        ['200 ', '409 key.last-manager'],
+        ['200 ', '401 auth.required'],
+      ]).toContainEqual(outcomes);
+      const working = (await world.sys.store.principals.listApiKeys(pair)).filter(
+        (k) => k.revokedAt === null,
+      );
+      expect(working, `round ${round}`).toHaveLength(1);
+    }
   });
 
   it('refuses bad input with 400 and makes nothing', async () => {

@@ -10,6 +10,7 @@ import { ClipStore } from '../src/server/clip-store.ts';
 import { verifyEd25519 } from '../src/server/keys.ts';
 import { seedDemo } from '../src/server/seed.ts';
 import { startSystem, type RunningSystem } from '../src/server/system.ts';
+import { testDatabaseOptions } from '../src/store/test-postgres.ts';
 
 let dir = '';
 let sys: RunningSystem | null = null;
@@ -22,7 +23,12 @@ afterEach(async () => {
 describe('clip retention', () => {
   it('deletes clips older than the retention period at start-up and records it; younger clips stay', async () => {
     dir = mkdtempSync(join(tmpdir(), 'threshold-retention-'));
-    sys = await startSystem({ dataDir: dir, port: 0, mqttPort: 0 });
+    sys = await startSystem({
+      dataDir: dir,
+      port: 0,
+      mqttPort: 0,
+      ...(await testDatabaseOptions(dir)),
+    });
     const creds = await seedDemo(sys, dir);
     const clips = new ClipStore(dir, sys.store.clips);
     const now = Date.now();
@@ -58,7 +64,13 @@ describe('clip retention', () => {
     await sys.close();
 
     // Restart with a two-day retention: the three-day-old clip goes, the one-day-old stays.
-    sys = await startSystem({ dataDir: dir, port: 0, mqttPort: 0, clipRetentionDays: 2 });
+    sys = await startSystem({
+      dataDir: dir,
+      port: 0,
+      mqttPort: 0,
+      clipRetentionDays: 2,
+      ...(await testDatabaseOptions(dir)),
+    });
     expect(existsSync(oldFile)).toBe(false);
     expect(existsSync(newFile)).toBe(true);
     expect(await sys.store.clips.list('old-session')).toEqual([]);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { seedDemo } from '../src/server/seed.ts';
 import { startSystem, type RunningSystem } from '../src/server/system.ts';
+import { testDatabaseOptions } from '../src/store/test-postgres.ts';
 
 let dir = '';
 let sys: RunningSystem | null = null;
@@ -16,7 +17,12 @@ afterEach(async () => {
 describe('demo seed', () => {
   it('seeds once; after the delivery was made, the next start offers a fresh one with its grant', async () => {
     dir = mkdtempSync(join(tmpdir(), 'threshold-seed-'));
-    sys = await startSystem({ dataDir: dir, port: 0, mqttPort: 0 });
+    sys = await startSystem({
+      dataDir: dir,
+      port: 0,
+      mqttPort: 0,
+      ...(await testDatabaseOptions(dir)),
+    });
     const first = await seedDemo(sys, dir);
     const again = await seedDemo(sys, dir);
     expect(again).toEqual(first);

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DeviceLink, SimLock } from '../src/devices/index.ts';
 import { systemClock } from '../src/protocol/system-clock.ts';
 import { startSystem, type RunningSystem } from '../src/server/system.ts';
+import { testDatabaseOptions } from '../src/store/test-postgres.ts';
 import { DEFAULT_DELIVERY_PREFERENCES } from '../src/core/model.ts';
 
 let sys: RunningSystem | null = null;
@@ -24,7 +25,12 @@ afterEach(async () => {
 describe('periodic state report', () => {
   it('a connected lock republishes its state every reportIntervalMs, with a new seq each time', async () => {
     dir = mkdtempSync(join(tmpdir(), 'threshold-report-'));
-    sys = await startSystem({ dataDir: dir, port: 0, mqttPort: 0 });
+    sys = await startSystem({
+      dataDir: dir,
+      port: 0,
+      mqttPort: 0,
+      ...(await testDatabaseOptions(dir)),
+    });
     await sys.store.homes.createHome({
       id: 'home-a',
       name: 'A',

@@ -20,6 +20,7 @@ import { LiveViewService } from '../src/server/live-view.ts';
 import {
   CHALLENGE_TTL_MS,
   localRelyingParty,
+  MAX_PASSKEYS_PER_PRINCIPAL,
   PASSKEY_REFUSALS,
   Passkeys,
   relyingPartyFromUrl,
@@ -28,6 +29,7 @@ import {
 import { PASSKEY_SIGN_IN_LIMIT_PER_MINUTE } from '../src/server/routes/passkey-routes.ts';
 import { seedDemo, type DemoCredentials } from '../src/server/seed.ts';
 import { startSystem, type RunningSystem } from '../src/server/system.ts';
+import { testDatabaseOptions } from '../src/store/test-postgres.ts';
 import {
   UP,
   AT,
@@ -168,7 +170,13 @@ async function storedPasskeyIds(principalId: string): Promise<string[]> {
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'threshold-passkeys-'));
-  sys = await startSystem({ dataDir, port: 0, mqttPort: 0, clock });
+  sys = await startSystem({
+    dataDir,
+    port: 0,
+    mqttPort: 0,
+    clock,
+    ...(await testDatabaseOptions(dataDir)),
+  });
   creds = await seedDemo(sys, dataDir, { credentialsFile: join(dataDir, 'credentials.json') });
   const port = await freePort();
   const rp = localRelyingParty(port);
@@ -805,6 +813,90 @@ describe('passkey sign-in limits', () => {
     clock.advance(CHALLENGE_TTL_MS);
     await small.authenticationOptions();
     expect(small.outstandingChallenges()).toBe(1);
+  });
+});
+
+describe('passkey limit', () => {
+  it('given servers on one database registering at once for an account one short of the limit, then exactly one passkey is added', async () => {
+    const principal = {
+      id: `owner-limit-${randomBytes(4).toString('hex')}`,
+      role: 'owner' as const,
+      displayName: 'Pat',
+      homeId: creds.homeId,
+      carrierId: null,
+    };
+    await sys.store.principals.create(principal, {
+      username: principal.id,
+      passwordHash: 'not-used',
+    });
+    for (let i = 0; i < MAX_PASSKEYS_PER_PRINCIPAL - 1; i++) {
+      await sys.store.passkeys.add({
+        id: `filler-${principal.id}-${i}`,
+        principalId: principal.id,
+        name: `Key ${i}`,
+        publicKey: 'AA',
+        counter: 0,
+        transports: [],
+        deviceType: 'singleDevice',
+        backedUp: false,
+        createdAt: clock.now(),
+        lastUsedAt: null,
+      });
+    }
+    // Each replica keeps its own registration challenges, as servers behind one load balancer
+    // do. Their store holds every count until all have counted: the race (all pass the early
+    // count, then insert), made certain rather than left to timing.
+    const count = 6;
+    let racing = false;
+    let counted = 0;
+    let allCounted = (): void => undefined;
+    const barrier = new Promise<void>((resolve) => (allCounted = resolve));
+    const repo = sys.store.passkeys;
+    const heldRepo = new Proxy(repo, {
+      get(target, prop) {
+        if (prop === 'listForPrincipal') {
+          return async (id: string) => {
+            const rows = await target.listForPrincipal(id);
+            if (racing && id === principal.id) {
+              if (++counted === count) allCounted();
+              await Promise.race([barrier, new Promise((r) => setTimeout(r, 5_000))]);
+            }
+            return rows;
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function'
+          ? (value as (...a: unknown[]) => unknown).bind(target)
+          : value;
+      },
+    });
+    const store = Object.assign(Object.create(sys.store) as typeof sys.store, {
+      passkeys: heldRepo,
+    });
+    const rp = localRelyingParty(1);
+    const replicas = Array.from(
+      { length: count },
+      () => new Passkeys({ store, clock, rpName: 'Threshold', ...rp }),
+    );
+    const answers = await Promise.all(
+      replicas.map(async (replica) => {
+        const options = await replica.registrationOptions(principal);
+        const authenticator = new SoftAuthenticator('localhost', rp.origins[0]!);
+        return { replica, response: authenticator.create(options as never) };
+      }),
+    );
+    racing = true;
+    const results = await Promise.all(
+      answers.map(({ replica, response }) =>
+        replica.verifyRegistration(principal, 'Phone', response as never),
+      ),
+    );
+    expect(counted).toBe(count);
+    expect(results.filter((r) => r.ok)).toHaveLength(1);
+    for (const r of results.filter((x) => !x.ok)) {
+      if (!r.ok) expect(r.problem.detail?.reason).toBe('passkey.limit-reached');
+    }
+    expect(await storedPasskeyIds(principal.id)).toHaveLength(MAX_PASSKEYS_PER_PRINCIPAL);
   });
 });
 

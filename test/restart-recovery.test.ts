@@ -13,7 +13,8 @@ import { SimHome } from '../src/devices/index.ts';
 import { systemClock } from '../src/protocol/system-clock.ts';
 import { verifyEd25519 } from '../src/server/keys.ts';
 import { createDemoDelivery, DEMO_DOORSTEP, seedDemo } from '../src/server/seed.ts';
-import { startSystem, type RunningSystem } from '../src/server/system.ts';
+import { startSystem, systemStoreOptions, type RunningSystem } from '../src/server/system.ts';
+import { testDatabaseOptions } from '../src/store/test-postgres.ts';
 import type { AccessSession } from '../src/core/access-session.ts';
 import { openStore } from '../src/store/index.ts';
 
@@ -49,7 +50,8 @@ describe('restart in the middle of a session', () => {
     const mqttPort = await freePort();
 
     // Given: a delivery in progress, the door unlocked and open for the courier.
-    let sys: RunningSystem = await startSystem({ dataDir: dir, port: 0, mqttPort });
+    const database = await testDatabaseOptions(dir);
+    let sys: RunningSystem = await startSystem({ dataDir: dir, port: 0, mqttPort, ...database });
     const first = sys;
     cleanups.push(() => first.close());
     const creds = await seedDemo(sys, dir);
@@ -98,8 +100,8 @@ describe('restart in the middle of a session', () => {
 
     // When: the server stops mid-session and starts again.
     await sys.close();
-    expect((await (await startStoreOnly(dir)).state(sessionId)).state).toBe('open');
-    sys = await startSystem({ dataDir: dir, port: 0, mqttPort });
+    expect((await (await startStoreOnly(dir, database)).state(sessionId)).state).toBe('open');
+    sys = await startSystem({ dataDir: dir, port: 0, mqttPort, ...database });
     const second = sys;
     cleanups.push(() => second.close());
 
@@ -124,8 +126,8 @@ describe('restart in the middle of a session', () => {
 });
 
 /** Reads a stored session without starting a server (the stopped server's database). */
-async function startStoreOnly(dir: string) {
-  const store = await openStore({ dialect: 'sqlite', path: join(dir, 'threshold.db') });
+async function startStoreOnly(dir: string, database: { databaseUrl?: string }) {
+  const store = await openStore(await systemStoreOptions({ dataDir: dir, ...database }));
   return {
     async state(id: string) {
       const row = await store.sessions.get(id);

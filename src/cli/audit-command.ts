@@ -13,7 +13,8 @@ import {
 } from '../core/audit-chain.ts';
 import { verifyStoredLog } from '../server/audit-log.ts';
 import { sha256Hex, verifyEd25519 } from '../server/keys.ts';
-import { openStore } from '../store/index.ts';
+import { openPostgres, openStore, type StoreOptions } from '../store/index.ts';
+import { commandStoreOptions, databaseUrlFrom } from './store-options.ts';
 
 /** What the owner's audit export holds (GET /api/homes/:homeId/audit). */
 interface AuditExport {
@@ -24,6 +25,8 @@ interface AuditExport {
 
 export interface AuditVerifyOptions {
   readonly data: string;
+  /** `--database-url` (else `THRESHOLD_DATABASE_URL`): the PostgreSQL database; else SQLite in `data`. */
+  readonly databaseUrl?: string;
   readonly file?: string;
   readonly publicKey?: string;
   readonly json?: boolean;
@@ -33,6 +36,21 @@ function trustedKey(opts: AuditVerifyOptions): string | null {
   if (opts.publicKey) return opts.publicKey;
   const path = join(opts.data, 'keys', 'audit-ed25519.pub');
   return existsSync(path) ? readFileSync(path, 'utf8').trim() : null;
+}
+
+/**
+ * Whether the database holds an audit log to verify: its SQLite file exists, or its PostgreSQL
+ * database has the table. Checked before the store opens it, because opening makes what is
+ * missing (the file, the tables), and an empty log would "verify".
+ */
+async function holdsAuditLog(where: StoreOptions): Promise<boolean> {
+  if (where.dialect === 'sqlite') return existsSync(where.path);
+  const db = openPostgres(where.url, { maxConnections: 1 });
+  try {
+    return (await db.introspection.getTables()).some((t) => t.name === 'audit_entries');
+  } finally {
+    await db.destroy();
+  }
 }
 
 export async function auditVerifyCommand(opts: AuditVerifyOptions): Promise<void> {
@@ -70,9 +88,23 @@ export async function auditVerifyCommand(opts: AuditVerifyOptions): Promise<void
       first ? { seq: first.seq, prevHash: first.prevHash } : undefined,
     );
   } else {
-    const dbPath = join(opts.data, 'threshold.db');
-    if (!existsSync(dbPath)) {
-      console.error(`threshold audit verify: no database at ${dbPath}`);
+    const databaseUrl = databaseUrlFrom(opts.databaseUrl, 'threshold audit verify');
+    const where = await commandStoreOptions(opts.data, databaseUrl);
+    let holds: boolean;
+    try {
+      holds = await holdsAuditLog(where);
+    } catch (err) {
+      console.error(
+        `threshold audit verify: cannot open the database: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      process.exit(2);
+    }
+    if (!holds) {
+      console.error(
+        where.dialect === 'sqlite'
+          ? `threshold audit verify: no database at ${where.path}`
+          : 'threshold audit verify: that PostgreSQL database has no audit log (is it the one the server uses?)',
+      );
       process.exit(2);
     }
     if (!key) {
@@ -81,7 +113,15 @@ export async function auditVerifyCommand(opts: AuditVerifyOptions): Promise<void
       );
       process.exit(2);
     }
-    const store = await openStore({ dialect: 'sqlite', path: dbPath });
+    let store: Awaited<ReturnType<typeof openStore>>;
+    try {
+      store = await openStore(where);
+    } catch (err) {
+      console.error(
+        `threshold audit verify: cannot open the database: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      process.exit(2);
+    }
     try {
       v = await verifyStoredLog(store.audit, sha256Hex, verifyEd25519, [key]);
     } finally {

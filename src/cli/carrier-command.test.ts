@@ -3,7 +3,8 @@
  * user runs it (a child process, its output and exit code).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,6 +16,15 @@ import { Authenticator, tokenHash } from '../server/auth.ts';
 import { loadOrCreateKeys, sha256Hex, verifyEd25519 } from '../server/keys.ts';
 import { CARRIER_SCOPES } from '../server/routes/carrier-auth.ts';
 import { AuditRepository, openStore, type Store } from '../store/index.ts';
+import {
+  createTestDatabase,
+  databaseUrl,
+  dropDatabase,
+  testDatabasePrefix,
+  testPostgresUrl,
+  withAdminClient,
+} from '../store/test-postgres.ts';
+import { DATABASE_URL_ENV } from './serve-command.ts';
 import {
   addCarrier,
   CarrierAddError,
@@ -246,9 +256,103 @@ describe('addCarrier', () => {
 
 describe('threshold carrier add', () => {
   function threshold(...args: string[]) {
-    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+    return thresholdWith({}, ...args);
+  }
+
+  /** Runs the command with `env` over this process's environment (no database URL of its own). */
+  function thresholdWith(env: Record<string, string>, ...args: string[]) {
+    const base: NodeJS.ProcessEnv = { ...process.env };
+    delete base[DATABASE_URL_ENV];
+    const r = spawnSync(process.execPath, [BIN, ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...base, ...env },
+    });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   }
+
+  it('adds to PostgreSQL given THRESHOLD_DATABASE_URL, and audit verify proves it there; a bad URL is a usage error', async () => {
+    const database = await createTestDatabase();
+    try {
+      const data = join(dir, 'pg-data');
+      const env = { [DATABASE_URL_ENV]: database.url };
+      const r = thresholdWith(
+        env,
+        'carrier',
+        'add',
+        '--name',
+        'Pine Parcels',
+        '--admin-username',
+        'pine-admin',
+        '--data',
+        data,
+        '--json',
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const added = JSON.parse(r.stdout) as AddedCarrier;
+      // In PostgreSQL, not in a SQLite file beside the keys.
+      expect(existsSync(join(data, 'threshold.db'))).toBe(false);
+      const pg = await openStore({ dialect: 'postgres', url: database.url });
+      try {
+        const key = await pg.principals.findApiKeyByHash(tokenHash(added.apiKey.key));
+        expect(key?.carrierId).toBe('carrier-pine-parcels');
+        const keyOfData = loadOrCreateKeys(data).auditSigner.publicKey;
+        const log = await verifyStoredLog(pg.audit, sha256Hex, verifyEd25519, [keyOfData]);
+        expect(log.ok).toBe(true);
+      } finally {
+        await pg.close();
+      }
+      const verified = thresholdWith(env, 'audit', 'verify', '--data', data);
+      expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+      expect(verified.stdout).toMatch(/audit log intact: 3 entries/);
+      // Without the URL, the same directory has no database: nothing to verify.
+      expect(threshold('audit', 'verify', '--data', data).code).toBe(2);
+
+      for (const bad of ['mysql://host/db', 'postgres://host', 'not a url']) {
+        const refused = thresholdWith(
+          { [DATABASE_URL_ENV]: bad },
+          'carrier',
+          'add',
+          '--name',
+          'Fir',
+          '--admin-username',
+          'fir-admin',
+          '--data',
+          data,
+        );
+        expect(refused.code, bad).toBe(2);
+        expect(refused.stderr, bad).toContain(`${DATABASE_URL_ENV} must be`);
+      }
+      expect(
+        thresholdWith({ [DATABASE_URL_ENV]: 'mysql://host/db' }, 'audit', 'verify', '--data', data)
+          .code,
+      ).toBe(2);
+
+      // A database the server never used: nothing to verify, and nothing made in it.
+      const serverUrl = testPostgresUrl();
+      const bare = `${testDatabasePrefix()}bare${randomBytes(4).toString('hex')}`;
+      await withAdminClient(serverUrl, (c) => c.query(`create database "${bare}"`));
+      try {
+        const none = thresholdWith(
+          { [DATABASE_URL_ENV]: databaseUrl(serverUrl, bare) },
+          'audit',
+          'verify',
+          '--data',
+          data,
+        );
+        expect(none.code, none.stdout + none.stderr).toBe(2);
+        expect(none.stderr).toContain('has no audit log');
+        const tables = await withAdminClient(databaseUrl(serverUrl, bare), (c) =>
+          c.query("select 1 from information_schema.tables where table_schema = 'public'"),
+        );
+        expect(tables.rowCount).toBe(0);
+      } finally {
+        await dropDatabase(serverUrl, bare);
+      }
+    } finally {
+      await database.drop();
+    }
+  }, 240_000);
 
   it('prints the admin password and the key once; the same name again exits 1, bad usage 2', async () => {
     const data = join(dir, 'data');

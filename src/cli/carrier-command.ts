@@ -14,7 +14,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { AuditActor, AuditFact } from '../core/audit-chain.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Signer } from '../core/crypto-ports.ts';
@@ -25,9 +24,12 @@ import { hashPassword, mintApiKey, tokenHash } from '../server/auth.ts';
 import { loadOrCreateKeys, sha256Hex } from '../server/keys.ts';
 import { CARRIER_SCOPES } from '../server/routes/carrier-auth.ts';
 import { openStore, PrincipalRepository, type AlongsideWrite, type Store } from '../store/index.ts';
+import { commandStoreOptions, databaseUrlFrom } from './store-options.ts';
 
 export interface CarrierAddOptions {
   readonly data: string;
+  /** `--database-url` (else `THRESHOLD_DATABASE_URL`): the PostgreSQL database; else SQLite in `data`. */
+  readonly databaseUrl?: string;
   readonly name: string;
   readonly adminUsername: string;
   /** The carrier's id; default `carrier-` and the name in lower case with dashes. */
@@ -198,16 +200,17 @@ async function appendAudited(
 
 /** `threshold carrier add`: exit 0 added, 1 taken, 2 bad options, 3 data directory unusable. */
 export async function carrierAddCommand(opts: CarrierAddOptions): Promise<void> {
+  const databaseUrl = databaseUrlFrom(opts.databaseUrl, 'threshold carrier add');
   mkdirSync(opts.data, { recursive: true });
   let store: Store;
   let auditSigner: Signer;
   try {
     // The server's keys, made here if it never ran: the server signs on with the same ones.
     auditSigner = loadOrCreateKeys(opts.data).auditSigner;
-    store = await openStore({ dialect: 'sqlite', path: join(opts.data, 'threshold.db') });
+    store = await openStore(await commandStoreOptions(opts.data, databaseUrl));
   } catch (err) {
     console.error(
-      `threshold carrier add: cannot open the keys or the database in ${opts.data}: ${err instanceof Error ? err.message : String(err)}`,
+      `threshold carrier add: cannot open the keys or the database${databaseUrl === undefined ? ` in ${opts.data}` : ''}: ${err instanceof Error ? err.message : String(err)}`,
     );
     process.exit(3);
   }

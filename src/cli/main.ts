@@ -169,6 +169,7 @@ audit
     'Verify the hash chain and signed checkpoints of the audit log, or of an exported file.',
   )
   .option('--data <dir>', 'data directory', './data')
+  .option('--database-url <url>', DATABASE_URL_HELP, parseDatabaseUrl)
   .option(
     '--file <export.json>',
     'verify an export (from the owner’s audit export) instead of the database',
@@ -187,6 +188,7 @@ carrier
   .requiredOption('--admin-username <user>', 'user name of the carrier’s first admin')
   .option('--id <id>', 'the carrier’s id (default: carrier- and the name in lower case)')
   .option('--data <dir>', 'data directory', './data')
+  .option('--database-url <url>', DATABASE_URL_HELP, parseDatabaseUrl)
   .option('--json', 'print what was made as JSON')
   .action(lazy(async () => (await import('./carrier-command.ts')).carrierAddCommand));
 

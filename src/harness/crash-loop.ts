@@ -108,7 +108,8 @@ export function mergeCrashLoopReports(reports: readonly CrashLoopReport[]): Cras
   const restartsMs: number[] = [];
   for (const r of reports) {
     for (const p of KILL_POINTS) points[p] += r.points[p];
-    for (const [k, v] of Object.entries(r.statesAtKill)) statesAtKill[k] = (statesAtKill[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(r.statesAtKill))
+      statesAtKill[k] = (statesAtKill[k] ?? 0) + v;
     restartsMs.push(...r.restartsMs);
   }
   return {

@@ -5,10 +5,13 @@
  * (or disturb) whatever runs on the machine.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { DOWN_CHANNELS, TOPIC_ROOT } from '../protocol/topics.ts';
 
 /** The Mosquitto binary the CI image and the dev container install. */
 export const MOSQUITTO_BIN = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
@@ -191,4 +194,80 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Te
     lastError = result;
   }
   throw new Error(lastError);
+}
+
+/** The user name and role of the test observer account ({@link addMosquittoObserver}). */
+export const MOSQUITTO_OBSERVER = 'threshold-test-observer';
+
+/** MQTT credentials of an account on a test broker. */
+export interface MqttCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+/**
+ * Adds the observer account to a test mosquitto secured by the dynamic security plugin: it may
+ * subscribe to and receive every topic under the protocol's root, commands and grant lists
+ * included, and publish commands and grant lists (a replay, as a thief of the server's
+ * password would try). The scenarios' history recorder and broker spy log in with it; the
+ * server's own role cannot read commands (mosquitto-dynsec.ts). Only tests make it: a
+ * production broker has no such account. Once per broker; returns its credentials (a new
+ * random password).
+ */
+export async function addMosquittoObserver(
+  broker: Pick<TestMosquitto, 'url'>,
+  admin: { readonly adminUsername: string; readonly adminPassword: string },
+): Promise<MqttCredentials> {
+  const credentials = { username: MOSQUITTO_OBSERVER, password: randomBytes(18).toString('hex') };
+  const everything = `${TOPIC_ROOT}/#`;
+  const acls = [
+    { acltype: 'subscribePattern', topic: everything, allow: true },
+    { acltype: 'publishClientReceive', topic: everything, allow: true },
+    ...DOWN_CHANNELS.map((c) => ({
+      acltype: 'publishClientSend',
+      topic: `${TOPIC_ROOT}/+/+/${c}`,
+      allow: true,
+    })),
+  ];
+  const commands = [
+    { command: 'createRole', rolename: MOSQUITTO_OBSERVER, acls },
+    {
+      command: 'createClient',
+      ...credentials,
+      roles: [{ rolename: MOSQUITTO_OBSERVER }],
+    },
+  ].map((c, i) => ({ ...c, correlationData: String(i) }));
+  const client = await mqtt.connectAsync(broker.url, {
+    username: admin.adminUsername,
+    password: admin.adminPassword,
+    clientId: `threshold-test-admin-${randomBytes(6).toString('hex')}`,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    protocolVersion: 4,
+  });
+  try {
+    const control = '$CONTROL/dynamic-security/v1';
+    const answered = new Promise<{ command: string; error?: string }[]>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error('mosquitto did not answer within 10 s')),
+        10_000,
+      );
+      client.on('message', (_topic, payload) => {
+        clearTimeout(timer);
+        const body = JSON.parse(payload.toString('utf8')) as {
+          responses?: { command: string; error?: string }[];
+        };
+        resolve(body.responses ?? []);
+      });
+    });
+    await client.subscribeAsync(`${control}/response`, { qos: 1 });
+    await client.publishAsync(control, JSON.stringify({ commands }), { qos: 1 });
+    const responses = await answered;
+    if (responses.length !== commands.length || responses.some((r) => r.error !== undefined)) {
+      throw new Error(`mosquitto refused the observer account: ${JSON.stringify(responses)}`);
+    }
+  } finally {
+    await client.endAsync();
+  }
+  return credentials;
 }

@@ -15,7 +15,14 @@ import { systemClock } from '../protocol/system-clock.ts';
 import type { SimHome } from '../devices/index.ts';
 import { simHomeFor } from './demo-sim-home.ts';
 import { FaultProxy } from './fault-proxy.ts';
-import { startMosquitto, type TestMosquitto } from './mosquitto.ts';
+import {
+  addMosquittoObserver,
+  startMosquitto,
+  type MqttCredentials,
+  type TestMosquitto,
+} from './mosquitto.ts';
+import { serverMqttCredentials } from '../broker/server-credentials.ts';
+import { testDatabaseForDataDir, testRunOnPostgres } from '../store/test-postgres.ts';
 import { shiftedClock } from './shifted-clock.ts';
 import { verifyEd25519 } from '../server/keys.ts';
 import {
@@ -64,8 +71,9 @@ export interface WorldOptions {
    */
   readonly faultProxies?: { readonly keepaliveSeconds: number };
   /**
-   * The database: PostgreSQL at `url`, or SQLite in the data directory (the default; in the
-   * integration tests' PostgreSQL run, the run's server, see `startSystem`).
+   * The database: PostgreSQL at `url`, or SQLite in the data directory. The default is SQLite,
+   * except in the integration tests' PostgreSQL run (`THRESHOLD_TEST_DIALECT=postgres`), where
+   * it is the data directory's own database on the run's server.
    */
   readonly database?: WorldDatabase;
   /**
@@ -79,6 +87,13 @@ export interface WorldOptions {
 /** The broker a world uses when its options do not say. */
 function defaultBroker(): 'embedded' | 'mosquitto' {
   return process.env.THRESHOLD_TEST_BROKER === 'mosquitto' ? 'mosquitto' : 'embedded';
+}
+
+/** The database a world uses when its options do not say (see `WorldOptions.database`). */
+async function defaultDatabase(dataDir: string): Promise<WorldDatabase> {
+  return testRunOnPostgres()
+    ? { dialect: 'postgres', url: await testDatabaseForDataDir(dataDir) }
+    : { dialect: 'sqlite' };
 }
 
 /** Where a world keeps its data. */
@@ -106,6 +121,15 @@ export class ScenarioWorld {
   net: WorldNetwork | null = null;
   /** The world's private mosquitto, when it runs on one (`broker: 'mosquitto'`). */
   mosquitto: TestMosquitto | null = null;
+  /**
+   * Credentials that may watch every topic, commands included, and publish commands (the
+   * history recorder, the broker spy): on mosquitto, the observer account only tests make
+   * (the server's own account cannot read commands there); on the embedded broker, the
+   * server's credentials, which may.
+   */
+  observerCredentials: MqttCredentials = { username: '', password: '' };
+  /** Where the world keeps its data (what a story that opens it behind the server's back opens). */
+  database: WorldDatabase = { dialect: 'sqlite' };
 
   private constructor(
     readonly sys: RunningSystem,
@@ -121,10 +145,18 @@ export class ScenarioWorld {
     const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'threshold-scenario-'));
     const clock = opts.clockOffsetMs ? shiftedClock(opts.clockOffsetMs) : systemClock;
     const admin = { adminUsername: 'threshold-admin', adminPassword: randomUUID() };
+    const database = opts.database ?? (await defaultDatabase(dataDir));
     const mosquitto =
       (opts.broker ?? defaultBroker()) === 'mosquitto'
         ? await startMosquitto({ dynsec: admin })
         : null;
+    let observer: MqttCredentials | null = null;
+    if (mosquitto) {
+      observer = await addMosquittoObserver(mosquitto, admin).catch(async (err: unknown) => {
+        await mosquitto.stop();
+        throw err;
+      });
+    }
     const sys = await startSystem({
       clock,
       dataDir,
@@ -134,7 +166,7 @@ export class ScenarioWorld {
       timing: SCENARIO_TIMING.session,
       ...(opts.trace ? { trace: opts.trace } : {}),
       ...(opts.allowLocalEndpoints ? { allowInsecurePushEndpoints: true } : {}),
-      ...(opts.database?.dialect === 'postgres' ? { databaseUrl: opts.database.url } : {}),
+      ...(database.dialect === 'postgres' ? { databaseUrl: database.url } : {}),
       ...(mosquitto
         ? {
             mqttUrl: mosquitto.url,
@@ -174,6 +206,8 @@ export class ScenarioWorld {
       const world = new ScenarioWorld(sys, home, creds, dataDir, tempDir, maxOpenMs);
       world.net = net;
       world.mosquitto = mosquitto;
+      world.database = database;
+      world.observerCredentials = observer ?? serverMqttCredentials(sys.keys.masterKey);
       world.offEvents = sys.events.subscribe((e) => {
         if (e.type === 'alarm') world.alarms.push({ alarm: e.alarm, sessionId: e.sessionId });
       });

@@ -4,7 +4,6 @@
  * DESIGN.md promises — run against a fresh, real system. Its report says what was expected,
  * what was observed, and every check that did not hold.
  */
-import { serverMqttCredentials } from '../broker/server-credentials.ts';
 import {
   checkHistory,
   HistoryRecorder,
@@ -99,7 +98,7 @@ export async function runScenario(
     });
     recorder = new HistoryRecorder({
       brokerUrl: world.sys.brokerUrl,
-      credentials: serverMqttCredentials(world.sys.keys.masterKey),
+      credentials: world.observerCredentials,
       events: world.sys.events,
       clock: world.sys.clock,
       ...(world.sys.broker ? { tap: world.sys.broker.tap } : {}),

@@ -397,7 +397,11 @@ export class Passkeys {
       lastUsedAt: null,
     };
     try {
-      await this.repo.add(passkey);
+      // The count above answers most callers early; this one, taken with the insert under a
+      // lock per principal, is the one that holds when registrations race each other.
+      if (!(await this.repo.addWithin(passkey, MAX_PASSKEYS_PER_PRINCIPAL))) {
+        return refuse(passkeyProblem('passkey.limit-reached'));
+      }
     } catch (error) {
       // Two registrations of the same credential racing each other.
       if (isUniqueViolation(error)) return refuse(passkeyProblem('passkey.already-registered'));

@@ -21,7 +21,6 @@ import {
 import { mqttBrokerLink } from '../broker/broker-link.ts';
 import { MosquittoDynsec } from '../broker/mosquitto-dynsec.ts';
 import { openStore, type Store, type StoreOptions } from '../store/index.ts';
-import { testDatabaseForDataDir } from '../store/test-postgres.ts';
 import { createApp, type App } from './app.ts';
 import { LiveViewService } from './live-view.ts';
 import { carrierDeliveryView, DeliveryEventLog } from './delivery-events.ts';
@@ -179,24 +178,19 @@ export interface RunningSystem {
 
 const HOUR_MS = 60 * 60 * 1000;
 
-/** Environment variable: `postgres` runs every system of a test run on the run's PostgreSQL. */
-export const TEST_DIALECT_ENV = 'THRESHOLD_TEST_DIALECT';
-
 /**
- * Where a system's database is: `databaseUrl`, else SQLite in the data directory. The
- * integration tests' PostgreSQL project (vitest.config.ts) sets {@link TEST_DIALECT_ENV} to
- * `postgres`, and then each data directory gets a database of its own on the run's server, the
- * same one each time it is opened, as its SQLite file would be. For whatever opens a stopped
- * system's store (`threshold audit verify --data`, a test reading what a server left).
+ * Where a system's database is: `databaseUrl`, else SQLite in the data directory. For whatever
+ * opens a stopped system's store (`threshold audit verify --data`, a test reading what a server
+ * left). Tests choose their dialect themselves and pass `databaseUrl`.
  */
-export async function systemStoreOptions(
+export function systemStoreOptions(
   opts: Pick<SystemOptions, 'dataDir' | 'databaseUrl'>,
 ): Promise<StoreOptions> {
-  if (opts.databaseUrl !== undefined) return { dialect: 'postgres', url: opts.databaseUrl };
-  if (process.env[TEST_DIALECT_ENV] === 'postgres') {
-    return { dialect: 'postgres', url: await testDatabaseForDataDir(opts.dataDir) };
-  }
-  return { dialect: 'sqlite', path: join(opts.dataDir, 'threshold.db') };
+  return Promise.resolve<StoreOptions>(
+    opts.databaseUrl !== undefined
+      ? { dialect: 'postgres', url: opts.databaseUrl }
+      : { dialect: 'sqlite', path: join(opts.dataDir, 'threshold.db') },
+  );
 }
 
 export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
@@ -265,7 +259,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     if (dynsec) {
       closers.push(() => dynsec.close());
       await dynsec.ensureServer();
-      for (const d of devices) await dynsec.ensureDevice(d);
+      await dynsec.ensureDevices(devices, async (id) => (await store.homes.getDevice(id)) === null);
     }
     const broker =
       opts.mqttUrl !== undefined

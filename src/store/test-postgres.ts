@@ -133,6 +133,43 @@ export async function testDatabaseForDataDir(dataDir: string): Promise<string> {
   return databaseUrl(serverUrl, name);
 }
 
+/**
+ * Makes a new test database holding what the database at `sourceUrl` (on the test server)
+ * holds: PostgreSQL's own copy (`template`), which needs no connection open to the source. What
+ * copying a data directory is to SQLite.
+ */
+export async function copyTestDatabase(sourceUrl: string): Promise<TestDatabase> {
+  const serverUrl = testPostgresUrl();
+  const source = decodeURIComponent(new URL(sourceUrl).pathname.slice(1));
+  const name = `${testDatabasePrefix()}${randomBytes(8).toString('hex')}`;
+  await withAdminClient(serverUrl, (c) =>
+    c.query(`create database ${quoteIdent(name)} template ${quoteIdent(source)}`),
+  );
+  return { name, url: databaseUrl(serverUrl, name), drop: () => dropDatabase(serverUrl, name) };
+}
+
+/**
+ * The environment variable that puts the systems a test starts on the run's PostgreSQL server:
+ * `postgres` (the integration tests' PostgreSQL project sets it), else SQLite. Only the test
+ * helpers below and the scenario harness read it; a server never does.
+ */
+export const TEST_DIALECT_ENV = 'THRESHOLD_TEST_DIALECT';
+
+/** Whether this test run puts its systems on PostgreSQL ({@link TEST_DIALECT_ENV}). */
+export function testRunOnPostgres(): boolean {
+  return process.env[TEST_DIALECT_ENV] === 'postgres';
+}
+
+/**
+ * The database options of a system a test starts on `dataDir`, to spread into `startSystem`'s
+ * (or `systemStoreOptions`') options: in a PostgreSQL run, the data directory's own database
+ * ({@link testDatabaseForDataDir}, so a restart on the same directory finds its rows), else
+ * none, and the system keeps SQLite in the data directory.
+ */
+export async function testDatabaseOptions(dataDir: string): Promise<{ databaseUrl?: string }> {
+  return testRunOnPostgres() ? { databaseUrl: await testDatabaseForDataDir(dataDir) } : {};
+}
+
 /** Drops database `name`, closing the connections still open to it. */
 export async function dropDatabase(serverUrl: string, name: string): Promise<void> {
   await withAdminClient(serverUrl, (c) =>

@@ -8,6 +8,7 @@
  * separately by {@link auditHead} and the callers (new entries are checked one by one).
  */
 import { sql, type Kysely } from 'kysely';
+import { dialectOf } from '../../src/store/dialect.ts';
 import type { Database } from '../../src/store/index.ts';
 
 /** How one table is compared; tables not listed are compared row for row, every column. */
@@ -73,38 +74,77 @@ export const SNAPSHOT_RULES: Readonly<Record<string, SnapshotRule>> = {
 /** Every row of every table: table → row key → the row's JSON. */
 export type Snapshot = ReadonlyMap<string, ReadonlyMap<string, string>>;
 
-let tableNames: string[] | null = null;
+/** The store's dialect, the names of its tables, and how each table's rows are told apart. */
+interface Layout {
+  readonly postgres: boolean;
+  readonly tables: readonly string[];
+  /** PostgreSQL: each table's primary key columns (SQLite tells rows apart by `rowid`). */
+  readonly keys: ReadonlyMap<string, readonly string[]>;
+}
 
-async function tables(db: Kysely<Database>): Promise<string[]> {
-  if (tableNames) return tableNames;
-  const r = await sql<{
-    name: string;
-  }>`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name`.execute(
-    db,
-  );
-  tableNames = r.rows.map((row) => row.name);
-  return tableNames;
+const layouts = new WeakMap<Kysely<Database>, Layout>();
+
+async function layoutOf(db: Kysely<Database>): Promise<Layout> {
+  const known = layouts.get(db);
+  if (known) return known;
+  const postgres = dialectOf(db) === 'postgres';
+  // Kysely's own migration tables included: nothing should write there either.
+  const tables = (await db.introspection.getTables({ withInternalKyselyTables: true }))
+    .filter((t) => !t.isView)
+    .map((t) => t.name)
+    .sort();
+  const keys = new Map<string, string[]>();
+  if (postgres) {
+    const r = await sql<{ table: string; column: string }>`
+      select c.relname as "table", a.attname as "column"
+      from pg_index i
+      join pg_class c on c.oid = i.indrelid
+      join pg_namespace n on n.oid = c.relnamespace and n.nspname = current_schema()
+      join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+      where i.indisprimary
+      order by c.relname, a.attnum`.execute(db);
+    for (const { table, column } of r.rows) keys.set(table, [...(keys.get(table) ?? []), column]);
+  }
+  const layout = { postgres, tables, keys };
+  layouts.set(db, layout);
+  return layout;
 }
 
 /** The names of the store's tables, and the rule each is compared by (`row` for every column). */
 export async function comparedTables(db: Kysely<Database>): Promise<Record<string, string>> {
-  return Object.fromEntries((await tables(db)).map((t) => [t, SNAPSHOT_RULES[t]?.mode ?? 'row']));
+  return Object.fromEntries(
+    (await layoutOf(db)).tables.map((t) => [t, SNAPSHOT_RULES[t]?.mode ?? 'row']),
+  );
 }
 
-/** Reads every compared table. */
+/**
+ * Reads every compared table. A row is known by its `rowid` on SQLite, by its primary key on
+ * PostgreSQL (by its whole content in a table without one), so a changed row reads as changed.
+ */
 export async function snapshot(db: Kysely<Database>): Promise<Snapshot> {
+  const layout = await layoutOf(db);
   const out = new Map<string, Map<string, string>>();
-  for (const table of await tables(db)) {
+  for (const table of layout.tables) {
     const rule = SNAPSHOT_RULES[table];
     if (rule?.mode === 'skip') continue;
-    const r = await sql<
-      Record<string, unknown>
-    >`select rowid as "__rowid", * from ${sql.table(table)}`.execute(db);
+    const r = layout.postgres
+      ? await sql<Record<string, unknown>>`select * from ${sql.table(table)}`.execute(db)
+      : await sql<
+          Record<string, unknown>
+        >`select rowid as "__rowid", * from ${sql.table(table)}`.execute(db);
+    const key = layout.keys.get(table);
     const rows = new Map<string, string>();
     for (const row of r.rows) {
-      const { __rowid: id, ...rest } = row;
+      const { __rowid: rowid, ...rest } = row;
+      const id = layout.postgres
+        ? JSON.stringify(key === undefined ? rest : key.map((c) => rest[c]))
+        : String(rowid);
       if (rule?.mode === 'omit-columns') for (const c of rule.columns ?? []) delete rest[c];
-      rows.set(String(id), JSON.stringify(rest));
+      const json = JSON.stringify(rest);
+      // Twin rows in a table without a key: numbered, so both are seen.
+      let unique = id;
+      for (let n = 2; rows.has(unique); n++) unique = `${id}#${n}`;
+      rows.set(unique, json);
     }
     out.set(table, rows);
   }
@@ -112,18 +152,26 @@ export async function snapshot(db: Kysely<Database>): Promise<Snapshot> {
 }
 
 /**
- * Rows inserted, updated or deleted through the store's connection since it opened (SQLite's
- * `total_changes()`). The store has one connection, so an unchanged count means nothing was
- * written at all.
+ * A number that moves whenever something was written since it was last read: on SQLite, the
+ * rows inserted, updated or deleted through the store's one connection (`total_changes()`); on
+ * PostgreSQL, the next transaction id, which every writing transaction takes (so writes to
+ * other databases of the server move it too: then the snapshot is read again for nothing,
+ * never skipped when something changed). Unchanged means nothing was written at all.
  */
 export async function changeCount(db: Kysely<Database>): Promise<number> {
+  if ((await layoutOf(db)).postgres) {
+    const r = await sql<{
+      n: string;
+    }>`select pg_snapshot_xmax(pg_current_snapshot())::text as n`.execute(db);
+    return Number(r.rows[0]?.n ?? 0);
+  }
   const r = await sql<{ n: number }>`select total_changes() as n`.execute(db);
   return Number(r.rows[0]?.n ?? 0);
 }
 
 /**
  * Snapshots that are only read again when something was written since the last one: a case
- * that wrote nothing costs two `total_changes()` queries instead of two full reads.
+ * that wrote nothing costs two {@link changeCount} queries instead of two full reads.
  */
 export class SnapshotCache {
   private last: { readonly count: number; readonly snapshot: Snapshot } | null = null;

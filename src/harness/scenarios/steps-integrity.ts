@@ -25,7 +25,13 @@ import {
 import type { SessionView } from '../../server/session-orchestrator.ts';
 import { startSystem, type RunningSystem } from '../../server/system.ts';
 import { simHomeFor } from '../demo-sim-home.ts';
-import { SCENARIO_TIMING, sleep, type ScenarioWorld } from '../scenario-world.ts';
+import {
+  SCENARIO_TIMING,
+  sleep,
+  type ScenarioWorld,
+  type WorldDatabase,
+} from '../scenario-world.ts';
+import { testDatabaseOptions } from '../../store/test-postgres.ts';
 import { shiftedClock } from '../shifted-clock.ts';
 
 /** The MQTT password a device presents, from its provisioned secret (base64url key). */
@@ -165,10 +171,14 @@ export interface CliRun {
 }
 
 /**
- * Runs `threshold <args>` as its own process, as an operator would, and waits for it to end
- * (killed after `timeoutMs`).
+ * Runs `threshold <args>` as its own process, as an operator would, on `database` (default:
+ * SQLite in the data directory it is given), and waits for it to end (killed after `timeoutMs`).
  */
-export function runThreshold(args: readonly string[], timeoutMs = 30_000): Promise<CliRun> {
+export function runThreshold(
+  args: readonly string[],
+  timeoutMs = 30_000,
+  database: WorldDatabase = { dialect: 'sqlite' },
+): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -176,7 +186,7 @@ export function runThreshold(args: readonly string[], timeoutMs = 30_000): Promi
       {
         timeout: timeoutMs,
         maxBuffer: 8 * 1024 * 1024,
-        env: { ...process.env, LOG_LEVEL: 'warn' },
+        env: databaseEnv(database),
       },
       (err, stdout, stderr) => {
         const code =
@@ -187,11 +197,30 @@ export function runThreshold(args: readonly string[], timeoutMs = 30_000): Promi
   });
 }
 
-/** `threshold audit verify --data <dir> --json`: the verdict as printed, and the exit code. */
+/**
+ * The environment of a `threshold` process on `database`: this one's, quieter, with
+ * `THRESHOLD_DATABASE_URL` for PostgreSQL and without it for SQLite in the data directory.
+ */
+function databaseEnv(database: WorldDatabase): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn' };
+  delete env.THRESHOLD_DATABASE_URL;
+  if (database.dialect === 'postgres') env.THRESHOLD_DATABASE_URL = database.url;
+  return env;
+}
+
+/**
+ * `threshold audit verify --data <dir> --json`, on the data directory's SQLite file or on
+ * `database` (a world's `database`): the verdict as printed, and the exit code.
+ */
 export async function auditVerifyCli(
   dataDir: string,
+  database: WorldDatabase = { dialect: 'sqlite' },
 ): Promise<{ code: number | null; verdict: AuditVerification | null; stderr: string }> {
-  const run = await runThreshold(['audit', 'verify', '--data', dataDir, '--json']);
+  const run = await runThreshold(
+    ['audit', 'verify', '--data', dataDir, '--json'],
+    undefined,
+    database,
+  );
   let verdict: AuditVerification | null = null;
   try {
     verdict = JSON.parse(run.stdout) as AuditVerification;
@@ -266,7 +295,10 @@ export interface SwappableDoor {
   home: SimHome | null;
 }
 
-/** A control plane of its own for a story (SQLite in a temporary folder), the demo home seeded. */
+/**
+ * A control plane of its own for a story (in a temporary folder, on the test run's database:
+ * SQLite there, or PostgreSQL in the integration tests' PostgreSQL run), the demo home seeded.
+ */
 export async function startOwnControlPlane(): Promise<{
   readonly door: SwappableDoor;
   close(): Promise<void>;
@@ -278,6 +310,7 @@ export async function startOwnControlPlane(): Promise<{
     mqttPort: 0,
     watchdog: SCENARIO_TIMING.watchdog,
     timing: SCENARIO_TIMING.session,
+    ...(await testDatabaseOptions(dataDir)),
   });
   try {
     const creds = await seedDemo(sys, dataDir, {
@@ -406,8 +439,8 @@ export interface ServeProcess {
 
 /**
  * Starts `threshold serve` on `dataDir` with the scenarios' watchdog timings, HTTP and MQTT on
- * the given loopback ports, and waits until it answers. Throws (with the process ended) if it
- * does not within `timeoutMs`.
+ * the given loopback ports, on `database` (default: SQLite in `dataDir`), and waits until it
+ * answers. Throws (with the process ended) if it does not within `timeoutMs`.
  */
 export async function startServe(
   dataDir: string,
@@ -415,6 +448,7 @@ export async function startServe(
   mqttPort: number,
   timeoutMs = 30_000,
   extraArgs: readonly string[] = [],
+  database: WorldDatabase = { dialect: 'sqlite' },
 ): Promise<ServeProcess> {
   const child = spawn(
     process.execPath,
@@ -437,7 +471,7 @@ export async function startServe(
       String(SCENARIO_TIMING.watchdog.freezeMs),
       ...extraArgs,
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } },
+    { stdio: ['ignore', 'ignore', 'pipe'], env: databaseEnv(database) },
   );
   let err = '';
   child.stderr?.on('data', (chunk: Buffer) => {

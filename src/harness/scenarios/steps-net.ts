@@ -7,7 +7,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import type { AuditEntry } from '../../core/audit-chain.ts';
 import type { AccessSession } from '../../core/access-session.ts';
-import { serverMqttCredentials } from '../../broker/server-credentials.ts';
 import type { DeviceLink } from '../../devices/device-link.ts';
 import type { ScenarioWorld, WorldNetwork } from '../scenario-world.ts';
 
@@ -140,9 +139,10 @@ export interface SpiedMessage {
 }
 
 /**
- * An attacker on the broker with the server's stolen MQTT credentials: it reads every device's
- * commands and replies, and may publish commands (the broker's ACL lets the server's user do
- * both). It cannot sign anything: it holds no device key.
+ * An attacker who reads the broker's traffic and may publish commands: on the embedded broker,
+ * with the server's stolen MQTT credentials; on mosquitto, whose server account may not read
+ * commands, with an account that may (the harness's observer). It reads every device's commands
+ * and replies. It cannot sign anything: it holds no device key.
  */
 export class BrokerSpy {
   readonly messages: SpiedMessage[] = [];
@@ -164,7 +164,7 @@ export class BrokerSpy {
 
   /** Connects straight to the broker and subscribes to `topics`. */
   static async connect(world: ScenarioWorld, topics: readonly string[]): Promise<BrokerSpy> {
-    const stolen = serverMqttCredentials(world.sys.keys.masterKey);
+    const stolen = world.observerCredentials;
     const client = await mqtt.connectAsync(world.sys.brokerUrl, {
       username: stolen.username,
       password: stolen.password,

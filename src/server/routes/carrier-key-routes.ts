@@ -16,6 +16,7 @@ import { EmptyBody, Id } from '../../protocol/http.ts';
 import type { ApiKeyView } from '../../protocol/views.ts';
 import type { ApiKey } from '../../store/index.ts';
 import type { AppDeps } from '../app.ts';
+import { mintApiKey, tokenHash } from '../auth.ts';
 import {
   CARRIER_SCOPES,
   carrierOf,
@@ -158,16 +159,24 @@ export const carrierKeyRoutes =
         const name = body.name.trim();
         if (name.length === 0) fail('request.invalid', 'body/name must not be blank.');
         await refuseScopesNotHeld(deps, req, caller, body.scopes);
-        const working = (await deps.store.principals.listApiKeys(caller.carrierId)).filter(
-          (k) => k.revokedAt === null,
-        );
-        if (working.length >= MAX_WORKING_KEYS) fail('key.limit-reached');
         const scopes = ordered(body.scopes);
-        const made = await deps.auth.createApiKey(caller.carrierId, {
-          name,
-          scopes,
-          createdBy: caller.actor.id,
-        });
+        const made = mintApiKey();
+        // Counted and inserted in one step (a lock per carrier): keys asked for at once, of one
+        // server or several, cannot pass the limit together.
+        const added = await deps.store.principals.createApiKeyWithin(
+          {
+            id: made.id,
+            carrierId: caller.carrierId,
+            keyHash: tokenHash(made.key),
+            createdAt: deps.clock.now(),
+            prefix: made.prefix,
+            name,
+            scopes,
+            createdBy: caller.actor.id,
+          },
+          MAX_WORKING_KEYS,
+        );
+        if (!added) fail('key.limit-reached');
         await deps.audit.append({
           kind: 'apikey.created',
           actor: caller.actor,
@@ -254,14 +263,17 @@ export const carrierKeyRoutes =
         const { keyId } = req.params as { keyId: string };
         const k = await ownKey(caller, keyId);
         if (k.revokedAt !== null) fail('key.revoked');
-        if (caller.keyId !== null && k.scopes.includes('keys:manage')) {
-          const otherManagers = (await deps.store.principals.listApiKeys(caller.carrierId)).filter(
-            (o) => o.id !== k.id && o.revokedAt === null && o.scopes.includes('keys:manage'),
-          );
-          if (otherManagers.length === 0) fail('key.last-manager');
-        }
-        if (!(await deps.store.principals.revokeApiKey(k.id, deps.clock.now())))
-          fail('key.revoked');
+        // An API key may not revoke the carrier's last key that manages keys (an admin signed
+        // in may: it can make another). Checked and revoked in one step (a lock per carrier),
+        // so two such keys revoking each other at once cannot both go.
+        const outcome = await deps.store.principals.revokeApiKeyKeeping(
+          k.id,
+          deps.clock.now(),
+          caller.keyId !== null ? 'keys:manage' : null,
+        );
+        if (outcome === 'not-found') fail('key.not-found');
+        if (outcome === 'already-revoked') fail('key.revoked');
+        if (outcome === 'last-with-scope') fail('key.last-manager');
         await deps.audit.append({
           kind: 'apikey.revoked',
           actor: caller.actor,
