@@ -405,7 +405,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
         s.state === 'relocking' ||
         s.state === 'verifying');
     if (watched && watchdog.observedSince === null) {
-      void this.audit(l, 'observation.gap', {
+      this.auditLater(l, 'observation.gap', {
         status: 'lost',
         sinceMs: s.updatedAt,
         detectedAt: now,
@@ -487,7 +487,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
             ? sensor.state.position
             : 'unknown';
       if (status?.online && bolt === 'locked' && (door === null || door === 'closed')) {
-        void this.o.audit.append({
+        this.appendLater({
           kind: 'recovery.door-secured',
           actor: { type: 'device', id: s.lockDeviceId },
           subject: `session:${s.id}`,
@@ -497,7 +497,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
         return;
       }
       if (this.o.clock.now() - started >= RECOVERY_GIVE_UP_MS) {
-        void this.o.audit.append({
+        this.appendLater({
           kind: 'recovery.door-unconfirmed',
           actor: SYSTEM,
           subject: `session:${s.id}`,
@@ -1382,7 +1382,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
       l.cancelWatch = null;
       const t = l.watchdog.check(this.o.clock.now());
       if (t && (t.to === 'lost' || t.to === 'frozen')) {
-        void this.audit(l, 'observation.gap', {
+        this.auditLater(l, 'observation.gap', {
           status: t.to,
           sinceMs: t.sinceMs,
           detectedAt: t.atMs,
@@ -1391,6 +1391,28 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
       }
       this.armWatch(l);
     });
+  }
+
+  /**
+   * Records a fact nobody waits for. A failure (the store closing under a shutdown, a lost
+   * database) is logged, never left as an unhandled rejection.
+   */
+  private appendLater(fact: AuditFact): void {
+    this.o.audit
+      .append(fact)
+      .catch((err: unknown) =>
+        this.o.logger?.warn({ err: String(err), kind: fact.kind }, 'audit entry not written'),
+      );
+  }
+
+  /** {@link audit}, for what nobody waits for (see {@link appendLater}). */
+  private auditLater(
+    l: LiveSession,
+    kind: string,
+    data: Record<string, unknown>,
+    actor: AuditActor = SYSTEM,
+  ): void {
+    this.appendLater({ kind, actor, subject: `session:${l.session.id}`, data });
   }
 
   private audit(
@@ -1530,7 +1552,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
       // The first rejections are each on record; after that only their count (in the
       // session's coverage entry), so a flooding device cannot flood the audit log.
       if (l.watchdog.rejected <= MAX_AUDITED_REJECTIONS) {
-        void this.audit(
+        this.auditLater(
           l,
           'heartbeat.rejected',
           { reason: v.reason, seq: hb.seq, sessionId: hb.sessionId },
@@ -1559,7 +1581,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
       if (l.session.state === 'arming' && hb.recording)
         void this.apply(l.session.id, { type: 'camera-recording' });
       if (wasStatus === 'lost' || wasStatus === 'frozen') {
-        void this.audit(l, 'observation.restored', { after: wasStatus });
+        this.auditLater(l, 'observation.restored', { after: wasStatus });
         void this.apply(l.session.id, { type: 'observation', status: 'live', sinceMs: now });
       }
       void this.apply(l.session.id, { type: 'fresh-frame' });
@@ -1609,7 +1631,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
       deviceMac: state.mac,
     };
     if (state.kind === 'lock' && device.id === l.session.lockDeviceId) {
-      void this.o.audit.append({
+      this.appendLater({
         ...fact,
         data: { bolt: state.bolt, changedAt: state.changedAt, seq: state.seq, at: state.at },
       });
@@ -1619,7 +1641,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
         changedAt: state.changedAt,
       });
     } else if (state.kind === 'door-sensor' && device.id === l.session.doorSensorDeviceId) {
-      void this.o.audit.append({
+      this.appendLater({
         ...fact,
         data: {
           position: state.position,
@@ -1640,7 +1662,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
    */
   onForeignReply(device: RegisteredDevice, reply: ReplyMessage): void {
     if (reply.status !== 'error' || !FOREIGN_COMMAND_CODES.has(reply.error.code)) return;
-    void this.o.audit.append({
+    this.appendLater({
       kind: 'device.command-rejected',
       actor: { type: 'device', id: device.id },
       subject: `device:${device.id}`,
@@ -1721,7 +1743,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
     if (status) this.o.events.publish({ type: 'device', homeId: device.homeId, device: status });
     const l = this.liveFor(device.id);
     if (l)
-      void this.audit(
+      this.auditLater(
         l,
         'device.availability',
         { device: device.id, online },
