@@ -27,7 +27,8 @@ describe('threshold CLI', () => {
       expect(r.code, `threshold ${cmd.join(' ')} --help`).toBe(0);
       expect(r.stdout).toMatch(/Usage: threshold/);
     }
-  });
+    // Seven CLI starts one after another: generous for a loaded machine.
+  }, 120_000);
 
   it('refuses an unknown scenario with exit code 2 and names the known ones', () => {
     const r = threshold('scenario', 'no-such-thing');

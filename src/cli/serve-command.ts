@@ -6,6 +6,9 @@ import { offlineHorizonFromHours } from '../server/grant-lists.ts';
 import { readMetricsToken } from '../server/metrics.ts';
 import { startSystem } from '../server/system.ts';
 import { REPLICA_ID_PATTERN } from '../server/replicas.ts';
+import { databaseUrlFrom } from './store-options.ts';
+
+export { DATABASE_URL_ENV, DATABASE_URL_HELP, parseDatabaseUrl } from './store-options.ts';
 
 export interface ServeOptions {
   readonly data: string;
@@ -115,34 +118,6 @@ function mqttAdminOf(opts: ServeOptions): { username: string; password: string }
   return { username, password };
 }
 
-/** The environment variable holding the database URL when `--database-url` is not given. */
-export const DATABASE_URL_ENV = 'THRESHOLD_DATABASE_URL';
-
-/** The `--help` text of `--database-url`. */
-export const DATABASE_URL_HELP = `keep the data in PostgreSQL instead of SQLite in --data (keys and clips stay there): postgres://user:password@host:5432/database, an existing database whose tables are made on start; better given as ${DATABASE_URL_ENV}, as a password on the command line is visible to every user of the machine`;
-
-/**
- * Parses `--database-url <url>` (or {@link DATABASE_URL_ENV}): a `postgres:` or `postgresql:`
- * URL naming a database. Anything else is a usage error (exit 2) that says what is allowed.
- */
-export function parseDatabaseUrl(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new InvalidArgumentError('a URL such as postgres://user:password@host:5432/database');
-  }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new InvalidArgumentError(
-      `a postgres:// URL (only PostgreSQL is taken here; SQLite is the default), not ${url.protocol}`,
-    );
-  }
-  if (url.pathname.length <= 1) {
-    throw new InvalidArgumentError('a URL that names the database, e.g. postgres://host/threshold');
-  }
-  return value;
-}
-
 /** The environment variable naming the metrics token file when the flag is not given. */
 export const METRICS_TOKEN_ENV = 'THRESHOLD_METRICS_TOKEN_FILE';
 
@@ -193,22 +168,6 @@ export async function startOrExit<T>(start: () => Promise<T>): Promise<T> {
   }
 }
 
-/**
- * The database URL from `--database-url` or, without it, {@link DATABASE_URL_ENV}; a bad one
- * in the environment ends the process with a usage error (exit 2), as the flag's would.
- */
-function databaseUrlOf(opts: ServeOptions): string | undefined {
-  const fromEnv = process.env[DATABASE_URL_ENV];
-  if (opts.databaseUrl !== undefined) return opts.databaseUrl;
-  if (fromEnv === undefined || fromEnv === '') return undefined;
-  try {
-    return parseDatabaseUrl(fromEnv);
-  } catch (err) {
-    console.error(`threshold: ${DATABASE_URL_ENV} must be ${(err as Error).message}`);
-    process.exit(2);
-  }
-}
-
 /** A database URL fit for a log: its password replaced. */
 function withoutPassword(databaseUrl: string): string {
   const url = new URL(databaseUrl);
@@ -219,7 +178,7 @@ function withoutPassword(databaseUrl: string): string {
 export async function serveCommand(opts: ServeOptions): Promise<void> {
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
   const metricsTokenFile = opts.metricsTokenFile ?? process.env[METRICS_TOKEN_ENV];
-  const databaseUrl = databaseUrlOf(opts);
+  const databaseUrl = databaseUrlFrom(opts.databaseUrl, 'threshold');
   const mqttAdmin = mqttAdminOf(opts);
   if (opts.mqttClientId !== undefined && opts.mqttUrl === undefined) {
     console.error('threshold: --mqtt-client-id needs --mqtt-url');

@@ -5,7 +5,7 @@
  */
 import type { StoreOptions } from '../store/index.ts';
 import { systemStoreOptions } from '../server/system.ts';
-import { DATABASE_URL_ENV, parseDatabaseUrl } from './serve-command.ts';
+import { InvalidArgumentError } from 'commander';
 
 /**
  * The database URL from the `--database-url` flag (already parsed) or, without it,
@@ -33,4 +33,32 @@ export function commandStoreOptions(
     dataDir: data,
     ...(databaseUrl === undefined ? {} : { databaseUrl }),
   });
+}
+
+/** The environment variable holding the database URL when `--database-url` is not given. */
+export const DATABASE_URL_ENV = 'THRESHOLD_DATABASE_URL';
+
+/** The `--help` text of `--database-url`. */
+export const DATABASE_URL_HELP = `keep the data in PostgreSQL instead of SQLite in --data (keys and clips stay there): postgres://user:password@host:5432/database, an existing database whose tables are made on start; better given as ${DATABASE_URL_ENV}, as a password on the command line is visible to every user of the machine`;
+
+/**
+ * Parses `--database-url <url>` (or {@link DATABASE_URL_ENV}): a `postgres:` or `postgresql:`
+ * URL naming a database. Anything else is a usage error (exit 2) that says what is allowed.
+ */
+export function parseDatabaseUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('a URL such as postgres://user:password@host:5432/database');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new InvalidArgumentError(
+      `a postgres:// URL (only PostgreSQL is taken here; SQLite is the default), not ${url.protocol}`,
+    );
+  }
+  if (url.pathname.length <= 1) {
+    throw new InvalidArgumentError('a URL that names the database, e.g. postgres://host/threshold');
+  }
+  return value;
 }
