@@ -1673,17 +1673,11 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
     const last = this.foreignNoticeAt.get(device.id);
     if (last !== undefined && now - last < 60_000) return;
     this.foreignNoticeAt.set(device.id, now);
-    void this.o.store.homes
-      .getDevice(device.id)
-      .catch(() => null)
-      .then((d) =>
-        this.o.events.publish({
-          type: 'notice',
-          homeId: device.homeId,
-          message: `${d?.name ?? device.id} refused a command Threshold did not send (${FOREIGN_COMMAND_CODES.get(reply.error.code)}): someone may be sending commands to it.`,
-          at: now,
-        }),
-      );
+    this.deviceNotice(
+      device,
+      (name) =>
+        `${name} refused a command Threshold did not send (${FOREIGN_COMMAND_CODES.get(reply.error.code)}): someone may be sending commands to it.`,
+    );
   }
 
   /**
@@ -1717,14 +1711,15 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
     const hubText = HUB_NOTICES[event.name];
     if (hubText !== undefined) {
       void recorded
-        .then((e) => e !== null && this.hubNotice(device, hubText))
+        .then((e) => e !== null && this.deviceNotice(device, (name) => `${name}: ${hubText}`))
         .catch(() => undefined);
     }
     return recorded;
   }
 
-  /** Tells the household what their hub did on its own. */
-  private hubNotice(device: RegisteredDevice, hubText: string): void {
+  /** Tells the household of something a device did or met, named as they named it. */
+  private deviceNotice(device: RegisteredDevice, message: (name: string) => string): void {
+    const at = this.o.clock.now();
     void this.o.store.homes
       .getDevice(device.id)
       .catch(() => null)
@@ -1732,8 +1727,8 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
         this.o.events.publish({
           type: 'notice',
           homeId: device.homeId,
-          message: `${d?.name ?? device.id}: ${hubText}`,
-          at: this.o.clock.now(),
+          message: message(d?.name ?? device.id),
+          at,
         }),
       );
   }
