@@ -30,20 +30,30 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
 import { systemClock } from '../src/protocol/system-clock.ts';
 import { verifyStoredLog } from '../src/server/audit-log.ts';
 import { sha256Hex, verifyEd25519 } from '../src/server/keys.ts';
 import { seedDemo, type DemoCredentials } from '../src/server/seed.ts';
 import { startSystem } from '../src/server/system.ts';
-import { openStore } from '../src/store/index.ts';
+import { openStore, type StoreOptions } from '../src/store/index.ts';
 import { ratio, summarize, type Summary } from './sample-stats.ts';
-import type { BenchRun } from './bench-report.ts';
+import {
+  benchMain,
+  fmt,
+  loadNow,
+  machineOf,
+  parseDialects,
+  RANGE_HEAD,
+  rangeRow,
+  type BenchContext,
+  type BenchRun,
+  type Dialect,
+} from './bench-report.ts';
+import { benchDatabase, stopBenchPostgres } from './bench-postgres.ts';
 
 /** 450 m north of the demo home's door (its geofence is 80 m): a courier still in the van. */
 const OFF_SITE = { lat: 52.5361, lon: 13.3849, accuracyM: 8 } as const;
@@ -65,13 +75,9 @@ export const API_PLANS: { readonly full: ApiBenchPlan; readonly quick: ApiBenchP
 };
 
 /** How the bench is run. */
-export interface ApiBenchOptions {
-  readonly quick: boolean;
-  /** The data directory is made under this one. */
-  readonly dataParent: string;
-  readonly progress: (line: string) => void;
-  /** Polled between rounds; true stops the bench after the current one (SIGINT). */
-  readonly stopRequested?: () => boolean;
+export interface ApiBenchOptions extends BenchContext {
+  /** Where the server keeps its data (default SQLite in its data directory). */
+  readonly dialect?: Dialect;
   /** Overrides the plan's connection count. */
   readonly connections?: number;
   /** Node options for the server process, e.g. `--cpu-prof --cpu-prof-dir DIR` to profile it. */
@@ -93,6 +99,7 @@ export interface ServerFigures {
 
 /** The API bench's result: one JSON-able object. */
 export interface ApiBenchResult extends BenchRun {
+  readonly dialect: Dialect;
   readonly route: string;
   readonly request: {
     readonly bodyBytes: number;
@@ -268,9 +275,15 @@ async function doorReady(
   );
 }
 
-/** Seeds the demo home into `dataDir` with a system of its own, then stops it. */
-async function seed(dataDir: string): Promise<DemoCredentials> {
-  const sys = await startSystem({ dataDir, port: 0, mqttPort: 0, clock: systemClock });
+/** Seeds the demo home into `dataDir` (and the database) with a system of its own, then stops it. */
+async function seed(dataDir: string, databaseUrl: string | null): Promise<DemoCredentials> {
+  const sys = await startSystem({
+    dataDir,
+    ...(databaseUrl === null ? {} : { databaseUrl }),
+    port: 0,
+    mqttPort: 0,
+    clock: systemClock,
+  });
   try {
     return await seedDemo(sys, dataDir);
   } finally {
@@ -342,20 +355,21 @@ function figures(samples: readonly RoundSample[]): ServerFigures {
   };
 }
 
-const round2 = (v: number): number => Math.round(v * 100) / 100;
-
 /** Runs the API bench once. */
 export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult> {
   const plan = opts.quick ? API_PLANS.quick : API_PLANS.full;
   const connections = opts.connections ?? plan.connections;
   const stop = opts.stopRequested ?? (() => false);
-  const loadStart = loadavg()[0] ?? 0;
+  const dialect = opts.dialect ?? 'sqlite';
+  const loadStart = loadNow();
   const dir = mkdtempSync(join(opts.dataParent, 'threshold-bench-api-'));
   const dataDir = join(dir, 'data');
   const children: ChildProcess[] = [];
+  let database: { url: string; drop(): Promise<void> } | null = null;
   try {
-    opts.progress('api: seeding the demo home');
-    const creds = await seed(dataDir);
+    if (dialect === 'postgres') database = await benchDatabase('api');
+    opts.progress(`api (${dialect}): seeding the demo home`);
+    const creds = await seed(dataDir, database?.url ?? null);
     const [port, mqttPort, barePort] = [await freePort(), await freePort(), await freePort()];
     const base = `http://127.0.0.1:${port}`;
     const serve = startChild(
@@ -369,6 +383,7 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
         String(port),
         '--mqtt-port',
         String(mqttPort),
+        ...(database === null ? [] : ['--database-url', database.url]),
       ],
       join(dir, 'serve.log'),
     );
@@ -478,7 +493,11 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     // Stop the server (it signs a last checkpoint), then check its log.
     await stopChild(sim);
     await stopChild(serve);
-    const store = await openStore({ dialect: 'sqlite', path: join(dataDir, 'threshold.db') });
+    const storeOptions: StoreOptions =
+      database === null
+        ? { dialect: 'sqlite', path: join(dataDir, 'threshold.db') }
+        : { dialect: 'postgres', url: database.url };
+    const store = await openStore(storeOptions);
     let audit: ApiBenchResult['audit'];
     try {
       const { rows } = await sql<{ n: number }>`select count(*) as n from audit_entries
@@ -502,14 +521,8 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     return {
       date: new Date().toISOString(),
       quick: opts.quick,
-      machine: {
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-        node: process.version,
-        platform: `${process.platform}-${process.arch}`,
-        loadAvg1m: { start: round2(loadStart), end: round2(loadavg()[0] ?? 0) },
-        dataDir: opts.dataParent,
-      },
+      machine: machineOf(loadStart, opts.dataParent),
+      dialect,
       route: 'POST /api/courier/deliveries/:deliveryId/access',
       request: {
         bodyBytes: Buffer.byteLength(body),
@@ -534,23 +547,14 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     };
   } finally {
     for (const c of children.reverse()) await stopChild(c);
+    await database?.drop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-const fmt = (v: number | null, digits = 0): string => (v === null ? '—' : v.toFixed(digits));
-
 /** The result as a plain-text table. */
 export function renderApiTable(r: ApiBenchResult): string {
-  const row = (label: string, s: Summary, digits: number, unit: string): string =>
-    [
-      label.padEnd(44),
-      String(s.n).padStart(5),
-      fmt(s.median, digits).padStart(10),
-      fmt(s.min, digits).padStart(10),
-      fmt(s.max, digits).padStart(10),
-      `  ${unit}`,
-    ].join('');
+  const row = rangeRow;
   const server = (name: string, f: ServerFigures): string[] => [
     row(`  ${name}: requests per second`, f.requestsPerSecond, 0, '/s'),
     row('    latency p50', f.latencyP50Ms, 2, 'ms'),
@@ -560,8 +564,8 @@ export function renderApiTable(r: ApiBenchResult): string {
   ];
   const a = r.audit;
   return [
-    `API — ${r.date}${r.quick ? ' (quick)' : ''}; ${r.route}, ${r.request.bodyBytes} B body → ${r.request.status} ${r.request.code} (${r.request.responseBodyBytes} B); ${r.rounds} rounds × ${r.durationS} s, ${r.connections} connections`,
-    `${'measure'.padEnd(44)}${'n'.padStart(5)}${'median'.padStart(10)}${'min'.padStart(10)}${'max'.padStart(10)}`,
+    `API (${r.dialect}) — ${r.date}${r.quick ? ' (quick)' : ''}; ${r.route}, ${r.request.bodyBytes} B body → ${r.request.status} ${r.request.code} (${r.request.responseBodyBytes} B); ${r.rounds} rounds × ${r.durationS} s, ${r.connections} connections`,
+    RANGE_HEAD,
     ...server('Threshold', r.threshold),
     ...server('bare Fastify route', r.bare),
     `  Threshold ÷ bare: throughput ${fmt(r.ratios.throughput, 2)}, CPU per request ${fmt(r.ratios.cpuPerRequest, 2)}, p50 latency ${fmt(r.ratios.latencyP50, 2)}`,
@@ -570,61 +574,47 @@ export function renderApiTable(r: ApiBenchResult): string {
   ].join('\n');
 }
 
-const USAGE = `usage: node bin/run-ts.js bench/api-throughput.ts [--quick] [--json] [--data-dir DIR] [--connections N]
+const USAGE = `usage: node bin/run-ts.js bench/api-throughput.ts [--quick] [--json] [--data-dir DIR] [--dialect sqlite|postgres|both] [--connections N] [--profile DIR]
   --quick          2 rounds of 3 s per server (under a minute)
   --json           print one JSON object instead of the table
   --data-dir DIR   put the server's data directory under DIR instead of the temporary directory
+  --dialect D      sqlite (default), postgres (a throwaway cluster, or THRESHOLD_BENCH_POSTGRES_URL), or both
   --connections N  keep-alive connections autocannon keeps open (default 16)
   --profile DIR    run the server under node --cpu-prof; its profile is written to DIR
 `;
 
-async function main(): Promise<void> {
-  const { values: args } = parseArgs({
-    args: process.argv.slice(2),
-    options: {
-      quick: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      'data-dir': { type: 'string' },
-      connections: { type: 'string' },
-      profile: { type: 'string' },
-      help: { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  const connections = args.connections === undefined ? undefined : Number(args.connections);
-  if (connections !== undefined && (!Number.isInteger(connections) || connections < 1)) {
-    process.stderr.write(USAGE);
-    process.exitCode = 2;
-    return;
-  }
-  let stopRequested = false;
-  process.once('SIGINT', () => {
-    stopRequested = true;
-  });
-  const result = await runApiBench({
-    quick: args.quick,
-    dataParent: resolve(args['data-dir'] ?? tmpdir()),
-    progress: (l) => process.stderr.write(`[bench] ${l}\n`),
-    stopRequested: () => stopRequested,
-    ...(connections === undefined ? {} : { connections }),
-    ...(args.profile === undefined
-      ? {}
-      : { serveNodeArgs: ['--cpu-prof', '--cpu-prof-dir', resolve(args.profile)] }),
-  });
-  process.stdout.write(args.json ? `${JSON.stringify(result, null, 2)}\n` : renderApiTable(result));
-}
-
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  try {
-    await main();
-  } catch (err) {
-    process.stderr.write(
-      `[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exitCode = 1;
-  }
+  await benchMain(
+    USAGE,
+    { dialect: { type: 'string' }, connections: { type: 'string' }, profile: { type: 'string' } },
+    async (args, ctx) => {
+      const dialects = parseDialects(args.dialect, ['sqlite']);
+      if (typeof dialects === 'string') return dialects;
+      const connections = args.connections === undefined ? undefined : Number(args.connections);
+      if (connections !== undefined && (!Number.isInteger(connections) || connections < 1))
+        return `--connections takes a whole number of at least 1; not ${args.connections}`;
+      const results: ApiBenchResult[] = [];
+      try {
+        for (const dialect of dialects) {
+          if (ctx.stopRequested?.()) break;
+          results.push(
+            await runApiBench({
+              ...ctx,
+              dialect,
+              ...(connections === undefined ? {} : { connections }),
+              ...(args.profile === undefined
+                ? {}
+                : { serveNodeArgs: ['--cpu-prof', '--cpu-prof-dir', resolve(args.profile)] }),
+            }),
+          );
+        }
+      } finally {
+        await stopBenchPostgres();
+      }
+      return {
+        json: results.length === 1 ? results[0]! : { api: results },
+        table: results.map(renderApiTable).join('\n'),
+      };
+    },
+  );
 }

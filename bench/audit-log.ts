@@ -4,7 +4,9 @@
  * a million entries; each next to floors measured in the same run.
  *
  * Everything is production's: the store opened by `openStore` on a SQLite file (WAL,
- * synchronous=FULL, so every commit waits for an fsync), the keys `loadOrCreateKeys` makes
+ * synchronous=FULL, so every commit waits for an fsync) or, with `--dialect postgres`, on a
+ * PostgreSQL database (fsync and synchronous_commit on; floors through `pg` on the same
+ * database, postgres-floors.ts), the keys `loadOrCreateKeys` makes
  * (Ed25519 checkpoint signatures), `sha256Hex`, the default checkpoint policy (every 1000
  * entries, or 1 s after the last one while entries wait), the wall clock.
  *
@@ -34,10 +36,8 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { sql } from 'kysely';
 import {
@@ -58,10 +58,26 @@ import {
   type AuditAppend,
   type AuditChainer,
   type Store,
+  type StoreOptions,
 } from '../src/store/index.ts';
 import { CommitFloor } from './commit-floor.ts';
 import { ratio, summarize, type Summary } from './sample-stats.ts';
-import type { BenchRun } from './bench-report.ts';
+import {
+  benchMain,
+  fmt,
+  goalText,
+  loadNow,
+  machineOf,
+  parseDialects,
+  RANGE_HEAD,
+  rangeRow,
+  round2,
+  type BenchContext,
+  type BenchRun,
+  type Dialect,
+} from './bench-report.ts';
+import { benchDatabase, stopBenchPostgres } from './bench-postgres.ts';
+import { PgCommitFloor, PgRawGroupCommit, readAllRowsPostgres } from './postgres-floors.ts';
 
 /** What one run does: how many rounds, callers, entries. */
 export interface AuditLogBenchPlan {
@@ -117,13 +133,9 @@ export const AUDIT_PLANS: { readonly full: AuditLogBenchPlan; readonly quick: Au
 export const AUDIT_GOALS = { appendsPerSecond: 20_000, verifyMillionSeconds: 10 } as const;
 
 /** How the bench is run. */
-export interface AuditLogBenchOptions {
-  readonly quick: boolean;
-  /** The data directory is made under this one (its file system decides what an fsync costs). */
-  readonly dataParent: string;
-  readonly progress: (line: string) => void;
-  /** Polled between steps; true stops the bench after the current one (SIGINT). */
-  readonly stopRequested?: () => boolean;
+export interface AuditLogBenchOptions extends BenchContext {
+  /** Where the log is kept (default SQLite); PostgreSQL runs on bench/bench-postgres.ts's server. */
+  readonly dialect?: Dialect;
 }
 
 /** One append level's figures. */
@@ -144,6 +156,7 @@ export interface AppendLevelResult {
 
 /** The audit bench's result: one JSON-able object. */
 export interface AuditLogBenchResult extends BenchRun {
+  readonly dialect: Dialect;
   readonly rounds: number;
   /** The checkpoint policy in force (production's defaults) and what it signed. */
   readonly checkpoints: {
@@ -339,20 +352,25 @@ class AuditFloors {
 
   constructor(
     private readonly plan: AuditLogBenchPlan,
-    private readonly commit: CommitFloor,
-    private readonly rawCommit: RawGroupCommit,
+    private readonly commit: {
+      commits(n: number): number[] | Promise<number[]>;
+    },
+    private readonly rawCommit: {
+      rowsPerSecond(size: number, commits: number): number | Promise<number>;
+    },
     private readonly inputs: readonly string[],
     private readonly signer: { sign(m: string): string; readonly publicKey: string },
   ) {}
 
   /** One sample of each floor; kept unless `keep` is false (warm-up). */
-  batch(keep = true): void {
+  async batch(keep = true): Promise<void> {
     const f = this.plan.floor;
-    const commits = this.commit.commits(f.commits);
-    const raw = this.plan.levels.map(({ callers }) =>
+    const commits = await this.commit.commits(f.commits);
+    const raw: number[] = [];
+    for (const { callers } of this.plan.levels) {
       // Fewer transactions for big batches keep each sample about as long as the others.
-      this.rawCommit.rowsPerSecond(callers, callers >= 64 ? 4 : f.rawCommits),
-    );
+      raw.push(await this.rawCommit.rowsPerSecond(callers, callers >= 64 ? 4 : f.rawCommits));
+    }
     let t0 = performance.now();
     let sink = 0;
     for (let i = 0; i < f.hashes; i++) {
@@ -434,8 +452,17 @@ interface CliRun {
   readonly stderr: string;
 }
 
-/** `node bin/threshold.js audit verify --data DIR --json`, timed from spawn to exit. */
-function runVerifyCli(dataDir: string): Promise<CliRun> {
+/** Where a verified log is: a data directory, and for PostgreSQL its database. */
+type LogLocation =
+  | { readonly dialect: 'sqlite'; readonly dataDir: string }
+  | { readonly dialect: 'postgres'; readonly dataDir: string; readonly url: string };
+
+/**
+ * `node bin/threshold.js audit verify --data DIR --json`, timed from spawn to exit; for
+ * PostgreSQL with the database in `THRESHOLD_DATABASE_URL`, as an operator keeps it (not on the
+ * command line, where every user of the machine sees it).
+ */
+function runVerifyCli(where: LogLocation): Promise<CliRun> {
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
     const child = spawn(
@@ -447,10 +474,17 @@ function runVerifyCli(dataDir: string): Promise<CliRun> {
         'audit',
         'verify',
         '--data',
-        dataDir,
+        where.dataDir,
         '--json',
       ],
-      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          THRESHOLD_DATABASE_URL: where.dialect === 'postgres' ? where.url : '',
+        },
+      },
     );
     let stdout = '';
     let stderr = '';
@@ -498,9 +532,9 @@ function readAllRows(dbPath: string): number {
 }
 
 /** An empty, signed log with its keys, for the start-up floor. */
-async function emptyLog(dir: string): Promise<void> {
+async function emptyLog(dir: string, options: StoreOptions): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  const store = await openStore({ dialect: 'sqlite', path: join(dir, 'threshold.db') });
+  const store = await openStore(options);
   try {
     const keys = loadOrCreateKeys(dir);
     const log = await AuditLog.open(store.audit, systemClock, keys.auditSigner, sha256Hex);
@@ -511,40 +545,59 @@ async function emptyLog(dir: string): Promise<void> {
 }
 
 const round1 = (v: number): number => Math.round(v * 10) / 10;
-const round2 = (v: number): number => Math.round(v * 100) / 100;
 
 /** Runs the audit bench once. */
 export async function runAuditLogBench(opts: AuditLogBenchOptions): Promise<AuditLogBenchResult> {
   const plan = opts.quick ? AUDIT_PLANS.quick : AUDIT_PLANS.full;
+  const dialect = opts.dialect ?? 'sqlite';
   const stop = opts.stopRequested ?? (() => false);
-  const loadStart = loadavg()[0] ?? 0;
+  const loadStart = loadNow();
   const dir = mkdtempSync(join(opts.dataParent, 'threshold-bench-audit-'));
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir);
   const dbPath = join(dataDir, 'threshold.db');
   let store: Store | undefined;
   let log: AuditLog | undefined;
-  let commit: CommitFloor | undefined;
-  let raw: RawGroupCommit | undefined;
+  const closers: (() => unknown)[] = [];
   try {
-    store = await openStore({ dialect: 'sqlite', path: dbPath });
+    const database = dialect === 'postgres' ? await benchDatabase('audit') : null;
+    if (database) closers.push(() => database.drop());
+    const emptyDatabase = dialect === 'postgres' ? await benchDatabase('audit_empty') : null;
+    if (emptyDatabase) closers.push(() => emptyDatabase.drop());
+    const storeOptions: StoreOptions = database
+      ? { dialect: 'postgres', url: database.url }
+      : { dialect: 'sqlite', path: dbPath };
+    store = await openStore(storeOptions);
     const keys = loadOrCreateKeys(dataDir);
     const repo = new CountingAuditRepository(store.db);
     log = await AuditLog.open(repo, systemClock, keys.auditSigner, sha256Hex);
     const samples = sampleRows(512);
-    commit = CommitFloor.open(dir);
-    raw = RawGroupCommit.open(dbPath, samples.rows);
+    let commit: { commits(n: number): number[] | Promise<number[]> };
+    let raw: { rowsPerSecond(size: number, commits: number): number | Promise<number> };
+    if (database) {
+      const c = await PgCommitFloor.open(database.url);
+      closers.push(() => c.close());
+      const r = await PgRawGroupCommit.open(database.url, samples.rows);
+      closers.push(() => r.close());
+      [commit, raw] = [c, r];
+    } else {
+      const c = CommitFloor.open(dir);
+      closers.push(() => c.close());
+      const r = RawGroupCommit.open(dbPath, samples.rows);
+      closers.push(() => r.close());
+      [commit, raw] = [c, r];
+    }
     const floors = new AuditFloors(plan, commit, raw, samples.inputs, keys.auditSigner);
 
     // Warm-up (not counted): JIT, statement caches, the floors' files.
-    floors.batch(false);
+    await floors.batch(false);
     let facts = 0;
     await appendRound(log, repo, 64, 2_000, facts);
     facts += 2_000;
 
     const perLevel = new Map<number, { perSecond: number[]; perCommit: number[]; cpu: number[] }>();
     for (let r = 0; r < plan.rounds && !stop(); r++) {
-      floors.batch();
+      await floors.batch();
       for (const { callers, entriesPerRound } of plan.levels) {
         const s = await appendRound(log, repo, callers, entriesPerRound, facts);
         facts += entriesPerRound;
@@ -571,21 +624,33 @@ export async function runAuditLogBench(opts: AuditLogBenchOptions): Promise<Audi
     await log.close();
     log = undefined;
     const signed = (await store.audit.listCheckpoints()).length;
-    const meanDataBytes = await meanDataLength(store);
+    const meanDataBytes = await meanDataLength(store, dialect);
     await store.close();
     store = undefined;
 
     const emptyDir = join(dir, 'empty');
-    await emptyLog(emptyDir);
+    await emptyLog(
+      emptyDir,
+      emptyDatabase
+        ? { dialect: 'postgres', url: emptyDatabase.url }
+        : { dialect: 'sqlite', path: join(emptyDir, 'threshold.db') },
+    );
+    const full: LogLocation = database
+      ? { dialect: 'postgres', dataDir, url: database.url }
+      : { dialect: 'sqlite', dataDir };
+    const empty: LogLocation = emptyDatabase
+      ? { dialect: 'postgres', dataDir: emptyDir, url: emptyDatabase.url }
+      : { dialect: 'sqlite', dataDir: emptyDir };
     const runs: CliRun[] = [];
     const startups: CliRun[] = [];
     const reads: number[] = [];
     const failures: string[] = [];
     for (let i = 0; i < Math.max(plan.verifyRuns, plan.startupRuns) && !stop(); i++) {
-      if (i < plan.startupRuns) startups.push(await runVerifyCli(emptyDir));
-      if (i < plan.readFloorRuns) reads.push(readAllRows(dbPath));
+      if (i < plan.startupRuns) startups.push(await runVerifyCli(empty));
+      if (i < plan.readFloorRuns)
+        reads.push(database ? await readAllRowsPostgres(database.url) : readAllRows(dbPath));
       if (i < plan.verifyRuns) {
-        const run = await runVerifyCli(dataDir);
+        const run = await runVerifyCli(full);
         runs.push(run);
         const v = run.verdict;
         if (run.code !== 0 || v === null || !v.ok || v.unsignedTail !== 0) {
@@ -646,14 +711,8 @@ export async function runAuditLogBench(opts: AuditLogBenchOptions): Promise<Audi
     return {
       date: new Date().toISOString(),
       quick: opts.quick,
-      machine: {
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-        node: process.version,
-        platform: `${process.platform}-${process.arch}`,
-        loadAvg1m: { start: round2(loadStart), end: round2(loadavg()[0] ?? 0) },
-        dataDir: opts.dataParent,
-      },
+      machine: machineOf(loadStart, opts.dataParent),
+      dialect,
       rounds: plan.rounds,
       checkpoints: { every: 1_000, intervalMs: 1_000, signed },
       meanDataBytes: round1(meanDataBytes),
@@ -712,38 +771,29 @@ export async function runAuditLogBench(opts: AuditLogBenchOptions): Promise<Audi
   } finally {
     await log?.close().catch(() => undefined);
     await store?.close().catch(() => undefined);
-    raw?.close();
-    commit?.close();
+    for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-async function meanDataLength(store: Store): Promise<number> {
-  const { rows } = await sql<{
-    n: number;
-  }>`select avg(length(data)) as n from audit_entries`.execute(store.db);
+async function meanDataLength(store: Store, dialect: Dialect): Promise<number> {
+  const { rows } = await (
+    dialect === 'postgres'
+      ? sql<{ n: number }>`select avg(octet_length(data)) as n from audit_entries`
+      : sql<{ n: number }>`select avg(length(data)) as n from audit_entries`
+  ).execute(store.db);
   return Number(rows[0]?.n ?? 0);
 }
-
-const fmt = (v: number | null, digits = 0): string => (v === null ? '—' : v.toFixed(digits));
 
 /** The result as a plain-text table. */
 export function renderAuditLogTable(r: AuditLogBenchResult): string {
   const v = r.verify;
   const f = r.floor;
-  const goal = (ok: boolean | null): string => (ok === null ? 'no data' : ok ? 'met' : 'NOT met');
-  const row = (label: string, s: Summary, digits: number, unit: string): string =>
-    [
-      label.padEnd(44),
-      String(s.n).padStart(5),
-      fmt(s.median, digits).padStart(10),
-      fmt(s.min, digits).padStart(10),
-      fmt(s.max, digits).padStart(10),
-      `  ${unit}`,
-    ].join('');
+  const goal = goalText;
+  const row = rangeRow;
   return [
-    `Audit log — ${r.date}${r.quick ? ' (quick)' : ''}; ${r.rounds} rounds; checkpoints every ${r.checkpoints.every} entries or ${r.checkpoints.intervalMs} ms (${r.checkpoints.signed} signed); data ${r.meanDataBytes} B/entry`,
-    `${'measure'.padEnd(44)}${'n'.padStart(5)}${'median'.padStart(10)}${'min'.padStart(10)}${'max'.padStart(10)}`,
+    `Audit log (${r.dialect}) — ${r.date}${r.quick ? ' (quick)' : ''}; ${r.rounds} rounds; checkpoints every ${r.checkpoints.every} entries or ${r.checkpoints.intervalMs} ms (${r.checkpoints.signed} signed); data ${r.meanDataBytes} B/entry`,
+    RANGE_HEAD,
     ...r.appends.flatMap((a) => [
       row(
         `  appends, ${a.callers} caller${a.callers === 1 ? '' : 's'}`,
@@ -781,49 +831,29 @@ export function renderAuditLogTable(r: AuditLogBenchResult): string {
   ].join('\n');
 }
 
-const USAGE = `usage: node bin/run-ts.js bench/audit-log.ts [--quick] [--json] [--data-dir DIR]
+const USAGE = `usage: node bin/run-ts.js bench/audit-log.ts [--quick] [--json] [--data-dir DIR] [--dialect sqlite|postgres|both]
   --quick         3 rounds, a log of 100,000 entries verified (under a minute)
   --json          print one JSON object instead of the table
   --data-dir DIR  put the log (and the floors' files) under DIR instead of the temporary directory
+  --dialect D     sqlite (default), postgres (a throwaway cluster, or THRESHOLD_BENCH_POSTGRES_URL), or both
 `;
 
-async function main(): Promise<void> {
-  const { values: args } = parseArgs({
-    args: process.argv.slice(2),
-    options: {
-      quick: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      'data-dir': { type: 'string' },
-      help: { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  let stopRequested = false;
-  process.once('SIGINT', () => {
-    stopRequested = true;
-  });
-  const result = await runAuditLogBench({
-    quick: args.quick,
-    dataParent: resolve(args['data-dir'] ?? tmpdir()),
-    progress: (l) => process.stderr.write(`[bench] ${l}\n`),
-    stopRequested: () => stopRequested,
-  });
-  process.stdout.write(
-    args.json ? `${JSON.stringify(result, null, 2)}\n` : renderAuditLogTable(result),
-  );
-}
-
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  try {
-    await main();
-  } catch (err) {
-    process.stderr.write(
-      `[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exitCode = 1;
-  }
+  await benchMain(USAGE, { dialect: { type: 'string' } }, async (args, ctx) => {
+    const dialects = parseDialects(args.dialect, ['sqlite']);
+    if (typeof dialects === 'string') return dialects;
+    const results: AuditLogBenchResult[] = [];
+    try {
+      for (const dialect of dialects) {
+        if (ctx.stopRequested?.()) break;
+        results.push(await runAuditLogBench({ ...ctx, dialect }));
+      }
+    } finally {
+      await stopBenchPostgres();
+    }
+    return {
+      json: results.length === 1 ? results[0]! : { auditLog: results },
+      table: results.map(renderAuditLogTable).join('\n'),
+    };
+  });
 }

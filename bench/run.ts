@@ -9,20 +9,39 @@
  * 4. the audit log's appends per second and `threshold audit verify` over a large log
  *    (audit-log.ts), with their floors (durable and raw group commits, SHA-256, Ed25519);
  * 5. requests per second of the courier's access route against a bare Fastify route of the
- *    same shape (api-throughput.ts).
+ *    same shape (api-throughput.ts);
+ * 6. sessions watched per node: concurrent sessions with heartbeats at 2 Hz, raised in steps,
+ *    beside mosquitto's raw QoS 1 rate (sessions-per-node.ts).
  *
  * 1–3 run in one ScenarioWorld (control plane, embedded broker and simulated home in this
- * process, loopback only); 4 and 5 after it, one after the other, each on data of its own. Progress
- * goes to stderr; stdout gets the tables, or with --json one JSON object.
+ * process, loopback only, SQLite); 4–6 after it, one after the other, each on data of its own,
+ * on SQLite and on PostgreSQL (`--dialect`). Progress goes to stderr; stdout gets the tables,
+ * or with --json one JSON object.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 import { SCENARIO_TIMING, ScenarioWorld } from '../src/harness/scenario-world.ts';
 import { renderApiTable, runApiBench, type ApiBenchResult } from './api-throughput.ts';
 import { renderAuditLogTable, runAuditLogBench, type AuditLogBenchResult } from './audit-log.ts';
-import { renderTable, type BenchResult } from './bench-report.ts';
+import {
+  benchMain,
+  DIALECTS,
+  errorText,
+  loadNow,
+  machineOf,
+  parseDialects,
+  progress,
+  renderTable,
+  type BenchContext,
+  type BenchResult,
+  type Dialect,
+} from './bench-report.ts';
+import { stopBenchPostgres } from './bench-postgres.ts';
+import {
+  renderSessionsTable,
+  runSessionsBench,
+  type SessionsBenchResult,
+} from './sessions-per-node.ts';
 import { runDeauthOnce, type DeauthSample } from './deauth-detection.ts';
 import { Floors } from './floors.ts';
 import { RunAnomaly } from './run-anomaly.ts';
@@ -39,31 +58,24 @@ const FLOOR_WARMUP = 50;
 /** A benchmark stops after this many failed runs in a row: the world is likely broken. */
 const MAX_FAILURES_IN_A_ROW = 3;
 
-const USAGE = `usage: npm run bench [-- --quick] [-- --json] [-- --data-dir DIR] [-- --only LIST]
+const USAGE = `usage: npm run bench [-- --quick] [-- --json] [-- --data-dir DIR] [-- --only LIST] [-- --dialect D]
   --quick         fewer runs (deauth 5, unlock 20, floor samples 100 each; audit log 3 rounds
-                  and 100,000 entries verified; API 2 rounds of 3 s)
+                  and 100,000 entries verified; API 2 rounds of 3 s; sessions 100 and 200)
   --json          print one JSON object instead of the tables
   --data-dir DIR  put every bench's database (and the commit floors) under DIR
                   instead of the system's temporary directory
   --only LIST     run only these, comma-separated: world (detection, unlock path and their
-                  floors), audit, api; default all
+                  floors), audit, api, sessions; default all
+  --dialect D     where audit, api and sessions keep their data: sqlite, postgres (a
+                  throwaway cluster, or THRESHOLD_BENCH_POSTGRES_URL) or both (default)
 `;
 
 /** The benches `--only` can name. */
-const PARTS = ['world', 'audit', 'api'] as const;
+const PARTS = ['world', 'audit', 'api', 'sessions'] as const;
 type Part = (typeof PARTS)[number];
 
-const { values: args } = parseArgs({
-  args: process.argv.slice(2),
-  options: {
-    quick: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
-    'data-dir': { type: 'string' },
-    only: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
+/** Set by {@link benchMain}'s arguments before anything runs. */
+const args = { quick: false, 'data-dir': undefined as string | undefined };
 
 /** What `--only` selects; a name that is not a bench is a usage error. */
 function selectedParts(only: string | undefined): readonly Part[] | string {
@@ -76,17 +88,11 @@ function selectedParts(only: string | undefined): readonly Part[] | string {
   return PARTS.filter((p) => names.includes(p));
 }
 
-const counts = args.quick
-  ? { deauth: 5, unlock: 20, floor: 100 }
-  : { deauth: 30, unlock: 200, floor: 1_000 };
+const countsOf = (quick: boolean): { deauth: number; unlock: number; floor: number } =>
+  quick ? { deauth: 5, unlock: 20, floor: 100 } : { deauth: 30, unlock: 200, floor: 1_000 };
+let counts = countsOf(false);
 
-let stopRequested = false;
-
-function progress(line: string): void {
-  process.stderr.write(`[bench] ${line}\n`);
-}
-
-const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+let stopRequested = (): boolean => false;
 
 /** After a failed run: wait until no session is running, so the next run starts clean. */
 async function settle(world: ScenarioWorld): Promise<void> {
@@ -113,7 +119,7 @@ async function repeat<T>(
   const failures: string[] = [];
   const anomalies: string[] = [];
   let inARow = 0;
-  for (let i = 0; i < n && !stopRequested && inARow < MAX_FAILURES_IN_A_ROW; i++) {
+  for (let i = 0; i < n && !stopRequested() && inARow < MAX_FAILURES_IN_A_ROW; i++) {
     await floors.batch();
     try {
       const s = await once();
@@ -133,7 +139,7 @@ async function repeat<T>(
 
 /** The detection, unlock-path and floor benches, in one world. */
 async function runWorld(dataParent: string): Promise<BenchResult> {
-  const loadStart = loadavg()[0] ?? 0;
+  const loadStart = loadNow();
   const recorder = new TraceRecorder();
   progress(
     `runs: deauth ${counts.deauth}, unlock ${counts.unlock}; floor samples ${counts.floor} each`,
@@ -181,7 +187,7 @@ async function runWorld(dataParent: string): Promise<BenchResult> {
           `deauth ${i + 1}/${counts.deauth}: detection ${s.detectionMs} ms, relock ${s.relockMs} ms`,
         ),
     );
-    while (!stopRequested && !f.done()) await f.batch();
+    while (!stopRequested() && !f.done()) await f.batch();
 
     const rtt = summarize(f.samples.rttNoDelay);
     const detection = summarize(
@@ -195,14 +201,10 @@ async function runWorld(dataParent: string): Promise<BenchResult> {
     return {
       date: new Date().toISOString(),
       quick: args.quick,
-      machine: {
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-        node: process.version,
-        platform: `${process.platform}-${process.arch}`,
-        loadAvg1m: { start: round2(loadStart), end: round2(loadavg()[0] ?? 0) },
-        dataDir: args['data-dir'] === undefined ? 'os temporary directory' : dataParent,
-      },
+      machine: machineOf(
+        loadStart,
+        args['data-dir'] === undefined ? 'os temporary directory' : dataParent,
+      ),
       detection: {
         runs: counts.deauth,
         failures: deauth.failures,
@@ -274,73 +276,79 @@ function meets(p99: number | null, goal: number, failures: number): boolean | nu
   return failures === 0 && p99 <= goal;
 }
 
-function round2(v: number): number {
-  return Math.round(v * 100) / 100;
+/** The audit, API and sessions benches' results on one dialect. */
+interface DialectResults {
+  auditLog?: AuditLogBenchResult;
+  api?: ApiBenchResult;
+  sessions?: SessionsBenchResult;
 }
 
 /**
  * Everything selected, one after the other. The JSON object is the world's result (when run)
- * with `auditLog` and `api` beside it.
+ * with `auditLog`, `api` and `sessions` on SQLite beside it, and the same on PostgreSQL under
+ * `postgres`.
  */
 async function main(
-  dataParent: string,
+  ctx: BenchContext,
   parts: readonly Part[],
+  dialects: readonly Dialect[],
 ): Promise<{ json: object; table: string }> {
-  const world = parts.includes('world') ? await runWorld(dataParent) : null;
-  const common = {
-    quick: args.quick,
-    dataParent,
-    progress,
-    stopRequested: () => stopRequested,
-  };
-  let auditLog: AuditLogBenchResult | null = null;
-  if (parts.includes('audit') && !stopRequested) {
-    progress('audit log bench');
-    auditLog = await runAuditLogBench(common);
+  const world = parts.includes('world') ? await runWorld(ctx.dataParent) : null;
+  const byDialect = new Map<Dialect, DialectResults>();
+  const tables: string[] = world === null ? [] : [renderTable(world)];
+  let floorMeasured = false;
+  try {
+    for (const dialect of dialects) {
+      const r: DialectResults = {};
+      byDialect.set(dialect, r);
+      if (parts.includes('audit') && !stopRequested()) {
+        progress(`audit log bench (${dialect})`);
+        r.auditLog = await runAuditLogBench({ ...ctx, dialect });
+        tables.push(renderAuditLogTable(r.auditLog));
+      }
+      if (parts.includes('api') && !stopRequested()) {
+        progress(`API bench (${dialect})`);
+        r.api = await runApiBench({ ...ctx, dialect });
+        tables.push(renderApiTable(r.api));
+      }
+      if (parts.includes('sessions') && !stopRequested()) {
+        progress(`sessions bench (${dialect})`);
+        // mosquitto's rate does not depend on the store: measured once, in the first run.
+        r.sessions = await runSessionsBench({ ...ctx, dialect, skipFloor: floorMeasured });
+        floorMeasured ||= r.sessions.floor !== null;
+        tables.push(renderSessionsTable(r.sessions));
+      }
+    }
+  } finally {
+    await stopBenchPostgres();
   }
-  let api: ApiBenchResult | null = null;
-  if (parts.includes('api') && !stopRequested) {
-    progress('API bench');
-    api = await runApiBench(common);
-  }
+  const sqlite = byDialect.get('sqlite') ?? {};
+  const postgres = byDialect.get('postgres');
+  const first = sqlite.auditLog ?? sqlite.api ?? sqlite.sessions ?? postgres?.auditLog;
   const json = {
     ...(world ?? {
       date: new Date().toISOString(),
-      quick: args.quick,
-      machine: (auditLog ?? api)?.machine ?? null,
+      quick: ctx.quick,
+      machine: (first ?? postgres?.api ?? postgres?.sessions)?.machine ?? null,
     }),
-    ...(auditLog === null ? {} : { auditLog }),
-    ...(api === null ? {} : { api }),
+    ...sqlite,
+    ...(postgres === undefined ? {} : { postgres }),
   };
-  const table = [
-    ...(world === null ? [] : [renderTable(world)]),
-    ...(auditLog === null ? [] : [renderAuditLogTable(auditLog)]),
-    ...(api === null ? [] : [renderApiTable(api)]),
-  ].join('\n');
-  return { json, table };
+  return { json, table: tables.join('\n') };
 }
 
-const parts = selectedParts(args.only);
-if (args.help) {
-  process.stdout.write(USAGE);
-} else if (typeof parts === 'string') {
-  process.stderr.write(`${parts}\n${USAGE}`);
-  process.exitCode = 2;
-} else {
-  process.once('SIGINT', () => {
-    stopRequested = true;
-    progress('interrupted: finishing the current run, then reporting what was measured');
-  });
-  try {
-    const result = await main(resolve(args['data-dir'] ?? tmpdir()), parts);
-    process.stdout.write(args.json ? `${JSON.stringify(result.json, null, 2)}\n` : result.table);
-  } catch (err) {
-    progress(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exitCode = 1;
-  }
-  // Everything is closed by now; if a stray handle still keeps the process up, say so and leave.
-  setTimeout(() => {
-    progress('a handle was still open after closing everything; exiting');
-    process.exit();
-  }, 5_000).unref();
-}
+await benchMain(
+  USAGE,
+  { only: { type: 'string' }, dialect: { type: 'string' } },
+  async (a, ctx) => {
+    const parts = selectedParts(a.only);
+    if (typeof parts === 'string') return parts;
+    const dialects = parseDialects(a.dialect, DIALECTS);
+    if (typeof dialects === 'string') return dialects;
+    args.quick = ctx.quick;
+    args['data-dir'] = a['data-dir'];
+    counts = countsOf(ctx.quick);
+    stopRequested = ctx.stopRequested ?? stopRequested;
+    return main(ctx, parts, dialects);
+  },
+);

@@ -119,6 +119,46 @@ describe('embedded broker: server link', () => {
     expect(closed).toBeGreaterThanOrEqual(1);
   });
 
+  it('acknowledges at once a message deliver handled during the call, and keeps the order', async () => {
+    const b = await startBroker();
+    const link = b.serverLink();
+    links.push(link);
+    const received: string[] = [];
+    const g = gate();
+    const HEARTBEAT_TOPIC = deviceTopic(HOME, LOCK, 'heartbeat');
+    // Events wait for the gate; everything else is handled during the call (returns nothing).
+    await link.start((topic, payload) => {
+      received.push(payload.toString());
+      return topic === EVENT_TOPIC ? g.promise : undefined;
+    });
+    const lock = await connectLock(b.url);
+    const event = lock.publishAsync(EVENT_TOPIC, 'e1', { qos: 1 });
+    const beats = [1, 2, 3].map((i) => lock.publishAsync(HEARTBEAT_TOPIC, `hb${i}`, { qos: 1 }));
+    await expect(Promise.all(beats)).resolves.toHaveLength(3);
+    // The event still waits for its deliver, whatever was acknowledged after it.
+    expect(await settlesWithin(event, 300)).toBe(false);
+    expect(received).toEqual(['e1', 'hb1', 'hb2', 'hb3']);
+    g.open();
+    await expect(event).resolves.toBeDefined();
+  });
+
+  it('a deliver that throws during the call cuts the device off unacknowledged', async () => {
+    const b = await startBroker();
+    const link = b.serverLink();
+    links.push(link);
+    let calls = 0;
+    await link.start(() => {
+      calls += 1;
+      if (calls === 1) throw new Error('handler bug');
+    });
+    const lock = await connectLock(b.url);
+    let closed = 0;
+    lock.on('close', () => (closed += 1));
+    await lock.publishAsync(EVENT_TOPIC, 'e1', { qos: 1 });
+    expect(calls).toBe(2);
+    expect(closed).toBeGreaterThanOrEqual(1);
+  });
+
   it('refuses devices until the server link is started, when asked to', async () => {
     const b = await startBroker(true);
     await expect(connectLock(b.url, 0)).rejects.toThrow(/unavailable/i);
@@ -164,6 +204,31 @@ describe('embedded broker: server link', () => {
 });
 
 describe('MQTT server link', () => {
+  it('acknowledges at once what deliver handled during the call; an event still waits', async () => {
+    const b = await startBroker();
+    const seen: string[] = [];
+    const g = gate();
+    const link = mqttBrokerLink({ url: b.url, ...SERVER, clientId: `${SERVER.username}-sync` });
+    links.push(link);
+    await link.start((topic, payload) => {
+      seen.push(payload.toString());
+      return topic === EVENT_TOPIC ? g.promise : undefined;
+    });
+    const lock = await connectLock(b.url);
+    await lock.publishAsync(deviceTopic(HOME, LOCK, 'heartbeat'), 'hb1', { qos: 1 });
+    await lock.publishAsync(EVENT_TOPIC, 'e1', { qos: 1 });
+    await lock.publishAsync(deviceTopic(HOME, LOCK, 'heartbeat'), 'hb2', { qos: 1 });
+    for (let i = 0; i < 50 && seen.length < 2; i++) await sleep(20);
+    // mqtt.js hands the server one message at a time, each after the last one's PUBACK: the
+    // heartbeat went through at once, the event holds what follows until it is recorded.
+    expect(seen).toEqual(['hb1', 'e1']);
+    await sleep(200);
+    expect(seen).toEqual(['hb1', 'e1']);
+    g.open();
+    for (let i = 0; i < 50 && seen.length < 3; i++) await sleep(20);
+    expect(seen).toEqual(['hb1', 'e1', 'hb2']);
+  });
+
   it('acknowledges to the broker only after deliver resolved; what was not is sent again after a crash', async () => {
     const b = await startBroker();
     const clientId = `${SERVER.username}-replica-1`;

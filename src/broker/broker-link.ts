@@ -20,17 +20,52 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { SERVER_SUBSCRIPTIONS } from '../protocol/topics.ts';
 
 /**
- * Hands one device message to the server. Resolves once it is handled as far as must survive
- * a crash; rejects if that failed, and then the message is not acknowledged.
+ * Hands one device message to the server. Returns a promise when the message's
+ * acknowledgement must wait: it resolves once the message is handled as far as must survive a
+ * crash, and rejects if that failed, and then the message is not acknowledged. Returns nothing
+ * when the message was handled completely during the call (a heartbeat, a state report: nothing
+ * of it is waited for), and then it is acknowledged at once, without a promise and a turn of
+ * the microtask queue per message. A call that throws is a failure: not acknowledged.
  */
-export type DeliverDeviceMessage = (topic: string, payload: Buffer) => Promise<void>;
+export type DeliverDeviceMessage = (topic: string, payload: Buffer) => Promise<void> | void;
+
+/**
+ * Calls `deliver` and reports the outcome through `done`: synchronously when `deliver`
+ * returned nothing, once its promise settled otherwise; a synchronous throw is a failure.
+ * Both links use it, so both acknowledge by the same rule.
+ */
+export function deliverThen(
+  deliver: DeliverDeviceMessage,
+  topic: string,
+  payload: Buffer,
+  done: (err: Error | null) => void,
+): void {
+  const failed = (err: unknown): void =>
+    done(
+      err instanceof Error
+        ? err
+        : new Error(typeof err === 'string' ? err : 'the server could not take the message'),
+    );
+  let pending: Promise<void> | void;
+  try {
+    pending = deliver(topic, payload);
+  } catch (err) {
+    failed(err);
+    return;
+  }
+  if (pending === undefined) {
+    done(null);
+    return;
+  }
+  pending.then(() => done(null), failed);
+}
 
 /** The server's side of the broker. */
 export interface BrokerLink {
   /**
    * Starts delivering the devices' up channels ({@link SERVER_SUBSCRIPTIONS}) to `deliver`,
-   * acknowledging each QoS 1 message only after its `deliver` resolved. Resolves once
-   * subscribed.
+   * acknowledging each QoS 1 message only after its `deliver` resolved (or returned nothing,
+   * see {@link DeliverDeviceMessage}). Resolves once subscribed.
    */
   start(deliver: DeliverDeviceMessage): Promise<void>;
   /** Publishes at QoS 1; resolves once the broker has taken the message. */
@@ -89,18 +124,19 @@ export function mqttBrokerLink(opts: MqttBrokerLinkOptions): BrokerLink {
         const payload = Buffer.isBuffer(packet.payload)
           ? packet.payload
           : Buffer.from(packet.payload);
-        deliver(packet.topic, payload).then(
-          () => callback(),
-          (err: unknown) => {
-            opts.logger?.warn(
-              { err: err instanceof Error ? err.message : String(err), topic: packet.topic },
-              'device message not handled; left unacknowledged for the broker to send again',
-            );
-            // No PUBACK: the broker keeps the message for this session and sends it again
-            // once we are back.
-            c.stream.destroy();
-          },
-        );
+        deliverThen(deliver, packet.topic, payload, (err) => {
+          if (err === null) {
+            callback();
+            return;
+          }
+          opts.logger?.warn(
+            { err: err.message, topic: packet.topic },
+            'device message not handled; left unacknowledged for the broker to send again',
+          );
+          // No PUBACK: the broker keeps the message for this session and sends it again once
+          // we are back.
+          c.stream.destroy();
+        });
       };
       // Commands are small and latency matters: no Nagle delay (it costs ~40 ms per round trip
       // against delayed ACKs). The stream is a new socket after every reconnect.

@@ -286,6 +286,59 @@ describe('embedded broker: authentication', () => {
   });
 });
 
+describe('embedded broker: retained messages', () => {
+  /** Subscribes `client` to `topic` and collects what arrives. */
+  async function subscribed(client: MqttClient, topic: string): Promise<Received[]> {
+    const got: Received[] = [];
+    client.on('message', (t, payload, packet) =>
+      got.push({ topic: t, payload: payload.toString(), retain: packet.retain }),
+    );
+    await withTimeout(client.subscribeAsync(topic, { qos: 1 }), `subscribe ${topic}`);
+    return got;
+  }
+
+  it("gives a device's exact subscription its retained message, and none once it is cleared", async () => {
+    const { client: server } = await connectServer();
+    // A lock's grant list is what the server keeps retained for a device.
+    const lock1Grants = deviceTopic('home-a', 'lock-1', 'grants');
+    const lock2Grants = deviceTopic('home-b', 'lock-2', 'grants');
+    await server.publishAsync(lock1Grants, 'list-1', { qos: 1, retain: true });
+    await server.publishAsync(lock2Grants, 'list-2', { qos: 1, retain: true });
+    await server.publishAsync(lock1Grants, 'list-1b', { qos: 1, retain: true });
+
+    const first = await connectDevice('lock-1');
+    const got = await subscribed(first, lock1Grants);
+    await waitFor(() => got.length > 0, 'the retained message');
+    await sleep(QUIET_MS);
+    // Only the newest of its own topic, nothing of another device's.
+    expect(got).toEqual([{ topic: lock1Grants, payload: 'list-1b', retain: true }]);
+    await first.endAsync(true);
+
+    await server.publishAsync(lock1Grants, '', { qos: 1, retain: true });
+    const again = await connectDevice('lock-1');
+    const none = await subscribed(again, lock1Grants);
+    await sleep(QUIET_MS);
+    expect(none).toEqual([]);
+  });
+
+  it('gives a wildcard subscription every matching retained message', async () => {
+    const lock = await connectDevice('lock-1');
+    const cam = await connectDevice('cam-1');
+    const lockState = deviceTopic('home-a', 'lock-1', 'state');
+    const camState = deviceTopic('home-a', 'cam-1', 'state');
+    await lock.publishAsync(lockState, '{"bolt":"locked"}', { qos: 1, retain: true });
+    await cam.publishAsync(camState, '{"recording":false}', { qos: 1, retain: true });
+    const { received } = await connectServer();
+    await waitFor(() => received.length >= 2, 'both retained states');
+    expect(
+      received
+        .filter((m) => m.retain)
+        .map((m) => m.topic)
+        .sort(),
+    ).toEqual([camState, lockState].sort());
+  });
+});
+
 describe('embedded broker: ACL', () => {
   it('delivers a device state to the server', async () => {
     const { received } = await connectServer();

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_WATCHDOG_CONFIG,
+  DigestMemory,
+  digestKey,
   ObservationWatchdog,
   type HeartbeatObservation,
   type WatchdogConfig,
@@ -249,6 +251,64 @@ describe('ObservationWatchdog', () => {
       expect(cam.old(T0 + 1_500, 1)).toEqual({ accepted: true, fresh: false });
       expect(cam.old(T0 + 2_000, 2)).toEqual({ accepted: true, fresh: false });
       expect(w.lastFreshHeartbeatAt).toBe(T0 + 1_000);
+    });
+
+    it('keys a wire digest by its first 31 bits, and anything else by a 31-bit hash', () => {
+      expect(digestKey('ff'.repeat(32))).toBe(0x7fffffff);
+      expect(digestKey(`0000000${'1'.repeat(57)}`)).toBe(0);
+      expect(digestKey(`00000002${'a'.repeat(56)}`)).toBe(1);
+      const other = digestKey('frame-1');
+      expect(other).toBe(digestKey('frame-1'));
+      expect(other).not.toBe(digestKey('frame-2'));
+      expect(other).toBeGreaterThanOrEqual(0);
+      expect(other).toBeLessThan(2 ** 31);
+      // Upper case is not the wire's form: hashed, not read as hex.
+      expect(digestKey('FF'.repeat(32))).not.toBe(0x7fffffff);
+    });
+
+    it('remembers exactly the newest keys, as a set of the last `limit` would', () => {
+      // Keys crowded into few home slots exercise probing, wrap-around and backward shifts.
+      let seed = 7;
+      const next = (): number => (seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 1);
+      for (const limit of [1, 2, 5, 16, 100, 1_000]) {
+        const m = new DigestMemory(limit);
+        const order: number[] = [];
+        for (let i = 0; i < limit * 5 + 50; i++) {
+          const key = i % 3 === 0 ? (next() % 64) * 1_024 : next() % 5_000;
+          const expected = order.includes(key);
+          expect(m.has(key)).toBe(expected);
+          if (expected) continue;
+          m.add(key);
+          order.push(key);
+          if (order.length > limit) order.shift();
+          expect(m.size).toBe(order.length);
+        }
+        for (const key of order) expect(m.has(key)).toBe(true);
+        for (let key = 0; key < 5_000; key += 7) expect(m.has(key)).toBe(order.includes(key));
+      }
+    });
+
+    it('recognises a loop of wire digests after many fresh frames', () => {
+      const { w } = setup();
+      const hex = (i: number): string => i.toString(16).padStart(8, '0').repeat(8);
+      let seq = 0;
+      const beat = (at: number, digest: string) =>
+        w.onHeartbeat(
+          {
+            sessionId: w.sessionId,
+            seq: seq++,
+            capturedAt: at,
+            frameDigest: digest,
+            recording: true,
+            macValid: true,
+          },
+          at,
+        );
+      // Digests that differ only after their first 31 bits would share a key: these do not.
+      for (let i = 0; i < 1_000; i++)
+        expect(beat(T0 + i * 500, hex(i * 2 + 2))).toEqual({ accepted: true, fresh: true });
+      expect(beat(T0 + 500_000, hex(10))).toEqual({ accepted: true, fresh: false });
+      expect(beat(T0 + 500_500, hex(2_002))).toEqual({ accepted: true, fresh: true });
     });
 
     it('remembers only digestMemory digests', () => {
