@@ -159,6 +159,12 @@ export class DeviceGateway {
   private link: BrokerLink | null = null;
   private readonly devices = new Map<string, RegisteredDevice>();
   private readonly keys = new Map<string, Buffer>();
+  /**
+   * Each camera's session key for the session its last heartbeat named: a camera beats for
+   * one session at a time, so the HMAC that derives it runs once per session, not per
+   * heartbeat. One entry per registered device; replaced when the device is registered again.
+   */
+  private readonly sessionKeys = new Map<string, { sessionId: string; key: Buffer }>();
   private readonly status = new Map<string, DeviceLiveStatus>();
   private readonly lastStateClock = new Map<string, { at: number; seq: number }>();
   private readonly lastEventClock = new Map<string, { at: number; seq: number }>();
@@ -178,6 +184,7 @@ export class DeviceGateway {
   register(device: RegisteredDevice): void {
     this.devices.set(device.id, device);
     this.keys.set(device.id, deriveDeviceKey(this.opts.masterKey, device.id));
+    this.sessionKeys.delete(device.id);
     if (!this.status.has(device.id)) {
       this.status.set(device.id, {
         deviceId: device.id,
@@ -247,6 +254,28 @@ export class DeviceGateway {
       'device message dropped',
     );
     for (const l of this.listeners) l.onDrop?.(reason, topic, detail);
+  }
+
+  /** The session key `deviceId`'s heartbeats for `sessionId` are signed with (cached). */
+  private sessionKey(deviceId: string, deviceKey: Buffer, sessionId: string): Buffer {
+    const cached = this.sessionKeys.get(deviceId);
+    if (cached !== undefined && cached.sessionId === sessionId) return cached.key;
+    const key = deriveSessionKey(deviceKey, sessionId);
+    this.sessionKeys.set(deviceId, { sessionId, key });
+    return key;
+  }
+
+  /**
+   * A message of the device arrived: its `lastSeenAt` is now. The status is replaced, never
+   * changed in place (it is handed out by reference, in events that may be kept), but not
+   * when it already says now (many heartbeats arrive within one millisecond at scale).
+   */
+  private touch(deviceId: string): void {
+    const prev = this.status.get(deviceId);
+    if (!prev) return;
+    const now = this.opts.clock.now();
+    if (prev.lastSeenAt === now) return;
+    this.status.set(deviceId, { ...prev, lastSeenAt: now });
   }
 
   private seen(deviceId: string, patch: Partial<DeviceLiveStatus>): void {
@@ -352,8 +381,9 @@ export class DeviceGateway {
         if (!d.ok) return this.drop(d.reason, topic, d.detail);
         if (device.kind !== 'camera')
           return this.drop('kind-mismatch', topic, 'heartbeat from a non-camera');
-        const macValid = verifyMac(deriveSessionKey(key, d.message.sessionId), topic, d.message);
-        if (macValid) this.seen(device.id, {});
+        const sessionKey = this.sessionKey(device.id, key, d.message.sessionId);
+        const macValid = verifyMac(sessionKey, topic, d.message);
+        if (macValid) this.touch(device.id);
         else
           this.count(
             'heartbeat-bad-mac',

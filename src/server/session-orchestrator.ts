@@ -119,12 +119,20 @@ interface ShadowWatch {
   readonly watchdog: ObservationWatchdog;
   /** When the last heartbeat for it arrived, ms (idle ones are forgotten). */
   lastAt: number;
+  /** When the store last said the session is open, ms (see {@link SHADOW_RECHECK_MS}). */
+  openAt: number | null;
 }
 
 /** A shadow watch not fed for this long is forgotten, ms. */
 const SHADOW_IDLE_MS = 5 * 60_000;
 /** At most this many shadow watches are kept (the oldest go first). */
 const MAX_SHADOWS = 100_000;
+/**
+ * How long a followed session, once read open in the store, is taken as open without reading
+ * it again, ms: its camera's heartbeats do not cost a read each. Still read now and then: a
+ * session ended by a replica that died before its camera heard `disarm` is disarmed from here.
+ */
+const SHADOW_RECHECK_MS = 60_000;
 
 interface PendingFrame {
   readonly frame: FrameMessage;
@@ -137,6 +145,8 @@ interface LiveSession {
   readonly watchdog: ObservationWatchdog;
   cancelDeadline: (() => void) | null;
   cancelWatch: (() => void) | null;
+  /** When the armed watchdog check (`cancelWatch`) is due, ms; null when none is armed. */
+  watchDueAt: number | null;
   /** The next resend of `lock` while relocking (see {@link RELOCK_RESEND_MS}). */
   cancelResend: (() => void) | null;
   /** Frames waiting for a heartbeat to vouch for them, by digest (bounded). */
@@ -146,6 +156,8 @@ interface LiveSession {
   clipWrites: Promise<void>;
   /** Serialises this session's events. */
   queue: Promise<void>;
+  /** How many events are on `queue`, applied or waiting (see {@link onHeartbeat}). */
+  queued: number;
 }
 
 export type { SessionView };
@@ -344,7 +356,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
   private relinquish(l: LiveSession, why: string): void {
     if (this.live.get(l.session.id) !== l) return;
     l.cancelDeadline?.();
-    l.cancelWatch?.();
+    this.disarmWatch(l);
     l.cancelResend?.();
     this.live.delete(l.session.id);
     for (const d of [
@@ -355,7 +367,11 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
       if (d && this.byDevice.get(d) === l.session.id) this.byDevice.delete(d);
     }
     if (l.watchdog.observedSince !== null)
-      this.shadows.set(l.session.id, { watchdog: l.watchdog, lastAt: this.o.clock.now() });
+      this.shadows.set(l.session.id, {
+        watchdog: l.watchdog,
+        lastAt: this.o.clock.now(),
+        openAt: this.o.clock.now(),
+      });
     this.o.logger?.warn({ sessionId: l.session.id, why }, 'session left to another replica');
   }
 
@@ -431,13 +447,22 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
     let w = this.shadows.get(hb.sessionId);
     if (w === undefined) {
       this.pruneShadows(now);
-      w = { watchdog: new ObservationWatchdog(hb.sessionId, this.watchdogConfig), lastAt: now };
-      this.shadows.set(hb.sessionId, w);
+      w = {
+        watchdog: new ObservationWatchdog(hb.sessionId, this.watchdogConfig),
+        lastAt: now,
+        openAt: null,
+      };
+    } else {
+      // Moved to the end: the map's order is the order of the last heartbeats, so the idle
+      // ones are at its head (see pruneShadows).
+      this.shadows.delete(hb.sessionId);
     }
+    this.shadows.set(hb.sessionId, w);
     w.lastAt = now;
     w.watchdog.onHeartbeat({ ...hb, macValid: true }, now);
   }
 
+  /** Forgets idle shadow watches, and the least recently fed ones beyond the bound. */
   private pruneShadows(now: number): void {
     for (const [id, w] of this.shadows) {
       if (now - w.lastAt > SHADOW_IDLE_MS || this.shadows.size >= MAX_SHADOWS)
@@ -452,13 +477,19 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
    */
   private disarmIfEnded(device: RegisteredDevice, sessionId: string): void {
     const now = this.o.clock.now();
+    const shadow = this.shadows.get(sessionId);
+    if (shadow?.openAt != null && now - shadow.openAt < SHADOW_RECHECK_MS) return;
     const last = this.strayDisarmAt.get(device.id);
     if (last !== undefined && now - last < STRAY_DISARM_MS) return;
     this.strayDisarmAt.set(device.id, now);
     void this.o.store.sessions
       .get(sessionId)
       .then((row) => {
-        if (row !== null && row.endedAt === null) return;
+        if (row !== null && row.endedAt === null) {
+          const w = this.shadows.get(sessionId);
+          if (w !== undefined) w.openAt = now;
+          return;
+        }
         this.shadows.delete(sessionId);
         return this.o.gateway.command(device.id, 'disarm', { sessionId });
       })
@@ -837,11 +868,13 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
       watchdog,
       cancelDeadline: null,
       cancelWatch: null,
+      watchDueAt: null,
       cancelResend: null,
       pendingFrames: new Map(),
       frameSeq: 0,
       clipWrites: Promise.resolve(),
       queue: Promise.resolve(),
+      queued: 0,
     });
     for (const d of [session.lockDeviceId, session.cameraDeviceId, session.doorSensorDeviceId]) {
       if (d) this.byDevice.set(d, session.id);
@@ -1070,10 +1103,14 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
   ): Promise<{ refusal: Problem | null }> {
     const l = this.live.get(sessionId);
     if (!l) return Promise.resolve({ refusal: problem('session.finished') });
+    l.queued++;
     const run = l.queue.then(() => this.applyNow(l, event, actor, before));
     l.queue = run.then(
-      () => undefined,
+      () => {
+        l.queued--;
+      },
       (err: unknown) => {
+        l.queued--;
         if (err instanceof SessionTakenOverError) {
           this.relinquish(l, 'taken over by another replica');
           return;
@@ -1373,13 +1410,25 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
     l.cancelResend = this.o.clock.schedule(this.o.clock.now() + RELOCK_RESEND_MS, resend);
   }
 
+  /**
+   * Arms the watchdog's next check at `nextCheckAt()`. Every accepted heartbeat calls this, and
+   * a heartbeat only ever moves that time later: a check already armed for no later than it is
+   * kept (not cancelled and created again per heartbeat); when it fires early, `check` finds
+   * nothing due and it is armed again for the current `nextCheckAt()`. Each transition is
+   * therefore still checked at the moment it falls due.
+   */
   private armWatch(l: LiveSession): void {
-    l.cancelWatch?.();
-    l.cancelWatch = null;
     const at = l.watchdog.nextCheckAt();
-    if (at === null || isTerminal(l.session)) return;
+    if (at === null || isTerminal(l.session)) {
+      this.disarmWatch(l);
+      return;
+    }
+    if (l.cancelWatch !== null && l.watchDueAt !== null && l.watchDueAt <= at) return;
+    this.disarmWatch(l);
+    l.watchDueAt = at;
     l.cancelWatch = this.o.clock.schedule(at, () => {
       l.cancelWatch = null;
+      l.watchDueAt = null;
       const t = l.watchdog.check(this.o.clock.now());
       if (t && (t.to === 'lost' || t.to === 'frozen')) {
         this.auditLater(l, 'observation.gap', {
@@ -1391,6 +1440,13 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
       }
       this.armWatch(l);
     });
+  }
+
+  /** Cancels the watchdog's armed check, if any. */
+  private disarmWatch(l: LiveSession): void {
+    l.cancelWatch?.();
+    l.cancelWatch = null;
+    l.watchDueAt = null;
   }
 
   /**
@@ -1432,7 +1488,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
    */
   private async finish(l: LiveSession, s: AccessSession, coverage: Coverage): Promise<void> {
     l.cancelDeadline?.();
-    l.cancelWatch?.();
+    this.disarmWatch(l);
     l.cancelResend?.();
     this.endedCoverage.set(s.id, coverage);
     await l.clipWrites;
@@ -1584,7 +1640,13 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
         this.auditLater(l, 'observation.restored', { after: wasStatus });
         void this.apply(l.session.id, { type: 'observation', status: 'live', sinceMs: now });
       }
-      void this.apply(l.session.id, { type: 'fresh-frame' });
+      // A fresh frame moves a session on only while its observation is not live yet (it makes
+      // it live) or while it verifies its relock (it confirms it); otherwise its step changes
+      // nothing, and costs a queued step per heartbeat. An event still queued may move the
+      // session (a lock report into `verifying`) before the frame would be applied: skip only
+      // when nothing is queued, so the session is exactly as the step would find it.
+      if (l.queued > 0 || l.session.observation !== 'live' || l.session.state === 'verifying')
+        void this.apply(l.session.id, { type: 'fresh-frame' });
     }
     this.armWatch(l);
   }
@@ -1752,7 +1814,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
     this.recoveryTimers.clear();
     for (const l of this.live.values()) {
       l.cancelDeadline?.();
-      l.cancelWatch?.();
+      this.disarmWatch(l);
       l.cancelResend?.();
       await l.queue;
     }
