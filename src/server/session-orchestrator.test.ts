@@ -46,6 +46,32 @@ class CountingClock extends FakeClock {
   }
 }
 
+/**
+ * A fake clock whose timers can be held, as a stalled event loop holds them: while `stalled`,
+ * a timer that falls due is kept, and `release` runs the kept ones late (at the clock's now).
+ */
+class StallingClock extends CountingClock {
+  stalled = false;
+  private held: (() => void)[] = [];
+  override schedule(atMs: number, fn: () => void): () => void {
+    let cancelled = false;
+    const cancel = super.schedule(atMs, () => {
+      if (this.stalled) this.held.push(() => cancelled || fn());
+      else fn();
+    });
+    return () => {
+      cancelled = true;
+      cancel();
+    };
+  }
+  release(): void {
+    this.stalled = false;
+    const held = this.held;
+    this.held = [];
+    for (const fn of held) fn();
+  }
+}
+
 /** Lets the store's and the audit log's real I/O run until `pred` holds (15 s at most). */
 async function until<T>(what: string, get: () => Promise<T>, pred: (v: T) => boolean): Promise<T> {
   const end = Date.now() + 15_000;
@@ -71,7 +97,7 @@ class Home {
   private constructor(
     readonly dir: string,
     readonly store: Store,
-    readonly clock: CountingClock,
+    readonly clock: StallingClock,
     readonly orchestrator: SessionOrchestrator,
     readonly gateway: DeviceGateway,
     masterKey: Buffer,
@@ -86,7 +112,7 @@ class Home {
   static async open(replica?: string): Promise<Home> {
     const dir = mkdtempSync(join(tmpdir(), 'threshold-orchestrator-'));
     const store = await openStore({ dialect: 'sqlite', path: join(dir, 'threshold.db') });
-    const clock = new CountingClock(DELIVERY.windowStart + 60_000);
+    const clock = new StallingClock(DELIVERY.windowStart + 60_000);
     await seedDelivery(store);
     await store.homes.allowCarrier(HOME.id, CARRIER.id, clock.now());
     await store.deliveries.createGrant({
@@ -330,6 +356,49 @@ describe('the heartbeat hot path', () => {
     expect(frozen.alarms.map((a) => a.type)).toEqual(['observation-frozen']);
     expect(frozen.alarms[0]!.sinceMs).toBe(lastFresh);
     expect(frozen.alarms[0]!.atMs).toBe(lastFresh + DEFAULT_WATCHDOG_CONFIG.freezeMs);
+  });
+});
+
+describe('an event loop that stalls', () => {
+  /** Beats for a few seconds, then stalls past the silence bound; returns the last beat's time. */
+  async function stallAfterBeats(h: Home, id: string): Promise<number> {
+    for (let i = 0; i < 6; i++) {
+      h.clock.advance(500);
+      h.heartbeat(id);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const last = h.clock.now();
+    // The loop stalls: the watchdog's check falls due at the silence bound but cannot run.
+    h.clock.stalled = true;
+    h.clock.advance(DEFAULT_WATCHDOG_CONFIG.silenceMs + 400);
+    // The loop wakes: the timers phase runs the late check before the poll phase reads the
+    // heartbeat the camera sent during the stall.
+    h.clock.release();
+    return last;
+  }
+
+  it('does not call a camera lost whose heartbeat was waiting behind the stall', async () => {
+    const h = home!;
+    const id = await h.openSession();
+    await stallAfterBeats(h, id);
+    h.heartbeat(id);
+    await new Promise((r) => setTimeout(r, 5));
+    h.clock.advance(0);
+    await new Promise((r) => setTimeout(r, 50));
+    const v = await h.view(id);
+    expect(v?.state).toBe('open');
+    expect(v?.alarms).toEqual([]);
+  });
+
+  it('still reports a camera that went silent, a turn later, from its last heartbeat', async () => {
+    const h = home!;
+    const id = await h.openSession();
+    const last = await stallAfterBeats(h, id);
+    h.clock.advance(0);
+    const lost = await h.state(id, 'observation lost', (s) => s.alarms.length > 0);
+    expect(lost.alarms.map((a) => a.type)).toEqual(['observation-lost']);
+    expect(lost.alarms[0]!.sinceMs).toBe(last);
+    expect(lost.alarms[0]!.atMs).toBe(last + DEFAULT_WATCHDOG_CONFIG.silenceMs + 400);
   });
 });
 

@@ -173,6 +173,8 @@ const MAX_AUDITED_REJECTIONS = 20;
 export const RELOCK_RESEND_MS = 1_500;
 /** How often a camera still streaming for an ended session is told to disarm again, ms. */
 export const STRAY_DISARM_MS = 5_000;
+/** A watchdog check running this late found the event loop stalled: it looks again, ms. */
+export const STALL_RECHECK_MS = 200;
 /** After a restart, how often to ask the lock of an interrupted session to lock, ms. */
 export const RECOVERY_RETRY_MS = 2_000;
 /** The home hub's own actions that the owner is told of at once (the rest are on record). */
@@ -1425,11 +1427,27 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
     }
     if (l.cancelWatch !== null && l.watchDueAt !== null && l.watchDueAt <= at) return;
     this.disarmWatch(l);
+    this.scheduleWatch(l, at, false);
+  }
+
+  /**
+   * Runs the watchdog's check at `at`. A check that runs more than {@link STALL_RECHECK_MS}
+   * late found the event loop stalled (a long collection, a big synchronous job): heartbeats
+   * that arrived meanwhile may still be waiting behind it, so it looks once more a turn later
+   * rather than call every camera on the node lost. Once only: a camera that really went
+   * silent is still reported a turn later, with the time it was last heard.
+   */
+  private scheduleWatch(l: LiveSession, at: number, again: boolean): void {
     l.watchDueAt = at;
     l.cancelWatch = this.o.clock.schedule(at, () => {
       l.cancelWatch = null;
       l.watchDueAt = null;
-      const t = l.watchdog.check(this.o.clock.now());
+      const now = this.o.clock.now();
+      if (!again && now - at > STALL_RECHECK_MS) {
+        this.scheduleWatch(l, now, true);
+        return;
+      }
+      const t = l.watchdog.check(now);
       if (t && (t.to === 'lost' || t.to === 'frozen')) {
         this.auditLater(l, 'observation.gap', {
           status: t.to,
