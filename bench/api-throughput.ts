@@ -29,11 +29,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { sql } from 'kysely';
+import { freePort } from '../src/harness/free-port.ts';
+import { startServeChild, stopChildProcess } from '../src/harness/serve-child.ts';
 import { systemClock } from '../src/protocol/system-clock.ts';
 import { verifyStoredLog } from '../src/server/audit-log.ts';
 import { sha256Hex, verifyEd25519 } from '../src/server/keys.ts';
@@ -157,20 +158,7 @@ const autocannon = createRequire(import.meta.url)('autocannon') as (
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** A free TCP port on 127.0.0.1 (asked of the OS, then released for the server to take). */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-/** A child process whose output goes to `logPath`; killed by {@link stopChild}. */
+/** A child process whose output goes to `logPath`; ended by `stopChildProcess`. */
 function startChild(args: readonly string[], logPath: string): ChildProcess {
   const fd = openSync(logPath, 'a');
   try {
@@ -178,19 +166,6 @@ function startChild(args: readonly string[], logPath: string): ChildProcess {
   } finally {
     closeSync(fd);
   }
-}
-
-/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
-function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolveStop) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolveStop();
-    });
-    child.kill('SIGTERM');
-  });
 }
 
 /** Polls `fn` every 100 ms until it returns true; throws with `what` after `timeoutMs`. */
@@ -371,30 +346,20 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     opts.progress(`api (${dialect}): seeding the demo home`);
     const creds = await seed(dataDir, database?.url ?? null);
     const [port, mqttPort, barePort] = [await freePort(), await freePort(), await freePort()];
-    const base = `http://127.0.0.1:${port}`;
-    const serve = startChild(
-      [
-        ...(opts.serveNodeArgs ?? []),
-        'bin/threshold.js',
-        'serve',
-        '--data',
-        dataDir,
-        '--port',
-        String(port),
-        '--mqtt-port',
-        String(mqttPort),
-        ...(database === null ? [] : ['--database-url', database.url]),
-      ],
-      join(dir, 'serve.log'),
-    );
-    children.push(serve);
-    opts.progress(`api: threshold serve (pid ${serve.pid}) starting`);
-    await waitUntil(
-      async () => (await http(base, 'GET', '/api/health', null)).status === 200,
-      120_000,
-      'threshold serve answers /api/health',
-      serve,
-    );
+    const serve = await startServeChild({
+      dataDir,
+      httpPort: port,
+      mqttPort,
+      args: database === null ? [] : ['--database-url', database.url],
+      ...(opts.serveNodeArgs ? { nodeArgs: opts.serveNodeArgs } : {}),
+      // Relative paths in the Node options (a --cpu-prof-dir) are the repository's.
+      cwd: REPO_ROOT,
+      logFile: join(dir, 'serve.log'),
+      startTimeoutMs: 120_000,
+    });
+    children.push(serve.child);
+    const base = serve.url;
+    opts.progress(`api: threshold serve (pid ${serve.pid}) is up`);
     const sim = startChild(
       [
         'bin/threshold.js',
@@ -491,8 +456,8 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     }
 
     // Stop the server (it signs a last checkpoint), then check its log.
-    await stopChild(sim);
-    await stopChild(serve);
+    await stopChildProcess(sim);
+    await serve.stop();
     const storeOptions: StoreOptions =
       database === null
         ? { dialect: 'sqlite', path: join(dataDir, 'threshold.db') }
@@ -546,7 +511,7 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
       audit,
     };
   } finally {
-    for (const c of children.reverse()) await stopChild(c);
+    for (const c of children.reverse()) await stopChildProcess(c);
     await database?.drop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }

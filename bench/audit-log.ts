@@ -98,35 +98,47 @@ export interface AuditLogBenchPlan {
   };
 }
 
+/** Concurrent callers at each append level; the full and the quick run measure the same ones. */
+const AUDIT_LEVEL_CALLERS = [1, 16, 256] as const;
+
+/**
+ * A plan at the levels of {@link AUDIT_LEVEL_CALLERS}, each appending ten times the entries of
+ * the one before it per round; the rest of the plan as given.
+ */
+function auditPlan(
+  p: Omit<AuditLogBenchPlan, 'levels'> & { readonly entriesAtOneCaller: number },
+): AuditLogBenchPlan {
+  const { entriesAtOneCaller, ...rest } = p;
+  return {
+    ...rest,
+    levels: AUDIT_LEVEL_CALLERS.map((callers, i) => ({
+      callers,
+      entriesPerRound: entriesAtOneCaller * 10 ** i,
+    })),
+  };
+}
+
 /** The full run (about 2–4 minutes on 2 cores) and the quick one (well under a minute). */
 export const AUDIT_PLANS: { readonly full: AuditLogBenchPlan; readonly quick: AuditLogBenchPlan } =
   {
-    full: {
+    full: auditPlan({
       rounds: 5,
-      levels: [
-        { callers: 1, entriesPerRound: 1_000 },
-        { callers: 16, entriesPerRound: 10_000 },
-        { callers: 256, entriesPerRound: 100_000 },
-      ],
+      entriesAtOneCaller: 1_000,
       verifyEntries: 1_000_000,
       verifyRuns: 3,
       startupRuns: 3,
       readFloorRuns: 2,
       floor: { commits: 100, rawCommits: 40, hashes: 50_000, signatures: 300 },
-    },
-    quick: {
+    }),
+    quick: auditPlan({
       rounds: 3,
-      levels: [
-        { callers: 1, entriesPerRound: 200 },
-        { callers: 16, entriesPerRound: 2_000 },
-        { callers: 256, entriesPerRound: 20_000 },
-      ],
+      entriesAtOneCaller: 200,
       verifyEntries: 100_000,
       verifyRuns: 2,
       startupRuns: 2,
       readFloorRuns: 1,
       floor: { commits: 50, rawCommits: 15, hashes: 20_000, signatures: 100 },
-    },
+    }),
   };
 
 /** Goals from issue 8. */
@@ -572,21 +584,12 @@ export async function runAuditLogBench(opts: AuditLogBenchOptions): Promise<Audi
     const repo = new CountingAuditRepository(store.db);
     log = await AuditLog.open(repo, systemClock, keys.auditSigner, sha256Hex);
     const samples = sampleRows(512);
-    let commit: { commits(n: number): number[] | Promise<number[]> };
-    let raw: { rowsPerSecond(size: number, commits: number): number | Promise<number> };
-    if (database) {
-      const c = await PgCommitFloor.open(database.url);
-      closers.push(() => c.close());
-      const r = await PgRawGroupCommit.open(database.url, samples.rows);
-      closers.push(() => r.close());
-      [commit, raw] = [c, r];
-    } else {
-      const c = CommitFloor.open(dir);
-      closers.push(() => c.close());
-      const r = RawGroupCommit.open(dbPath, samples.rows);
-      closers.push(() => r.close());
-      [commit, raw] = [c, r];
-    }
+    const commit = database ? await PgCommitFloor.open(database.url) : CommitFloor.open(dir);
+    closers.push(() => commit.close());
+    const raw = database
+      ? await PgRawGroupCommit.open(database.url, samples.rows)
+      : RawGroupCommit.open(dbPath, samples.rows);
+    closers.push(() => raw.close());
     const floors = new AuditFloors(plan, commit, raw, samples.inputs, keys.auditSigner);
 
     // Warm-up (not counted): JIT, statement caches, the floors' files.

@@ -35,7 +35,7 @@
  * the first step that fails (detection p99 > 1.5 s, a silenced camera not detected within 5 s,
  * a false alarm, a session that did not open) or after the last step.
  */
-import { spawn, type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
   closeSync,
@@ -46,11 +46,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_DELIVERY_PREFERENCES, type Home } from '../src/core/model.ts';
+import { freePort } from '../src/harness/free-port.ts';
 import { startMosquitto } from '../src/harness/mosquitto.ts';
+import { startServeChild } from '../src/harness/serve-child.ts';
 import { hashPassword } from '../src/server/auth.ts';
 import { loadOrCreateKeys } from '../src/server/keys.ts';
 import {
@@ -293,18 +294,6 @@ class LoadGen {
     await exited;
     clearTimeout(timer);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -565,7 +554,6 @@ export async function runSessionsBench(opts: SessionsBenchOptions): Promise<Sess
   const children: { stop(): Promise<void> }[] = [];
   let store: Store | undefined;
   let database: { url: string; drop(): Promise<void> } | undefined;
-  let serve: ChildProcess | undefined;
   try {
     const floor = opts.skipFloor
       ? null
@@ -584,54 +572,28 @@ export async function runSessionsBench(opts: SessionsBenchOptions): Promise<Sess
     const deliveries = await seed(store, homesNeeded, courierPassword, say);
 
     const [port, mqttPort] = [await freePort(), await freePort()];
-    const base = `http://127.0.0.1:${port}`;
     const token = randomBytes(32).toString('hex');
     const tokenFile = join(dir, 'metrics-token');
     writeFileSync(tokenFile, token, { mode: 0o600 });
-    const logFd = openSync(join(dir, 'serve.log'), 'a');
-    serve = spawn(
-      process.execPath,
-      [
-        ...(opts.serveNodeArgs ?? []),
-        'bin/threshold.js',
-        'serve',
-        '--data',
-        dataDir,
-        '--port',
-        String(port),
-        '--mqtt-port',
-        String(mqttPort),
+    const startedAt = performance.now();
+    const server = await startServeChild({
+      dataDir,
+      httpPort: port,
+      mqttPort,
+      args: [
         '--metrics-token-file',
         tokenFile,
         ...(database ? ['--database-url', database.url] : []),
       ],
-      { cwd: REPO_ROOT, stdio: ['ignore', logFd, logFd] },
-    );
-    closeSync(logFd);
-    const server = serve;
-    children.push({
-      stop: () =>
-        new Promise<void>((resolveStop) => {
-          if (server.exitCode !== null || server.signalCode !== null) return resolveStop();
-          const timer = setTimeout(() => server.kill('SIGKILL'), 30_000);
-          server.once('exit', () => {
-            clearTimeout(timer);
-            resolveStop();
-          });
-          server.kill('SIGTERM');
-        }),
+      ...(opts.serveNodeArgs ? { nodeArgs: opts.serveNodeArgs } : {}),
+      // Relative paths in the Node options (a --cpu-prof-dir) are the repository's.
+      cwd: REPO_ROOT,
+      logFile: join(dir, 'serve.log'),
+      startTimeoutMs: 600_000,
+      pollMs: 200,
     });
-    const startedAt = performance.now();
-    const deadline = Date.now() + 600_000;
-    for (;;) {
-      if (server.exitCode !== null) throw new Error('threshold serve exited while starting');
-      const ok = await fetch(`${base}/api/health`)
-        .then((r) => r.status === 200)
-        .catch(() => false);
-      if (ok) break;
-      if (Date.now() > deadline) throw new Error('threshold serve did not answer within 600 s');
-      await sleep(200);
-    }
+    children.push({ stop: () => server.stop(30_000) });
+    const base = server.url;
     const serverStartSeconds = Math.round((performance.now() - startedAt) / 100) / 10;
     say(`sessions: threshold serve (pid ${server.pid}) is up after ${serverStartSeconds} s`);
     const signIn = await fetch(`${base}/api/auth/sign-in`, {

@@ -5,6 +5,7 @@
  * password only, and a device event published while the server is dead (kill -9) waits in the
  * broker for the server's session and is in the audit log after the restart.
  */
+import { freePort } from '../src/harness/free-port.ts';
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,11 +13,7 @@ import { join } from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startMosquitto, type TestMosquitto } from '../src/harness/mosquitto.ts';
-import {
-  freePort,
-  startServe,
-  type ServeProcess,
-} from '../src/harness/scenarios/steps-integrity.ts';
+import { startServe, type ServeProcess } from '../src/harness/scenarios/steps-integrity.ts';
 import { deriveDeviceKey, mqttPassword, sign } from '../src/protocol/device-auth.ts';
 import type { DeviceEventMessage } from '../src/protocol/device-messages.ts';
 import { deviceTopic } from '../src/protocol/topics.ts';

@@ -8,7 +8,6 @@
  * and publishes without it, and Home Assistant's broker being away at first holds nothing up.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -19,6 +18,7 @@ import type { MemoryCamera, MemoryContact, MemoryLock } from '../src/hub/drivers
 import { Hub } from '../src/hub/hub.ts';
 import { systemClock } from '../src/protocol/system-clock.ts';
 import { startMosquitto } from '../src/harness/mosquitto.ts';
+import { freePort } from '../src/harness/free-port.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -33,18 +33,6 @@ const VERSION = (
 
 function secret(n: number): string {
   return Buffer.alloc(32, n).toString('base64url');
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function sleep(ms: number): Promise<void> {

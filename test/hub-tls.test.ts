@@ -6,7 +6,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +14,7 @@ import { verifyMac } from '../src/protocol/device-auth.ts';
 import { decodePayload } from '../src/protocol/device-messages.ts';
 import { systemClock } from '../src/protocol/system-clock.ts';
 import { DeviceLink } from '../src/devices/device-link.ts';
+import { freePort } from '../src/harness/free-port.ts';
 
 const MOSQUITTO = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
 const KEY = new Uint8Array(32).fill(11);
@@ -88,18 +88,6 @@ function makeCertificates(): void {
     '-out',
     'server.pem',
   );
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const p = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolve(p));
-    });
-  });
 }
 
 /** Whether a TLS handshake with the broker succeeds (it listens and speaks TLS). */

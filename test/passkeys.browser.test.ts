@@ -7,7 +7,6 @@
  * base64url and ArrayBuffer by hand in the page, as a web app without a library would.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type CDPSession, type Page } from 'playwright-core';
@@ -19,6 +18,7 @@ import { LiveViewService } from '../src/server/live-view.ts';
 import { localRelyingParty, Passkeys } from '../src/server/passkeys.ts';
 import { seedDemo, type DemoCredentials } from '../src/server/seed.ts';
 import { startSystem, type RunningSystem } from '../src/server/system.ts';
+import { freePort } from '../src/harness/free-port.ts';
 
 /**
  * Installed in the page as `window.passkeyTest`. Plain JavaScript in a string, so the test
@@ -130,15 +130,6 @@ let browser: Browser;
 let page: Page;
 let cdp: CDPSession;
 let authenticatorId: string;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (typeof address !== 'object' || address === null) throw new Error('no port');
-  return address.port;
-}
 
 /** Runs `passkeyTest.<call>` in the page and returns its answer. */
 async function inPage(call: string): Promise<PageAnswer> {

@@ -7,7 +7,6 @@
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -39,6 +38,7 @@ import {
   type RequestOptions,
   SoftAuthenticator,
 } from './soft-authenticator.ts';
+import { freePort } from '../src/harness/free-port.ts';
 
 interface Answer {
   readonly status: number;
@@ -59,15 +59,6 @@ let passkeys: Passkeys;
 const clock = new FakeClock(Date.now());
 let ownerToken = '';
 let courierToken = '';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (typeof address !== 'object' || address === null) throw new Error('no port');
-  return address.port;
-}
 
 async function call(
   method: 'GET' | 'POST' | 'DELETE',

@@ -8,6 +8,7 @@
  * The session then ends there, the lock locked; every device event both replicas received is
  * recorded once, and the audit log verifies as one chain.
  */
+import { freePort } from '../src/harness/free-port.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,6 @@ import type { SimHome } from '../src/devices/index.ts';
 import { simHomeFor } from '../src/harness/demo-sim-home.ts';
 import { startMosquitto, type TestMosquitto } from '../src/harness/mosquitto.ts';
 import {
-  freePort,
   httpAt,
   signInAt,
   startServe,

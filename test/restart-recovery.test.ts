@@ -5,7 +5,6 @@
  * its own report says it did, and all of it is in the audit log, which verifies.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,18 +16,7 @@ import { startSystem, systemStoreOptions, type RunningSystem } from '../src/serv
 import { testDatabaseOptions } from '../src/store/test-postgres.ts';
 import type { AccessSession } from '../src/core/access-session.ts';
 import { openStore } from '../src/store/index.ts';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../src/harness/free-port.ts';
 
 async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
   const end = Date.now() + timeoutMs;

@@ -15,6 +15,7 @@
  *
  * The randomness is seeded, so a failing cycle can be replayed with the same seed.
  */
+import { freePort } from './free-port.ts';
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,7 +30,6 @@ import { simHomeFor } from './demo-sim-home.ts';
 import { sleep } from './scenario-world.ts';
 import {
   auditVerifyCli,
-  freePort,
   httpAt,
   signInAt,
   startServe,

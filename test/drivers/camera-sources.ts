@@ -23,7 +23,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
+import { freePort } from '../../src/harness/free-port.ts';
 import { JpegSplitter } from '../../src/hub/drivers/ffmpeg-camera.ts';
 
 /** What a test camera's picture does now. */
@@ -67,17 +67,6 @@ export async function killChild(child: ChildProcess, graceMs = 2_000): Promise<v
   const force = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(force);
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 /** Collects a child's stderr (bounded) for error messages. */

@@ -4,6 +4,7 @@
  * splitter on its own. The two contract runs and the other checks run side by side, each with
  * its own sources and ffmpeg processes, to keep the file well under a minute.
  */
+import { freePort } from '../../src/harness/free-port.ts';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -25,7 +26,6 @@ import { describeCameraDriverContract, type CameraContractHarness } from './came
 import {
   MjpegTestCamera,
   RtspTestCamera,
-  freePort,
   processAlive,
   startFfmpegListenCamera,
 } from './camera-sources.ts';

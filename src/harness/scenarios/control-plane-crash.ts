@@ -36,11 +36,11 @@ import { systemClock } from '../../protocol/system-clock.ts';
 import { createDemoDelivery, DEMO_DOORSTEP, seedDemo } from '../../server/seed.ts';
 import { startSystem } from '../../server/system.ts';
 import { simHomeFor } from '../demo-sim-home.ts';
+import { freePort } from '../free-port.ts';
 import type { Scenario } from '../scenario.ts';
 import { sleep } from '../scenario-world.ts';
 import {
   auditVerifyCli,
-  freePort,
   httpAt,
   signInAt,
   startServe,

@@ -5,12 +5,10 @@
  * (`audit verify`, a `serve` that can be killed); and a door whose simulated devices can be
  * swapped for ones on another clock, on the world's control plane or on one of the story's own.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { AuditEntry, AuditVerification } from '../../core/audit-chain.ts';
@@ -25,6 +23,7 @@ import {
 import type { SessionView } from '../../server/session-orchestrator.ts';
 import { startSystem, type RunningSystem } from '../../server/system.ts';
 import { simHomeFor } from '../demo-sim-home.ts';
+import { startServeChild, THRESHOLD_BIN, type ServeChild } from '../serve-child.ts';
 import {
   SCENARIO_TIMING,
   sleep,
@@ -132,19 +131,6 @@ export async function auditEntries(
   return out;
 }
 
-/** A free TCP port on 127.0.0.1 (for a child process that must come back on the same ports). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** Polls until `pred` holds or `timeoutMs` passed; returns whether it held. */
 export async function within(
   pred: () => boolean | Promise<boolean>,
@@ -158,9 +144,6 @@ export async function within(
   }
   return true;
 }
-
-/** The `threshold` command of this checkout (bin/threshold.js). */
-export const THRESHOLD_BIN = fileURLToPath(new URL('../../../bin/threshold.js', import.meta.url));
 
 /** What a finished `threshold` command printed, and how it exited. */
 export interface CliRun {
@@ -426,16 +409,8 @@ export async function courierVisit(door: SwappableDoor): Promise<VisitOutcome> {
   return { access, session: await view(), deviceRefusals };
 }
 
-/** A `threshold serve` running as a process of its own. */
-export interface ServeProcess {
-  readonly child: ChildProcess;
-  /** `http://127.0.0.1:<port>`. */
-  readonly url: string;
-  /** Resolves when the process has ended, with its exit code or the signal that ended it. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** What it wrote to stderr so far (the end of it). */
-  stderr(): string;
-}
+/** A `threshold serve` running as a process of its own (see {@link startServe}). */
+export type ServeProcess = ServeChild;
 
 /**
  * Starts `threshold serve` on `dataDir` with the scenarios' watchdog timings, HTTP and MQTT on
@@ -450,57 +425,18 @@ export async function startServe(
   extraArgs: readonly string[] = [],
   database: WorldDatabase = { dialect: 'sqlite' },
 ): Promise<ServeProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      THRESHOLD_BIN,
-      'serve',
-      '--data',
-      dataDir,
-      '--port',
-      String(httpPort),
-      '--host',
-      '127.0.0.1',
-      '--mqtt-port',
-      String(mqttPort),
-      '--mqtt-host',
-      '127.0.0.1',
+  return startServeChild({
+    dataDir,
+    httpPort,
+    mqttPort,
+    args: [
       '--silence-ms',
       String(SCENARIO_TIMING.watchdog.silenceMs),
       '--freeze-ms',
       String(SCENARIO_TIMING.watchdog.freezeMs),
       ...extraArgs,
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: databaseEnv(database) },
-  );
-  let err = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    err = (err + chunk.toString('utf8')).slice(-4_000);
+    env: databaseEnv(database),
+    startTimeoutMs: timeoutMs,
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const url = `http://127.0.0.1:${httpPort}`;
-  let gone = false;
-  void exited.then(() => {
-    gone = true;
-  });
-  const up = await within(
-    async () => {
-      if (gone) return true;
-      try {
-        return (await fetch(`${url}/api/health`)).ok;
-      } catch {
-        return false;
-      }
-    },
-    timeoutMs,
-    100,
-  );
-  if (!up || gone) {
-    child.kill('SIGKILL');
-    await exited;
-    throw new Error(`threshold serve did not start: ${err.trim().slice(-500)}`);
-  }
-  return { child, url, exited, stderr: () => err };
 }

@@ -1,14 +1,22 @@
 /**
  * Steps the network-fault scenarios share (`camera-cut-before-open`, `camera-cut-after-open`,
- * `jam-at-relock`, `loop-freeze`, `command-faults`, `broker-restart`): the world's fault
- * proxies, a watch on the door as someone standing at it would see it, and what the server
- * recorded — read to observe, never to steer.
+ * `jam-at-relock`, `loop-freeze`, `command-faults`, `broker-restart`, `camera-link-down`): the
+ * world's fault proxies, a watch on the door as someone standing at it would see it, what the
+ * server recorded — read to observe, never to steer — and the story of a camera cut while the
+ * courier is inside, told by `camera-cut-after-open` and `camera-link-down` alike.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import type { AuditEntry } from '../../core/audit-chain.ts';
-import type { AccessSession } from '../../core/access-session.ts';
+import type { AccessSession, SessionAlarm } from '../../core/access-session.ts';
 import type { DeviceLink } from '../../devices/device-link.ts';
-import type { ScenarioWorld, WorldNetwork } from '../scenario-world.ts';
+import type { SessionView } from '../../server/session-orchestrator.ts';
+import type { Expectations } from '../scenario.ts';
+import {
+  SCENARIO_TIMING,
+  sleep,
+  type ScenarioWorld,
+  type WorldNetwork,
+} from '../scenario-world.ts';
 
 /** The keepalive of the devices in these scenarios, s: a jammed link is noticed within ~2×. */
 export const NET_KEEPALIVE_S = 2;
@@ -93,6 +101,155 @@ export function reportedBolts(entries: readonly AuditEntry[], lockId: string): s
     if (bolts[bolts.length - 1] !== e.data.bolt) bolts.push(e.data.bolt);
   }
   return bolts;
+}
+
+/**
+ * What the camera is shown while the courier is inside (`true`) and once they have left and the
+ * door is shut (`false`); each scenario drives its own camera (in-process, or a child process).
+ */
+export type CameraSees = (courierInside: boolean) => void;
+
+/** Observation-lost within this of the last valid heartbeat, ms (DESIGN.md: within 2 s). */
+export const CUT_DETECTION_BOUND_MS = 2_000;
+/** …and within this of the cut: the silence bound plus a heartbeat interval and slack, ms. */
+export const CUT_FROM_CUT_BOUND_MS = SCENARIO_TIMING.watchdog.silenceMs + 750;
+/** How long the courier stays inside after the alarm, ms: long enough to see nothing is sent. */
+const INSIDE_AFTER_ALARM_MS = 1_500;
+/** "As soon as the door closes": the lock command must leave within this, ms. */
+const COMMAND_AFTER_CLOSE_MS = 1_000;
+
+/**
+ * The courier opens the door of the open session and steps in, the camera seeing them; resolves
+ * once the server knows the door stands open. The returned watch on the door started before the
+ * door moved: {@link expectAbortedUnseen} reads it.
+ */
+export async function courierStepsIn(
+  world: ScenarioWorld,
+  sessionId: string,
+  cameraSees: CameraSees,
+): Promise<DoorWatch> {
+  const watch = new DoorWatch(world);
+  world.home.doorSensor.open();
+  cameraSees(true);
+  // The server must know the door stands open before the camera goes dark.
+  await world.waitFor(
+    async () => (await world.session(sessionId)).door === 'open',
+    2_000,
+    'the server hears the door open',
+  );
+  return watch;
+}
+
+/**
+ * The camera was cut at `cutAt` (server clock): waits for `observation-lost` and expects it
+ * within {@link CUT_DETECTION_BOUND_MS} of the last valid heartbeat and within
+ * {@link CUT_FROM_CUT_BOUND_MS} after the cut, not before. `cut` names it in the messages.
+ */
+export async function expectObservationLostAfterCut(
+  world: ScenarioWorld,
+  expect: Expectations,
+  sessionId: string,
+  cutAt: number,
+  cut: string,
+): Promise<{ alarm: SessionAlarm; detectionMs: number; fromCutMs: number }> {
+  const alarm = await world.waitForAlarm(sessionId, 'observation-lost', 5_000);
+  const detectionMs = alarm.atMs - alarm.sinceMs;
+  const fromCutMs = alarm.atMs - cutAt;
+  expect.that(
+    detectionMs <= CUT_DETECTION_BOUND_MS,
+    `observation-lost within ${CUT_DETECTION_BOUND_MS} ms of the last valid heartbeat (took ${detectionMs} ms)`,
+  );
+  expect.that(
+    fromCutMs >= 0 && fromCutMs <= CUT_FROM_CUT_BOUND_MS,
+    `…and within ${CUT_FROM_CUT_BOUND_MS} ms after ${cut}, not before (${fromCutMs} ms)`,
+  );
+  return { alarm, detectionMs, fromCutMs };
+}
+
+/**
+ * The courier stays inside a while after the alarm, the door open: expects no lock command sent
+ * and the bolt still drawn (a bolt thrown into an open door would stop it closing). Returns the
+ * lock commands sent meanwhile (expected none).
+ */
+export async function expectNothingThrownWhileInside(
+  world: ScenarioWorld,
+  expect: Expectations,
+  sessionId: string,
+): Promise<number> {
+  await sleep(INSIDE_AFTER_ALARM_MS);
+  const sentWhileOpen = commandsSent(await sessionAudit(world, sessionId), 'lock');
+  expect.that(
+    sentWhileOpen.length === 0,
+    `no lock command while the door stands open (${sentWhileOpen.length} sent)`,
+  );
+  expect.that(
+    world.home.lock.bolt() === 'unlocked',
+    `the bolt stays drawn while the door is open (${world.home.lock.bolt()})`,
+  );
+  return sentWhileOpen.length;
+}
+
+/**
+ * The courier walks out and pulls the door shut: expects the lock commanded within
+ * `COMMAND_AFTER_CLOSE_MS` of the door closing and its own report confirming it locked.
+ * Returns both delays from the close, ms (null when it did not happen).
+ */
+export async function courierLeavesAndDoorRelocks(
+  world: ScenarioWorld,
+  expect: Expectations,
+  sessionId: string,
+  cameraSees: CameraSees,
+): Promise<{ commandAfterCloseMs: number | null; relockMs: number | null }> {
+  cameraSees(false);
+  world.home.doorSensor.close();
+  const closedAt = world.sys.clock.now();
+  const relocked = await world.relockConfirmed(sessionId, 5_000);
+  expect.that(relocked !== null, 'the lock was commanded locked and confirmed it');
+  const firstLock = commandsSent(await sessionAudit(world, sessionId), 'lock')[0] ?? null;
+  const commandAfterCloseMs = firstLock === null ? null : firstLock.at - closedAt;
+  expect.that(
+    commandAfterCloseMs !== null &&
+      commandAfterCloseMs >= 0 &&
+      commandAfterCloseMs <= COMMAND_AFTER_CLOSE_MS,
+    `the lock is commanded as soon as the door closes (${commandAfterCloseMs} ms after)`,
+  );
+  const relockMs = relocked?.lockConfirmedAt != null ? relocked.lockConfirmedAt - closedAt : null;
+  return { commandAfterCloseMs, relockMs };
+}
+
+/**
+ * The end of a visit the camera stopped seeing: waits for the session to end and expects that
+ * the bolt was never thrown into the open door (from `watch`, which this stops) and is thrown
+ * now, and that the session is aborted `session.observation-lost` — the camera never saw the
+ * door after the relock — with coverage below 1 and the gap listed and in the audit log.
+ */
+export async function expectAbortedUnseen(
+  world: ScenarioWorld,
+  expect: Expectations,
+  sessionId: string,
+  watch: DoorWatch,
+): Promise<SessionView> {
+  const done = await world.waitForState(sessionId, ['completed', 'aborted', 'refused'], 10_000);
+  const intoOpen = lockedIntoOpenDoor(watch.stop());
+  expect.that(
+    intoOpen.length === 0,
+    `the bolt was never thrown into the open door (${intoOpen.length} looks)`,
+  );
+  expect.that(
+    world.home.lock.bolt() === 'locked',
+    `the bolt is thrown at the end (${world.home.lock.bolt()})`,
+  );
+  expect.that(
+    done.state === 'aborted' && done.outcome?.code === 'session.observation-lost',
+    `the session is aborted: the camera never saw the door after the relock (${done.state}, ${done.outcome?.code ?? 'no reason'})`,
+  );
+  expect.that(done.coverage.ratio < 1, `coverage is below 1 (${done.coverage.ratio})`);
+  expect.that(done.coverage.gaps.length >= 1, `the gap is listed (${done.coverage.gaps.length})`);
+  const gapsInAudit = (await sessionAudit(world, sessionId)).filter(
+    (e) => e.kind === 'observation.gap',
+  );
+  expect.that(gapsInAudit.length >= 1, `the gap is in the audit log (${gapsInAudit.length})`);
+  return done;
 }
 
 /**
