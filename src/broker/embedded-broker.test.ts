@@ -5,6 +5,7 @@
  * refused message, proven by ordering against a control message sent afterwards).
  */
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -336,6 +337,23 @@ describe('embedded broker: retained messages', () => {
         .map((m) => m.topic)
         .sort(),
     ).toEqual([camState, lockState].sort());
+  });
+});
+
+describe('embedded broker: memory', () => {
+  it("writes packet ids without mqtt-packet's table of 65,536 Buffers", async () => {
+    const { received } = await connectServer();
+    const lock = await connectDevice('lock-1');
+    const topic = deviceTopic('home-a', 'lock-1', 'state');
+    // QoS 1 both ways: the broker writes each PUBACK's id and each forwarded message's id.
+    for (const bolt of ['locked', 'unlocked', 'locked']) {
+      await lock.publishAsync(topic, `{"bolt":"${bolt}"}`, { qos: 1 });
+    }
+    await waitFor(() => received.filter((m) => m.topic === topic).length === 3, 'three states');
+    // The writer aedes uses (mqtt.js in this test shares it) never built its table.
+    const fromAedes = createRequire(import.meta.resolve('aedes'));
+    const ids = fromAedes('mqtt-packet/numbers.js') as { cache: Record<number, Buffer> };
+    expect(Object.keys(ids.cache)).toHaveLength(0);
   });
 });
 

@@ -19,7 +19,6 @@ import {
   type EmbeddedBroker,
 } from '../broker/index.ts';
 import { mqttBrokerLink } from '../broker/broker-link.ts';
-import { MosquittoDynsec } from '../broker/mosquitto-dynsec.ts';
 import { openStore, type Store, type StoreOptions } from '../store/index.ts';
 import { createApp, type App } from './app.ts';
 import { LiveViewService } from './live-view.ts';
@@ -55,7 +54,6 @@ import { GrantLists, offlineHorizonFromHours } from './grant-lists.ts';
 import { loadOrCreateKeys, sha256Hex, type ServerKeys } from './keys.ts';
 import { SessionOrchestrator } from './session-orchestrator.ts';
 import { ReplicaCoordinator, type ReplicaSettings } from './replicas.ts';
-import { ReplicaRelay } from './replica-relay.ts';
 
 export interface SystemOptions {
   /** Data directory: keys, clips, and the SQLite database unless `databaseUrl` is given. */
@@ -245,9 +243,13 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     const devices = await store.homes.listDevices();
     for (const d of devices) gateway.register(d);
     // An external mosquitto gets the accounts and ACL from us, when we hold its admin account.
+    // Its module (and mqtt.js with it) is loaded only then, like the replica relay's (and pg
+    // with it) below: a single node on its embedded broker and SQLite never needs them.
     const dynsec =
       opts.mqttUrl !== undefined && opts.mqttAdmin
-        ? await MosquittoDynsec.connect({
+        ? await (
+            await import('../broker/mosquitto-dynsec.ts')
+          ).MosquittoDynsec.connect({
             url: opts.mqttUrl,
             adminUsername: opts.mqttAdmin.username,
             adminPassword: opts.mqttAdmin.password,
@@ -281,7 +283,9 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     // Replicas tell each other of events and pass on calls through the database they share.
     const relay =
       opts.replica && opts.databaseUrl !== undefined
-        ? await ReplicaRelay.start({
+        ? await (
+            await import('./replica-relay.ts')
+          ).ReplicaRelay.start({
             replicaId: opts.replica.id,
             databaseUrl: opts.databaseUrl,
             store,

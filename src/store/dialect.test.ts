@@ -1,7 +1,14 @@
-import { sql } from 'kysely';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
 import { ThresholdError } from '../core/errors.ts';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DIALECTS, dialectOf, isUniqueViolation, openPostgres } from './dialect.ts';
+import {
+  DIALECTS,
+  cachingStatements,
+  dialectOf,
+  isUniqueViolation,
+  openPostgres,
+} from './dialect.ts';
 import { openStore } from './store.ts';
 import { HOME, OWNER, openTestStore, seedHome, type TestStore } from './test-store.ts';
 
@@ -48,6 +55,97 @@ describe('SQLite dialect', () => {
     ).toBe(false);
     expect(isUniqueViolation(new Error('x'))).toBe(false);
     expect(isUniqueViolation(null)).toBe(false);
+  });
+});
+
+describe('the SQLite statement cache', () => {
+  let sqlite: SqliteDatabase.Database;
+  beforeEach(() => {
+    sqlite = new SqliteDatabase(':memory:');
+    sqlite.exec('create table t (n integer primary key, v text)');
+    sqlite.exec("insert into t values (1, 'a'), (2, 'b'), (3, 'c')");
+  });
+  afterEach(() => {
+    if (sqlite.open) sqlite.close();
+  });
+
+  it('hands out one statement per SQL text, and it runs again with new parameters', () => {
+    const db = cachingStatements(sqlite, 10);
+    const first = db.prepare('select v from t where n = ?');
+    expect(db.prepare('select v from t where n = ?')).toBe(first);
+    expect(db.prepare('select v from t where n = ? ')).not.toBe(first);
+    expect(first.all([1])).toEqual([{ v: 'a' }]);
+    expect(db.prepare('select v from t where n = ?').all([2])).toEqual([{ v: 'b' }]);
+    const insert = db.prepare('insert into t (v) values (?)');
+    expect(insert.run(['d']).lastInsertRowid).toBe(4);
+    expect(db.prepare('insert into t (v) values (?)').run(['e']).lastInsertRowid).toBe(5);
+  });
+
+  it('drops the least recently used statement beyond its bound', () => {
+    const db = cachingStatements(sqlite, 2);
+    const a = db.prepare('select 1');
+    const b = db.prepare('select 2');
+    expect(db.prepare('select 1')).toBe(a); // a is now the most recently used
+    const c = db.prepare('select 3'); // evicts b
+    expect(db.prepare('select 1')).toBe(a);
+    expect(db.prepare('select 3')).toBe(c);
+    const b2 = db.prepare('select 2');
+    expect(b2).not.toBe(b);
+    expect(b2.all([])).toEqual([{ 2: 2 }]);
+    // Bringing b back evicted a (least recently used of a and c).
+    expect(db.prepare('select 3')).toBe(c);
+    expect(db.prepare('select 1')).not.toBe(a);
+  });
+
+  it('never hands out a statement that is being iterated', () => {
+    const db = cachingStatements(sqlite, 10);
+    const text = 'select n from t order by n';
+    const streaming = db.prepare(text);
+    const rows = streaming.iterate([]);
+    expect(rows.next().value).toEqual({ n: 1 });
+    const other = db.prepare(text);
+    expect(other).not.toBe(streaming);
+    // The iteration goes on undisturbed, and ends.
+    expect([...rows]).toEqual([{ n: 2 }, { n: 3 }]);
+    // The fresh statement took the cached one's place.
+    expect(db.prepare(text)).toBe(other);
+    expect(other.all([])).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+  });
+
+  it('does not cache SQL that fails to prepare', () => {
+    const db = cachingStatements(sqlite, 10);
+    expect(() => db.prepare('select * from missing')).toThrow('no such table');
+    sqlite.exec('create table missing (x integer)');
+    expect(db.prepare('select * from missing').all([])).toEqual([]);
+  });
+
+  it('closes the database on close', () => {
+    cachingStatements(sqlite, 10).close();
+    expect(sqlite.open).toBe(false);
+  });
+
+  it('refuses a bound below one entry', () => {
+    expect(() => cachingStatements(sqlite, 0)).toThrow(RangeError);
+    expect(() => cachingStatements(sqlite, 1.5)).toThrow(RangeError);
+  });
+
+  it('streams through Kysely and runs the same query again once the stream is done', async () => {
+    const db = new Kysely<{ t: { n: number; v: string } }>({
+      dialect: new SqliteDialect({ database: cachingStatements(sqlite, 10) }),
+    });
+    try {
+      const query = db.selectFrom('t').select('n').orderBy('n');
+      const streamed: number[] = [];
+      for await (const row of query.stream()) {
+        streamed.push(row.n);
+        if (streamed.length === 2) break; // an abandoned stream frees its statement too
+      }
+      expect(streamed).toEqual([1, 2]);
+      expect((await query.execute()).map((r) => r.n)).toEqual([1, 2, 3]);
+      expect(sqlite.inTransaction).toBe(false);
+    } finally {
+      await db.destroy();
+    }
   });
 });
 
