@@ -23,7 +23,10 @@
  *
  * When lists go out:
  *
- * - for every lock at {@link GrantLists.start};
+ * - for every lock at {@link GrantLists.start} (and {@link GrantLists.resume}), a chunk of
+ *   homes at a time: their facts read with one query per table, their versions claimed in one
+ *   transaction, so a start costs a few queries and one commit per 500 homes rather than a
+ *   handful of queries and a commit per home and lock;
  * - after a change that may touch a home's lists. The one hook is the audit log: every change
  *   to grants, deliveries, keypad slots and people is recorded there once committed, so each
  *   entry is mapped to its home (by its subject) and that home is rebuilt at most every
@@ -58,6 +61,7 @@ import {
   type Delivery,
   type Device,
   type Door,
+  type Grant,
   type GuestGrant,
   type Home,
   type Principal,
@@ -75,7 +79,7 @@ import {
   type SignedGrantListMessage,
 } from '../protocol/grant-list.ts';
 import { GrantListRepository } from '../store/grant-list-repository.ts';
-import type { Store } from '../store/index.ts';
+import type { PinSlot, Store } from '../store/index.ts';
 import type { AuditLog } from './audit-log.ts';
 
 const HOUR_MS = 60 * 60_000;
@@ -170,7 +174,10 @@ interface Window {
   readonly untilMs: number;
 }
 
-/** What a home's lists are built from, read once per rebuild. */
+/**
+ * What a home's lists are built from, read once per rebuild (with the facts of other homes:
+ * see {@link FACTS_CHUNK}).
+ */
 interface HomeFacts {
   readonly home: Home;
   readonly locks: readonly Device[];
@@ -180,7 +187,56 @@ interface HomeFacts {
   readonly guestGrants: readonly GuestGrant[];
   /** The home's deliveries that may still open a door: in-home, neither finished nor cancelled. */
   readonly openDeliveries: readonly Delivery[];
+  /** The keypad slots of each of the home's locks, by slot number. */
+  readonly slots: ReadonlyMap<string, readonly PinSlot[]>;
+  /** The grant of each open delivery (as `getGrantForDelivery` picks it), by delivery id. */
+  readonly deliveryGrants: ReadonlyMap<string, Grant>;
 }
+
+/**
+ * Homes whose facts are read together when every home is rebuilt (at start, on resume): a
+ * handful of queries per chunk, where one set per home made a start with thousands of homes
+ * wait on tens of thousands of queries. Chunks also bound what is held in memory at once.
+ */
+const FACTS_CHUNK = 500;
+/**
+ * Homes rebuilt at once, whatever asked (the start, the refresh timers of thousands of homes
+ * falling due together, changes): the others wait their turn in order. Few: SQLite has one
+ * connection, and Kysely's lock on it wakes every waiter at each release, so thousands of
+ * rebuilds reading at once (as all homes at start once did) cost time that grows with the
+ * square of the homes.
+ */
+const REBUILD_CONCURRENCY = 4;
+
+/** Lets at most `limit` tasks run at once; the others start in the order they came. */
+class Gate {
+  private active = 0;
+  private waiting: (() => void)[] = [];
+  private head = 0;
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active < this.limit) this.active++;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      // The place passes to the next waiter, if any (an index, not shift(): thousands wait).
+      const next = this.waiting[this.head];
+      if (next === undefined) {
+        this.active--;
+        this.waiting = [];
+        this.head = 0;
+      } else {
+        this.waiting[this.head++] = noop;
+        next();
+      }
+    }
+  }
+}
+
+const noop = (): void => undefined;
 
 const validList = Compile(GrantList);
 /** The longest a version can be written: sizes are checked with it before one is claimed. */
@@ -247,6 +303,8 @@ export class GrantLists {
   private stopped = false;
   private paused = false;
   private counts = { published: 0, unchanged: 0, tooLarge: 0, failed: 0 };
+  /** Bounds the rebuilds running at once (see {@link REBUILD_CONCURRENCY}). */
+  private readonly building = new Gate(REBUILD_CONCURRENCY);
 
   constructor(options: GrantListsOptions) {
     this.store = options.store;
@@ -416,16 +474,73 @@ export class GrantLists {
     return (await this.store.homes.listHomes()).map((h) => h.id);
   }
 
-  /** Rebuilds every home (each home's rebuilds in order); `force` publishes every lock's list. */
+  /**
+   * Rebuilds every home (each home's rebuilds in order); `force` publishes every lock's list.
+   * {@link FACTS_CHUNK} homes at a time, one chunk after another.
+   */
   private async rebuildAll(force: boolean): Promise<void> {
-    const ids = await this.listHomeIds();
-    await Promise.all(ids.map((id) => this.rebuild(id, force)));
+    const homes = await this.store.homes.listHomes();
+    for (let from = 0; from < homes.length; from += FACTS_CHUNK) {
+      if (this.stopped || this.paused) return;
+      await this.rebuildChunk(homes.slice(from, from + FACTS_CHUNK), force);
+    }
+  }
+
+  /**
+   * Rebuilds a chunk of homes as one: once the rebuilds of those homes asked for before have
+   * run (and holding theirs back until it is done, as a rebuild of each would), their facts
+   * are read together, every lock's list is built, the versions of those to publish are claimed
+   * in one transaction (one commit, where a claim each cost a flush to disk each), and the
+   * lists are signed and published.
+   */
+  private async rebuildChunk(chunk: readonly Home[], force: boolean): Promise<void> {
+    let release = noop;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const before = chunk.map((home) => {
+      const previous = this.queues.get(home.id) ?? Promise.resolve();
+      this.queues.set(home.id, held);
+      void held.then(() => {
+        if (this.queues.get(home.id) === held) this.queues.delete(home.id);
+      });
+      return previous;
+    });
+    try {
+      await Promise.all(before);
+      await this.building.run(async () => {
+        if (this.stopped || this.paused) return;
+        const facts = await this.factsOfHomes(chunk);
+        const toPublish: { facts: HomeFacts; lock: Device; built: GrantListMessage }[] = [];
+        for (const home of chunk) {
+          const f = facts.get(home.id);
+          for (const lock of f?.locks ?? []) {
+            const built = f === undefined ? null : this.due(f, lock, force);
+            if (f !== undefined && built !== null) toPublish.push({ facts: f, lock, built });
+          }
+        }
+        const versions = await this.versions.nextMany(
+          toPublish.map((p) => ({ lockDeviceId: p.lock.id, issuedAt: p.built.issuedAtMs })),
+        );
+        if (this.stopped || this.paused) return;
+        for (const p of toPublish) {
+          const version = versions.get(p.lock.id);
+          if (version !== undefined) this.deliver(p.facts, p.lock, p.built, version);
+        }
+        for (const f of facts.values()) this.armRefresh(f.home.id, f.locks);
+      });
+    } catch (err) {
+      this.logger?.warn(
+        { homes: chunk.length, err: err instanceof Error ? err.message : String(err) },
+        'grant lists not rebuilt',
+      );
+    } finally {
+      release();
+    }
   }
 
   /** Rebuilds one home's lists after the rebuilds of that home already asked for. */
   private rebuild(homeId: string, force: boolean): Promise<void> {
     const before = this.queues.get(homeId) ?? Promise.resolve();
-    const run = before.then(() => this.rebuildNow(homeId, force));
+    const run = before.then(() => this.building.run(() => this.rebuildNow(homeId, force)));
     const tail = run.catch((err: unknown) => {
       this.logger?.warn(
         { homeId, err: err instanceof Error ? err.message : String(err) },
@@ -451,40 +566,81 @@ export class GrantLists {
   }
 
   private async factsOf(homeId: string): Promise<HomeFacts | null> {
-    const { homes, principals, guestGrants } = this.store;
-    const home = await homes.getHome(homeId);
+    const home = await this.store.homes.getHome(homeId);
     if (home === null) return null;
-    const [devices, doors, people, grants, deliveries] = await Promise.all([
-      homes.listDevices(homeId),
-      homes.listDoors(homeId),
-      principals.listForHome(homeId),
-      guestGrants.listForHome(homeId),
-      this.store.deliveries.listForHome(homeId),
+    return (await this.factsOfHomes([home])).get(homeId) ?? null;
+  }
+
+  /**
+   * The facts of several homes, read with one query per table for all of them (two rounds:
+   * the slots and grants to read depend on the locks and deliveries found).
+   */
+  private async factsOfHomes(homeList: readonly Home[]): Promise<Map<string, HomeFacts>> {
+    const { homes, principals, guestGrants, deliveries, pinSlots } = this.store;
+    const ids = homeList.map((h) => h.id);
+    const [devices, doors, people, grants, homeDeliveries] = await Promise.all([
+      homes.listDevicesByHome(ids),
+      homes.listDoorsByHome(ids),
+      principals.listForHomes(ids),
+      guestGrants.listForHomes(ids),
+      deliveries.listForHomes(ids),
     ]);
-    return {
-      home,
-      locks: devices.filter((d) => d.kind === 'lock'),
-      doors,
-      people: new Map(people.map((p) => [p.id, p])),
-      guestGrants: grants,
-      // Placement absent means in-home (deliveries made before carriers could choose).
-      openDeliveries: deliveries.filter(
-        (d) =>
-          (d.placement ?? 'in-home') === 'in-home' &&
-          !FINISHED_DELIVERY_STATUSES.includes(d.status),
-      ),
-    };
+    const locksOf = new Map(
+      ids.map((id) => [id, (devices.get(id) ?? []).filter((d) => d.kind === 'lock')]),
+    );
+    const openOf = new Map(
+      ids.map((id) => [
+        id,
+        (homeDeliveries.get(id) ?? []).filter(
+          // Placement absent means in-home (deliveries made before carriers could choose).
+          (d) =>
+            (d.placement ?? 'in-home') === 'in-home' &&
+            !FINISHED_DELIVERY_STATUSES.includes(d.status),
+        ),
+      ]),
+    );
+    const [slots, deliveryGrants] = await Promise.all([
+      pinSlots.listForLocks([...locksOf.values()].flat().map((l) => l.id)),
+      deliveries.getGrantsForDeliveries([...openOf.values()].flat().map((d) => d.id)),
+    ]);
+    const out = new Map<string, HomeFacts>();
+    for (const home of homeList) {
+      const locks = locksOf.get(home.id) ?? [];
+      out.set(home.id, {
+        home,
+        locks,
+        doors: doors.get(home.id) ?? [],
+        people: new Map((people.get(home.id) ?? []).map((p) => [p.id, p])),
+        guestGrants: grants.get(home.id) ?? [],
+        openDeliveries: openOf.get(home.id) ?? [],
+        slots: new Map(locks.map((l) => [l.id, slots.get(l.id) ?? []])),
+        deliveryGrants,
+      });
+    }
+    return out;
   }
 
   /** Builds one lock's list and publishes it if it is due (see the module comment). */
   private async publishLock(facts: HomeFacts, lock: Device, force: boolean): Promise<void> {
+    const built = this.due(facts, lock, force);
+    if (built === null) return;
+    const version = await this.versions.next(lock.id, built.issuedAtMs);
+    if (this.stopped || this.paused) return;
+    this.deliver(facts, lock, built, version);
+  }
+
+  /**
+   * Builds one lock's list, now; returns it if it is to be published (changed, old enough, or
+   * `force`), else null (counted as unchanged, or as too large and logged).
+   */
+  private due(facts: HomeFacts, lock: Device, force: boolean): GrantListMessage | null {
     const now = this.clock.now();
-    const built = await this.build(facts, lock, now, now + this.offlineHorizonMs);
+    const built = this.build(facts, lock, now, now + this.offlineHorizonMs);
     const last = this.lists.get(lock.id);
     const stale = last === undefined || now - last.list.issuedAtMs >= this.refreshMs;
     if (!force && !stale && sameContent(last.list, built)) {
       this.counts.unchanged++;
-      return;
+      return null;
     }
     const problem = this.tooLarge(built);
     if (problem !== null) {
@@ -494,11 +650,14 @@ export class GrantLists {
         { homeId: facts.home.id, lockId: lock.id, ...problem, limitBytes: MAX_GRANT_LIST_BYTES },
         `grant list for lock ${lock.id} not published: ${problem.reason}; its hub's list grows old and it refuses couriers`,
       );
-      return;
+      return null;
     }
     this.retryAt.delete(lock.id);
-    const version = await this.versions.next(lock.id, built.issuedAtMs);
-    if (this.stopped || this.paused) return;
+    return built;
+  }
+
+  /** Signs a built list with the version claimed for it and hands it to the broker client. */
+  private deliver(facts: HomeFacts, lock: Device, built: GrantListMessage, version: number): void {
     const signed = signGrantList({ ...built, version }, this.signer);
     this.lists.set(lock.id, signed);
     this.counts.published++;
@@ -537,12 +696,12 @@ export class GrantLists {
   }
 
   /** One lock's list for `[issuedAtMs, horizonMs)`, with version 1 until one is claimed. */
-  private async build(
+  private build(
     facts: HomeFacts,
     lock: Device,
     issuedAtMs: number,
     horizonMs: number,
-  ): Promise<GrantListMessage> {
+  ): GrantListMessage {
     const { home } = facts;
     const doorIds = new Set(facts.doors.filter((d) => d.lockDeviceId === lock.id).map((d) => d.id));
     const hoursOf = (g: GuestGrant): Window[] => this.hours(g, home, issuedAtMs, horizonMs);
@@ -556,7 +715,7 @@ export class GrantLists {
     );
 
     const pins: ListedPinMessage[] = [];
-    for (const slot of await this.store.pinSlots.listForLock(lock.id)) {
+    for (const slot of facts.slots.get(lock.id) ?? []) {
       if (slot.desired !== 'set' || slot.codeDigest === null || slot.principalId === null) continue;
       const holder = facts.people.get(slot.principalId);
       const base = { slot: slot.slot, digest: slot.codeDigest, principalId: slot.principalId };
@@ -589,8 +748,8 @@ export class GrantLists {
     const deliveries: ListedDeliveryMessage[] = [];
     for (const d of facts.openDeliveries) {
       if (!doorIds.has(d.doorId)) continue;
-      const grant = await this.store.deliveries.getGrantForDelivery(d.id);
-      if (grant === null || grant.revokedAt !== null) continue;
+      const grant = facts.deliveryGrants.get(d.id);
+      if (grant === undefined || grant.revokedAt !== null) continue;
       if (grant.validUntil <= issuedAtMs || grant.validFrom >= horizonMs) continue;
       deliveries.push({
         grantId: grant.id,

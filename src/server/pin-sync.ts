@@ -256,6 +256,8 @@ const CODE_RE = new RegExp(PIN_CODE_PATTERN);
 /** Lock error codes a retry cannot cure: the lock understood and refused. */
 const PERMANENT_ERRORS = new Set(['command.invalid', 'command.unsupported']);
 const MAX_ERROR_TEXT = 200;
+/** Locks whose slots one query reads when every lock's windows are refreshed. */
+const SLOT_READ_CHUNK = 500;
 
 /** See the module comment. */
 export class PinSync implements DeviceGatewayListener {
@@ -548,9 +550,17 @@ export class PinSync implements DeviceGatewayListener {
    */
   async refreshWindows(homeId?: string): Promise<void> {
     try {
-      for (const device of await this.store.homes.listDevices(homeId)) {
+      const locks = (await this.store.homes.listDevices(homeId)).filter((d) => d.kind === 'lock');
+      // The slots of many locks are read with one query (a chunk at a time), not one per lock:
+      // with thousands of locks a pass costs a few reads rather than thousands.
+      for (let from = 0; from < locks.length; from += SLOT_READ_CHUNK) {
         if (this.stopped) return;
-        if (device.kind === 'lock') await this.refreshLock(device);
+        const chunk = locks.slice(from, from + SLOT_READ_CHUNK);
+        const slots = await this.repo.listForLocks(chunk.map((l) => l.id));
+        for (const lock of chunk) {
+          if (this.stopped) return;
+          await this.refreshLock(lock, slots.get(lock.id) ?? []);
+        }
       }
     } catch (err) {
       this.logger?.warn(
@@ -761,14 +771,20 @@ export class PinSync implements DeviceGatewayListener {
       await this.startWindowWrite(updated);
   }
 
-  /** Refreshes the windows of one lock's set slots (see {@link refreshWindows}). */
-  private async refreshLock(lock: Device): Promise<void> {
+  /**
+   * Refreshes the windows of one lock's set slots (see {@link refreshWindows}): those in `read`
+   * when its slots were just read with other locks', else those read now. Each slot is read
+   * again before it is refreshed; a slot added since `read` gets its window from its own write.
+   */
+  private async refreshLock(lock: Device, read?: readonly PinSlot[]): Promise<void> {
     if (this.stopped) return;
-    for (const row of await this.repo.listForLock(lock.id)) {
+    const rows = read ?? (await this.repo.listForLock(lock.id));
+    for (const row of rows) {
       if (row.desired !== 'set' || row.principalId === null) continue;
       await this.slotQueues.run(slotKey(lock.id, row.slot), () => this.refreshSlot(lock, row.slot));
     }
-    await this.armWindowEnd(lock.id);
+    // A lock without slots has no window to end: no need to read them again.
+    await this.armWindowEnd(lock.id, rows.length === 0 ? rows : undefined);
   }
 
   /** Refreshes one slot's window; the caller holds the slot's queue. */
@@ -825,12 +841,14 @@ export class PinSync implements DeviceGatewayListener {
 
   /**
    * Arms the timer that refreshes a lock's windows when the first of them ends, so the next
-   * window of a slot is written as soon as the current one is over.
+   * window of a slot is written as soon as the current one is over. `read`: the lock's slots,
+   * when they were just read.
    */
-  private async armWindowEnd(lockId: string): Promise<void> {
+  private async armWindowEnd(lockId: string, read?: readonly PinSlot[]): Promise<void> {
+    const rows = read ?? (await this.repo.listForLock(lockId));
     const now = this.clock.now();
     let next: number | null = null;
-    for (const row of await this.repo.listForLock(lockId)) {
+    for (const row of rows) {
       const end = row.desired === 'set' ? (row.window?.untilMs ?? null) : null;
       if (end !== null && end > now && (next === null || end < next)) next = end;
     }

@@ -37,17 +37,24 @@ export interface ReplicaSettings {
 
 export const DEFAULT_LEASE_MS = 3_000;
 export const DEFAULT_RENEW_EVERY_MS = 1_000;
-/** The devices' table is read again every this many rounds (devices added at other replicas). */
+/**
+ * Every this many rounds, the replica looks for devices added at other replicas: it counts the
+ * devices, and reads them all (`refreshDevices`) only when the count moved.
+ */
 const DEVICE_REFRESH_ROUNDS = 5;
 
 /** A replica id: what a command id prefix, a broker client id and a log line can all hold. */
 export const REPLICA_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 export interface ReplicaCoordinatorOptions extends ReplicaSettings {
-  readonly store: Store;
+  readonly store: Pick<Store, 'replicas' | 'sessions' | 'homes'>;
   readonly clock: Clock;
-  readonly orchestrator: SessionOrchestrator;
-  /** Registers devices the store has and this replica does not know yet. */
+  readonly orchestrator: Pick<SessionOrchestrator, 'relinquishAll' | 'ownedSessionIds' | 'resume'>;
+  /**
+   * Registers devices the store has and this replica does not know yet. Called at the first
+   * round, then only after the number of devices changed (devices are only ever added, so an
+   * unchanged count means none was).
+   */
   readonly refreshDevices?: () => Promise<void>;
   readonly logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
 }
@@ -67,6 +74,8 @@ export class ReplicaCoordinator {
   private rounds = 0;
   private stopped = false;
   private takeovers = 0;
+  /** How many devices there were when `refreshDevices` last ran; null before it first ran. */
+  private devicesRead: number | null = null;
 
   constructor(private readonly o: ReplicaCoordinatorOptions) {
     if (!REPLICA_ID_PATTERN.test(o.id))
@@ -150,6 +159,19 @@ export class ReplicaCoordinator {
     return this.round;
   }
 
+  /**
+   * Runs `refreshDevices` if devices were added since it last ran: a count, where reading every
+   * device every few seconds cost each replica a read of the whole table. The count is taken
+   * before the read, so a device added in between is in the read or moves the next count.
+   */
+  private async refreshDevicesIfAdded(): Promise<void> {
+    if (this.o.refreshDevices === undefined) return;
+    const count = await this.o.store.homes.countDevices();
+    if (count === this.devicesRead) return;
+    await this.o.refreshDevices();
+    this.devicesRead = count;
+  }
+
   private async roundOnce(): Promise<void> {
     try {
       await this.renew();
@@ -170,7 +192,7 @@ export class ReplicaCoordinator {
     this.peerPrefixes = new Set(
       live.filter((l) => l.id !== this.o.id).map((l) => commandIdPrefix(l.id)),
     );
-    if (++this.rounds % DEVICE_REFRESH_ROUNDS === 1) await this.o.refreshDevices?.();
+    if (++this.rounds % DEVICE_REFRESH_ROUNDS === 1) await this.refreshDevicesIfAdded();
     const driven = new Set(this.o.orchestrator.ownedSessionIds());
     const orphans = await this.o.store.sessions.listOpenToTakeOver(
       live.map((l) => l.id),

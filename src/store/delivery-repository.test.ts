@@ -10,6 +10,7 @@ import {
   HOME,
   openTestStore,
   seedDelivery,
+  seedMoreHomes,
   type TestStore,
 } from './test-store.ts';
 
@@ -238,6 +239,22 @@ for (const dialect of DIALECTS) {
       expect(await events.listForDelivery(DELIVERY.id)).toEqual([a, b]);
       expect(await events.get('evt-b')).toEqual(b);
       expect(await events.get('nope')).toBeNull();
+    });
+
+    it('lists the deliveries of many homes and their grants, each as one at a time', async () => {
+      const deliveries = t.store.deliveries;
+      const ids = [HOME.id, ...(await seedMoreHomes(t.store, 3)), 'no-such-home'];
+      const byHome = await deliveries.listForHomes(ids);
+      for (const id of ids) expect(byHome.get(id)).toEqual(await deliveries.listForHome(id));
+      expect(byHome.get('home-b0')?.map((d) => d.id)).toEqual(['home-b0-del2', 'home-b0-del1']);
+      const all = [...byHome.values()].flat().map((d) => d.id);
+      const grants = await deliveries.getGrantsForDeliveries([...all, 'no-such-delivery']);
+      for (const id of all) {
+        expect(grants.get(id) ?? null).toEqual(await deliveries.getGrantForDelivery(id));
+      }
+      // The unrevoked grant wins over the revoked ones, as getGrantForDelivery picks it.
+      expect(grants.get('home-b0-del1')?.id).toBe('home-b0-del1-grant');
+      expect(grants.has('no-such-delivery')).toBe(false);
     });
   });
 }

@@ -1,6 +1,7 @@
 /** Deliveries and the grants that let a courier in for one. */
 import type { Kysely, Selectable } from 'kysely';
 import type { Delivery, DeliveryStatus, Grant } from '../core/model.ts';
+import { groupedByKey } from './id-chunks.ts';
 import { fromFlag, toFlag } from './row-codec.ts';
 import type { Database, DeliveryRow, GrantRow } from './schema.ts';
 
@@ -55,6 +56,26 @@ export class DeliveryRepository {
   /** The deliveries to a home. */
   async listForHome(homeId: string): Promise<Delivery[]> {
     return this.listWhere('home_id', homeId);
+  }
+
+  /**
+   * {@link listForHome} for many homes, by home (a few queries for any number of homes), each
+   * home's in the same order.
+   */
+  async listForHomes(homeIds: readonly string[]): Promise<Map<string, Delivery[]>> {
+    const rows = await groupedByKey(
+      homeIds,
+      (chunk) =>
+        this.db
+          .selectFrom('deliveries')
+          .selectAll()
+          .where('home_id', 'in', chunk)
+          .orderBy('window_start')
+          .orderBy('id')
+          .execute(),
+      (row) => row.home_id,
+    );
+    return new Map([...rows].map(([id, list]) => [id, list.map(toDelivery)]));
   }
 
   /**
@@ -215,6 +236,35 @@ export class DeliveryRepository {
       .limit(1)
       .executeTakeFirst();
     return row === undefined ? null : toGrant(row);
+  }
+
+  /**
+   * {@link getGrantForDelivery} for many deliveries (a few queries for any number): the grant
+   * each would get, by delivery id; a delivery without a grant is not in the map.
+   */
+  async getGrantsForDeliveries(deliveryIds: readonly string[]): Promise<Map<string, Grant>> {
+    const rows = await groupedByKey(
+      deliveryIds,
+      (chunk) =>
+        this.db
+          .selectFrom('grants')
+          .selectAll()
+          .where('delivery_id', 'in', chunk)
+          // The order getGrantForDelivery takes the first of, within each delivery.
+          .orderBy('delivery_id')
+          .orderBy((eb) => eb.case().when('revoked_at', 'is', null).then(0).else(1).end())
+          .orderBy('revoked_at', 'desc')
+          .orderBy('valid_from', 'desc')
+          .orderBy('id')
+          .execute(),
+      (row) => row.delivery_id ?? '',
+    );
+    const out = new Map<string, Grant>();
+    for (const [id, list] of rows) {
+      const first = list[0];
+      if (first !== undefined) out.set(id, toGrant(first));
+    }
+    return out;
   }
 
   /**

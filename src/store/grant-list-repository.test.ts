@@ -51,6 +51,31 @@ for (const dialect of DIALECTS) {
       expect(await repo.next(LOCK.id, 1_795_000_060_000)).toBeGreaterThan(before);
     });
 
+    it('claims many versions in one transaction, each as one claim would, or none', async () => {
+      const now = 1_795_000_000_000;
+      await t.store.homes.createDevice({ ...LOCK, id: 'lock-2' });
+      await repo.next(LOCK.id, now);
+      const versions = await repo.nextMany([
+        { lockDeviceId: LOCK.id, issuedAt: now },
+        { lockDeviceId: 'lock-2', issuedAt: now + 10 },
+      ]);
+      expect(versions).toEqual(
+        new Map([
+          [LOCK.id, now + 1],
+          ['lock-2', now + 10],
+        ]),
+      );
+      expect(await repo.nextMany([])).toEqual(new Map());
+      // One claim that fails (no such device) takes the others back with it: nothing is claimed.
+      await expect(
+        repo.nextMany([
+          { lockDeviceId: LOCK.id, issuedAt: now },
+          { lockDeviceId: 'no-such-lock', issuedAt: now },
+        ]),
+      ).rejects.toThrow();
+      expect((await repo.get(LOCK.id))?.version).toBe(now + 1);
+    });
+
     it('refuses a version for a device that does not exist', async () => {
       await expect(repo.next('no-such-lock', 1_000)).rejects.toThrow();
       expect(await repo.get('no-such-lock')).toBeNull();

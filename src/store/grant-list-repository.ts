@@ -25,18 +25,24 @@ export class GrantListRepository {
    * from before still takes the next one, and an old list replayed to it still loses.
    */
   async next(lockDeviceId: string, issuedAt: number): Promise<number> {
-    const row = await this.db
-      .insertInto('grant_list_versions')
-      .values({ lock_device_id: lockDeviceId, version: Math.max(1, issuedAt), issued_at: issuedAt })
-      .onConflict((oc) =>
-        oc.column('lock_device_id').doUpdateSet({
-          version: sql<number>`case when grant_list_versions.version + 1 > ${issuedAt} then grant_list_versions.version + 1 else ${issuedAt} end`,
-          issued_at: issuedAt,
-        }),
-      )
-      .returning('version')
-      .executeTakeFirstOrThrow();
-    return Number(row.version);
+    return nextVersion(this.db, lockDeviceId, issuedAt);
+  }
+
+  /**
+   * {@link next} for many lists at once, in one transaction: one commit (one flush to disk)
+   * where a claim each would cost one each. Resolves with the version of each lock's list, by
+   * lock id; a lock named twice gets the later claim's.
+   */
+  async nextMany(
+    claims: readonly { readonly lockDeviceId: string; readonly issuedAt: number }[],
+  ): Promise<Map<string, number>> {
+    if (claims.length === 0) return new Map();
+    return this.db.transaction().execute(async (trx) => {
+      const out = new Map<string, number>();
+      for (const c of claims)
+        out.set(c.lockDeviceId, await nextVersion(trx, c.lockDeviceId, c.issuedAt));
+      return out;
+    });
   }
 
   /** The last version claimed for a lock, or null if none was. */
@@ -54,4 +60,24 @@ export class GrantListRepository {
           issuedAt: Number(row.issued_at),
         };
   }
+}
+
+/** One claim of {@link GrantListRepository.next}, on `db` or within a transaction. */
+async function nextVersion(
+  db: Kysely<Database>,
+  lockDeviceId: string,
+  issuedAt: number,
+): Promise<number> {
+  const row = await db
+    .insertInto('grant_list_versions')
+    .values({ lock_device_id: lockDeviceId, version: Math.max(1, issuedAt), issued_at: issuedAt })
+    .onConflict((oc) =>
+      oc.column('lock_device_id').doUpdateSet({
+        version: sql<number>`case when grant_list_versions.version + 1 > ${issuedAt} then grant_list_versions.version + 1 else ${issuedAt} end`,
+        issued_at: issuedAt,
+      }),
+    )
+    .returning('version')
+    .executeTakeFirstOrThrow();
+  return Number(row.version);
 }

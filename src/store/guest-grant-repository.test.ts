@@ -2,7 +2,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { GuestGrant, Principal } from '../core/model.ts';
 import { DIALECTS } from './dialect.ts';
 import { GuestGrantRepository, type Invite } from './guest-grant-repository.ts';
-import { DOOR, HOME, OWNER, openTestStore, seedHome, type TestStore } from './test-store.ts';
+import {
+  DOOR,
+  HOME,
+  OWNER,
+  openTestStore,
+  seedHome,
+  seedMoreHomes,
+  type TestStore,
+} from './test-store.ts';
 
 const person = (id: string, role: Principal['role']): Principal => ({
   id,
@@ -121,6 +129,13 @@ for (const dialect of DIALECTS) {
       expect(await repo.revokeInvite('i3', 5)).toBe(true);
       expect(await repo.acceptInvite('i3', GUEST_B.id, 6)).toBe(false);
       expect((await repo.listInvitesForHome(HOME.id)).map((i) => i.id)).toEqual(['i1', 'i2', 'i3']);
+    });
+
+    it('lists the grants of many homes, each as for one home', async () => {
+      const ids = [HOME.id, ...(await seedMoreHomes(t.store, 3)), 'no-such-home'];
+      const byHome = await repo.listForHomes(ids);
+      for (const id of ids) expect(byHome.get(id)).toEqual(await repo.listForHome(id));
+      expect(byHome.get('home-b0')?.map((g) => g.id)).toEqual(['home-b0-gg2', 'home-b0-gg1']);
     });
   });
 }

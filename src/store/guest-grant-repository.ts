@@ -2,6 +2,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { GrantSchedule } from '../core/grant-schedule.ts';
 import type { GuestGrant } from '../core/model.ts';
+import { groupedByKey } from './id-chunks.ts';
 import { fromFlag, toFlag } from './row-codec.ts';
 import type { Database, GuestGrantRow, InviteRow } from './schema.ts';
 
@@ -74,6 +75,26 @@ export class GuestGrantRepository {
       .orderBy('id')
       .execute();
     return rows.map(toGrant);
+  }
+
+  /**
+   * {@link listForHome} for many homes, by home (a few queries for any number of homes), each
+   * home's in the same order.
+   */
+  async listForHomes(homeIds: readonly string[]): Promise<Map<string, GuestGrant[]>> {
+    const rows = await groupedByKey(
+      homeIds,
+      (chunk) =>
+        this.db
+          .selectFrom('guest_grants')
+          .selectAll()
+          .where('home_id', 'in', chunk)
+          .orderBy('created_at')
+          .orderBy('id')
+          .execute(),
+      (row) => row.home_id,
+    );
+    return new Map([...rows].map(([id, list]) => [id, list.map(toGrant)]));
   }
 
   /** The grants held by a principal, revoked ones included. */

@@ -13,6 +13,7 @@ import {
   SENSOR,
   openTestStore,
   seedHome,
+  seedMoreHomes,
   type TestStore,
 } from './test-store.ts';
 
@@ -245,6 +246,27 @@ for (const dialect of DIALECTS) {
         revokedAt: 1,
       });
       expect(await homes.hasCourierServed(HOME.id, COURIER.id)).toBe(true);
+    });
+
+    it('lists the doors and devices of many homes, each as for one home, and counts devices', async () => {
+      const homes = t.store.homes;
+      const ids = [HOME.id, ...(await seedMoreHomes(t.store, 3)), 'no-such-home'];
+      const doors = await homes.listDoorsByHome(ids);
+      const devices = await homes.listDevicesByHome(ids);
+      expect([...doors.keys()]).toEqual(ids);
+      for (const id of ids) {
+        expect(doors.get(id)).toEqual(await homes.listDoors(id));
+        expect(devices.get(id)).toEqual(await homes.listDevices(id));
+      }
+      expect(devices.get('no-such-home')).toEqual([]);
+      // More homes than one query names (500): every one is answered.
+      const many = [...Array.from({ length: 1_200 }, (_, i) => `none-${i}`), 'home-b2'];
+      expect((await homes.listDevicesByHome(many)).get('home-b2')).toEqual(
+        await homes.listDevices('home-b2'),
+      );
+      expect(await homes.countDevices()).toBe(3 + 3 * 2);
+      await homes.createDevice({ id: 'cam-9', homeId: HOME.id, kind: 'camera', name: 'C' });
+      expect(await homes.countDevices()).toBe(10);
     });
   });
 }

@@ -9,6 +9,7 @@ import {
   type Home,
 } from '../core/model.ts';
 import { lockKey } from './dialect.ts';
+import { groupedByKey } from './id-chunks.ts';
 import { fromFlag, stringArrayFromJson, toFlag, toJsonText } from './row-codec.ts';
 import type { Database, DeviceRow, DoorRow, HomeRow } from './schema.ts';
 
@@ -97,6 +98,26 @@ export class HomeRepository {
     return rows.map(toHome);
   }
 
+  /**
+   * The doors of many homes, by home: each home's in the order {@link listDoors} gives (a few
+   * queries for any number of homes, where one per home would be as many as there are homes).
+   */
+  async listDoorsByHome(homeIds: readonly string[]): Promise<Map<string, Door[]>> {
+    const rows = await groupedByKey(
+      homeIds,
+      (chunk) =>
+        this.db
+          .selectFrom('doors')
+          .selectAll()
+          .where('home_id', 'in', chunk)
+          .orderBy('name')
+          .orderBy('id')
+          .execute(),
+      (row) => row.home_id,
+    );
+    return new Map([...rows].map(([id, list]) => [id, list.map(toDoor)]));
+  }
+
   /** Adds a door; its home and devices must exist. */
   async createDoor(door: Door): Promise<void> {
     await this.db
@@ -158,6 +179,39 @@ export class HomeRepository {
     if (homeId !== undefined) query = query.where('home_id', '=', homeId);
     const rows = await query.orderBy('name').orderBy('id').execute();
     return rows.map(toDevice);
+  }
+
+  /**
+   * The devices of many homes, by home: each home's in the order {@link listDevices} gives (a
+   * few queries for any number of homes).
+   */
+  async listDevicesByHome(homeIds: readonly string[]): Promise<Map<string, Device[]>> {
+    const rows = await groupedByKey(
+      homeIds,
+      (chunk) =>
+        this.db
+          .selectFrom('devices')
+          .selectAll()
+          .where('home_id', 'in', chunk)
+          .orderBy('name')
+          .orderBy('id')
+          .execute(),
+      (row) => row.home_id,
+    );
+    return new Map([...rows].map(([id, list]) => [id, list.map(toDevice)]));
+  }
+
+  /**
+   * How many devices there are. Devices are only ever added (never removed, never changed), so
+   * a count that has not moved means no device was added since it was last read: a replica
+   * polls this rather than reading every device (see ReplicaCoordinator).
+   */
+  async countDevices(): Promise<number> {
+    const row = await this.db
+      .selectFrom('devices')
+      .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   /**

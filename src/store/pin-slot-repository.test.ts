@@ -1,7 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DIALECTS } from './dialect.ts';
 import { PinSlotRepository, type PinSlot } from './pin-slot-repository.ts';
-import { LOCK, OWNER, openTestStore, seedHome, type TestStore } from './test-store.ts';
+import {
+  LOCK,
+  OWNER,
+  openTestStore,
+  seedHome,
+  seedMoreHomes,
+  type TestStore,
+} from './test-store.ts';
 
 const DIGEST = 'm0xG3Gk6v0j6yq2v7o5F7tq1D9m0xG3Gk6v0j6yq2v7';
 
@@ -126,6 +133,21 @@ for (const dialect of DIALECTS) {
       const tables = await t.store.db.introspection.getTables();
       const columns = tables.find((tb) => tb.name === 'pin_slots')?.columns.map((c) => c.name);
       expect(columns?.filter((n) => /code|pin/.test(n))).toEqual(['code_digest']);
+    });
+
+    it('lists the slots of many locks, each as for one lock', async () => {
+      await seedMoreHomes(t.store, 3);
+      await repo.save(slot());
+      const locks = [LOCK.id, 'home-b0-lock-x', 'home-b0-lock-y', 'home-b2-lock-x', 'no-lock'];
+      const byLock = await repo.listForLocks(locks);
+      for (const id of locks) expect(byLock.get(id)).toEqual(await repo.listForLock(id));
+      expect(byLock.get('home-b2-lock-x')?.map((s) => s.slot)).toEqual([1, 3]);
+      expect(byLock.get('home-b0-lock-y')).toEqual([]);
+      // More locks than one query names (500): every one is answered.
+      const many = [...Array.from({ length: 1_100 }, (_, i) => `none-${i}`), 'home-b1-lock-x'];
+      expect((await repo.listForLocks(many)).get('home-b1-lock-x')?.map((s) => s.slot)).toEqual([
+        1, 3,
+      ]);
     });
   });
 }

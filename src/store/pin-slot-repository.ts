@@ -5,6 +5,7 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { PinWindow } from '../core/pin-window.ts';
+import { groupedByKey } from './id-chunks.ts';
 import { fromFlag, toFlag } from './row-codec.ts';
 import type { Database, PinSlotRow } from './schema.ts';
 
@@ -123,6 +124,26 @@ export class PinSlotRepository {
       .orderBy('slot')
       .execute();
     return rows.map(fromRow);
+  }
+
+  /**
+   * {@link listForLock} for many locks, by lock (a few queries for any number of locks), each
+   * lock's by slot number; a lock without slots maps to an empty array.
+   */
+  async listForLocks(lockDeviceIds: readonly string[]): Promise<Map<string, PinSlot[]>> {
+    const rows = await groupedByKey(
+      lockDeviceIds,
+      (chunk) =>
+        this.db
+          .selectFrom('pin_slots')
+          .selectAll()
+          .where('lock_device_id', 'in', chunk)
+          .orderBy('lock_device_id')
+          .orderBy('slot')
+          .execute(),
+      (row) => row.lock_device_id,
+    );
+    return new Map([...rows].map(([id, list]) => [id, list.map(fromRow)]));
   }
 
   /** Every slot holding (or meant to hold) a principal's code, e.g. to clear them on revocation. */

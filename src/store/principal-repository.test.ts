@@ -1,6 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DIALECTS, isUniqueViolation } from './dialect.ts';
-import { CARRIER, COURIER, OWNER, openTestStore, seedHome, type TestStore } from './test-store.ts';
+import {
+  CARRIER,
+  COURIER,
+  HOME,
+  OWNER,
+  openTestStore,
+  seedHome,
+  seedMoreHomes,
+  type TestStore,
+} from './test-store.ts';
 
 for (const dialect of DIALECTS) {
   describe(`PrincipalRepository (${dialect})`, () => {
@@ -329,6 +338,15 @@ for (const dialect of DIALECTS) {
       expect(await principals.deleteAuthSession('t3')).toBe(true);
       expect(await principals.deleteAuthSession('t3')).toBe(false);
       expect(await principals.getAuthSession('t3')).toBeNull();
+    });
+
+    it('lists the people of many homes, each as for one home', async () => {
+      const principals = t.store.principals;
+      const ids = [HOME.id, ...(await seedMoreHomes(t.store, 3)), 'no-such-home'];
+      const byHome = await principals.listForHomes(ids);
+      for (const id of ids) expect(byHome.get(id)).toEqual(await principals.listForHome(id));
+      // The disabled member is left out, as listForHome leaves them out.
+      expect(byHome.get('home-b1')?.map((p) => p.id)).toEqual(['home-b1-guest', 'home-b1-owner']);
     });
   });
 }

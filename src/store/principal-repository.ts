@@ -2,6 +2,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Principal } from '../core/model.ts';
 import { lockKey } from './dialect.ts';
+import { groupedByKey } from './id-chunks.ts';
 import type { ApiKeyRow, CourierInviteRow, Database, PrincipalRow } from './schema.ts';
 
 /** How a principal signs in. `username` is unique across all principals. */
@@ -132,6 +133,27 @@ export class PrincipalRepository {
       .orderBy('id')
       .execute();
     return rows.map(toPrincipal);
+  }
+
+  /**
+   * {@link listForHome} for many homes, by home (a few queries for any number of homes): each
+   * home's people who are not disabled, in the same order.
+   */
+  async listForHomes(homeIds: readonly string[]): Promise<Map<string, Principal[]>> {
+    const rows = await groupedByKey(
+      homeIds,
+      (chunk) =>
+        this.db
+          .selectFrom('principals')
+          .selectAll()
+          .where('home_id', 'in', chunk)
+          .where('disabled_at', 'is', null)
+          .where('role', 'in', ['owner', 'member', 'guest'])
+          .orderBy('id')
+          .execute(),
+      (row) => row.home_id ?? '',
+    );
+    return new Map([...rows].map(([id, list]) => [id, list.map(toPrincipal)]));
   }
 
   /** The principal with this user name (exact match) and its password hash, or null. */

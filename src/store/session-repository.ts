@@ -1,5 +1,5 @@
 /** Access sessions, stored generically until the core's session type settles. */
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, Selectable, SelectQueryBuilder } from 'kysely';
 import { fromJsonText, toJsonText } from './row-codec.ts';
 import type { AccessSessionRow, Database } from './schema.ts';
 
@@ -130,18 +130,7 @@ export class SessionRepository {
     self: string,
     limit = 1_000,
   ): Promise<StoredSession[]> {
-    const others = liveOwners.filter((o) => o !== self);
-    const rows = await this.db
-      .selectFrom('access_sessions')
-      .selectAll()
-      .where('ended_at', 'is', null)
-      .$if(others.length > 0, (qb) =>
-        qb.where((eb) => eb.or([eb('owner', 'is', null), eb('owner', 'not in', others)])),
-      )
-      .orderBy('created_at')
-      .orderBy('id')
-      .limit(limit)
-      .execute();
+    const rows = await openToTakeOverQuery(this.db, liveOwners, self, limit).execute();
     return rows.map(fromRow);
   }
 
@@ -202,4 +191,29 @@ function fromRow(row: Selectable<AccessSessionRow>): StoredSession {
     // Only replicas' sessions have one (a single server's rows read as they always did).
     ...(row.owner ? { owner: row.owner } : {}),
   };
+}
+
+/**
+ * The query of {@link SessionRepository.listOpenToTakeOver} (exported so a test can ask each
+ * database how it runs it). Every replica runs it every second: it is answered from the
+ * partial index of open sessions (`access_sessions_open_owner_idx`, migration 0011), in its
+ * order, so its cost follows the open sessions, not every session ever recorded.
+ */
+export function openToTakeOverQuery(
+  db: Kysely<Database>,
+  liveOwners: readonly string[],
+  self: string,
+  limit: number,
+): SelectQueryBuilder<Database, 'access_sessions', Selectable<AccessSessionRow>> {
+  const others = liveOwners.filter((o) => o !== self);
+  return db
+    .selectFrom('access_sessions')
+    .selectAll()
+    .where('ended_at', 'is', null)
+    .$if(others.length > 0, (qb) =>
+      qb.where((eb) => eb.or([eb('owner', 'is', null), eb('owner', 'not in', others)])),
+    )
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(limit);
 }

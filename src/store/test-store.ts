@@ -149,3 +149,119 @@ export async function seedDelivery(store: Store): Promise<void> {
   await seedHome(store);
   await store.deliveries.create(DELIVERY);
 }
+
+/**
+ * For the tests of reads over many homes at once: `count` more homes (`home-b0`, `home-b1`…),
+ * each with two doors, a lock at each (named so that name order is not id order), an owner, a
+ * guest and a disabled member, a guest grant, deliveries, delivery grants (the first delivery's
+ * first grant revoked and replaced), and keypad slots. Needs {@link seedHome} first.
+ */
+export async function seedMoreHomes(store: Store, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const h = `home-b${i}`;
+    ids.push(h);
+    await store.homes.createHome({ ...HOME, id: h, name: `Home ${count - i}` });
+    for (const [d, name] of [
+      ['x', 'Zed'],
+      ['y', 'Alpha'],
+    ] as const) {
+      await store.homes.createDevice({ id: `${h}-lock-${d}`, homeId: h, kind: 'lock', name });
+      await store.homes.createDoor({
+        id: `${h}-door-${d}`,
+        homeId: h,
+        name: `${name} door`,
+        lockDeviceId: `${h}-lock-${d}`,
+        doorSensorDeviceId: null,
+        cameraDeviceIds: [],
+      });
+    }
+    for (const [p, role] of [
+      ['owner', 'owner'],
+      ['guest', 'guest'],
+      ['gone', 'member'],
+    ] as const) {
+      await store.principals.create(
+        { id: `${h}-${p}`, role, displayName: p, homeId: h, carrierId: null },
+        { username: `${h}-${p}`, passwordHash: 'hash' },
+      );
+    }
+    await store.principals.disable(`${h}-gone`, 1);
+    for (const [k, created] of [
+      [1, 20],
+      [2, 10],
+    ] as const) {
+      await store.guestGrants.create({
+        id: `${h}-gg${k}`,
+        homeId: h,
+        doorId: `${h}-door-x`,
+        principalId: `${h}-guest`,
+        grantedBy: `${h}-owner`,
+        schedule: { kind: 'always' },
+        limits: { maxUses: null, maxMinutesPerEntry: null, requiresRecording: true },
+        uses: 0,
+        createdAt: created,
+        revokedAt: null,
+        revokedBy: null,
+        revokeReason: null,
+      });
+    }
+    for (const [k, start] of [
+      [1, 300],
+      [2, 100],
+    ] as const) {
+      const deliveryId = `${h}-del${k}`;
+      await store.deliveries.create({
+        ...DELIVERY,
+        id: deliveryId,
+        homeId: h,
+        doorId: `${h}-door-x`,
+        windowStart: start,
+        windowEnd: start + 100,
+      });
+      const grant = (id: string, validFrom: number, revokedAt: number | null) =>
+        store.deliveries.createGrant({
+          id,
+          kind: 'delivery',
+          principalId: COURIER.id,
+          homeId: h,
+          doorId: `${h}-door-x`,
+          deliveryId,
+          validFrom,
+          validUntil: start + 100,
+          maxUses: 1,
+          uses: 0,
+          maxOpenMs: 60_000,
+          requiresRecording: true,
+          requiresPresence: true,
+          revokedAt,
+        });
+      if (k === 1) {
+        await grant(`${deliveryId}-old`, start - 50, 5);
+        await grant(`${deliveryId}-older`, start - 60, 4);
+      }
+      await grant(`${deliveryId}-grant`, start, null);
+    }
+    for (const slot of [3, 1]) {
+      await store.pinSlots.save({
+        lockDeviceId: `${h}-lock-x`,
+        slot,
+        principalId: `${h}-owner`,
+        name: null,
+        codeDigest: 'm0xG3Gk6v0j6yq2v7o5F7tq1D9m0xG3Gk6v0j6yq2v7',
+        desired: 'set',
+        sync: 'confirmed',
+        attempts: 1,
+        nextAttemptAt: null,
+        lastError: null,
+        lockDigest: null,
+        checkedAt: null,
+        updatedAt: 1,
+        window: null,
+        lockWindow: null,
+        windowOnly: false,
+      });
+    }
+  }
+  return ids;
+}

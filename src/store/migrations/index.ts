@@ -16,6 +16,7 @@ import * as entries from './0007-entries.ts';
 import * as carrierPlatform from './0008-carrier-platform.ts';
 import * as grantLists from './0009-grant-lists.ts';
 import * as replicas from './0010-replicas.ts';
+import * as openSessionOwnerIndex from './0011-open-session-owner-index.ts';
 
 /** Migrations by name; Kysely applies them in name order. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -29,4 +30,5 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0008-carrier-platform': carrierPlatform,
   '0009-grant-lists': grantLists,
   '0010-replicas': replicas,
+  '0011-open-session-owner-index': openSessionOwnerIndex,
 };
