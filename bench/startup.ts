@@ -13,7 +13,8 @@
  * Run: `node bin/run-ts.js bench/startup.ts [--homes 1000,5000,10000] [--runs 2]`. Prints one
  * line per run and a table of medians. The server starts as `bin/threshold.js serve` starts it:
  * from dist/ when that build is current, else from the sources; `THRESHOLD_FROM_SOURCE=1`
- * makes every run start from the sources, for runs compared across changes to them. Nothing listens beyond 127.0.0.1; the server is stopped
+ * makes every run start from the sources, for runs compared across changes to them.
+ * Nothing listens beyond 127.0.0.1; the server is stopped
  * (SIGTERM, then SIGKILL after 30 s) and its data removed after each run.
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -25,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_DELIVERY_PREFERENCES } from '../src/core/model.ts';
 import { freePort } from '../src/harness/free-port.ts';
 import { startServeChild } from '../src/harness/serve-child.ts';
+import { median } from './sample-stats.ts';
 import {
   DeliveryRepository,
   GuestGrantRepository,
@@ -244,14 +246,6 @@ export async function timeStartup(
   }
 }
 
-/** The median of samples (the mean of the middle two for an even count); NaN for none. */
-function median(samples: readonly number[]): number {
-  const s = [...samples].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  if (s.length === 0) return NaN;
-  return s.length % 2 === 1 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { homes: { type: 'string', default: '1000,5000,10000' }, runs: { type: 'string' } },
@@ -290,12 +284,16 @@ async function main(): Promise<void> {
   );
   for (const homes of counts) {
     const mine = results.filter((r) => r.homes === homes);
-    const wall = mine.map((r) => r.seconds);
-    const cpu = mine.flatMap((r) => (r.cpuSeconds === null ? [] : [r.cpuSeconds]));
+    const wall = mine.map((r) => r.seconds).sort((a, b) => a - b);
+    const cpu = mine
+      .flatMap((r) => (r.cpuSeconds === null ? [] : [r.cpuSeconds]))
+      .sort((a, b) => a - b);
     console.log(
-      `${String(homes).padStart(8)}${median(wall).toFixed(2).padStart(10)}${Math.min(...wall)
+      `${String(homes).padStart(8)}${(median(wall) ?? NaN).toFixed(2).padStart(10)}${Math.min(
+        ...wall,
+      )
         .toFixed(2)
-        .padStart(8)}${median(cpu).toFixed(2).padStart(14)}`,
+        .padStart(8)}${(median(cpu) ?? NaN).toFixed(2).padStart(14)}`,
     );
   }
 }
