@@ -14,8 +14,8 @@
  *    beside mosquitto's raw QoS 1 rate (sessions-per-node.ts).
  *
  * 1–3 run in one ScenarioWorld (control plane, embedded broker and simulated home in this
- * process, loopback only, SQLite); 4–6 after it, one after the other, each on data of its own,
- * on SQLite and on PostgreSQL (`--dialect`). Progress goes to stderr; stdout gets the tables,
+ * process, loopback only), 4–6 after it, one after the other, each on data of its own; all of
+ * them on SQLite, then on PostgreSQL (`--dialect`). Progress goes to stderr; stdout gets the tables,
  * or with --json one JSON object.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -36,7 +36,7 @@ import {
   type BenchResult,
   type Dialect,
 } from './bench-report.ts';
-import { stopBenchPostgres } from './bench-postgres.ts';
+import { benchDatabase, stopBenchPostgres } from './bench-postgres.ts';
 import {
   renderSessionsTable,
   runSessionsBench,
@@ -66,7 +66,7 @@ const USAGE = `usage: npm run bench [-- --quick] [-- --json] [-- --data-dir DIR]
                   instead of the system's temporary directory
   --only LIST     run only these, comma-separated: world (detection, unlock path and their
                   floors), audit, api, sessions; default all
-  --dialect D     where audit, api and sessions keep their data: sqlite, postgres (a
+  --dialect D     where every bench's server keeps its data: sqlite, postgres (a
                   throwaway cluster, or THRESHOLD_BENCH_POSTGRES_URL) or both (default)
 `;
 
@@ -137,8 +137,11 @@ async function repeat<T>(
   return { samples, failures, anomalies };
 }
 
-/** The detection, unlock-path and floor benches, in one world. */
-async function runWorld(dataParent: string): Promise<BenchResult> {
+/**
+ * The detection, unlock-path and floor benches, in one world whose server keeps its data on
+ * `dialect` (PostgreSQL: a database of its own on the bench's cluster, dropped after).
+ */
+async function runWorld(dataParent: string, dialect: Dialect): Promise<BenchResult> {
   const loadStart = loadNow();
   const recorder = new TraceRecorder();
   progress(
@@ -147,8 +150,13 @@ async function runWorld(dataParent: string): Promise<BenchResult> {
   const dataDir = mkdtempSync(join(dataParent, 'threshold-bench-'));
   let world: ScenarioWorld | undefined;
   let floors: Floors | undefined;
+  const db = dialect === 'postgres' ? await benchDatabase('world') : null;
   try {
-    world = await ScenarioWorld.create({ dataDir, trace: recorder.trace });
+    world = await ScenarioWorld.create({
+      dataDir,
+      trace: recorder.trace,
+      database: db === null ? { dialect: 'sqlite' } : { dialect: 'postgres', url: db.url },
+    });
     const w = world;
     recorder.attach(w.sys.gateway);
     const perBatch = Math.ceil(counts.floor / (counts.deauth + counts.unlock));
@@ -267,6 +275,7 @@ async function runWorld(dataParent: string): Promise<BenchResult> {
   } finally {
     await floors?.close();
     await world?.close();
+    await db?.drop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
@@ -276,8 +285,9 @@ function meets(p99: number | null, goal: number, failures: number): boolean | nu
   return failures === 0 && p99 <= goal;
 }
 
-/** The audit, API and sessions benches' results on one dialect. */
+/** The world's, audit, API and sessions benches' results on one dialect. */
 interface DialectResults {
+  world?: BenchResult;
   auditLog?: AuditLogBenchResult;
   api?: ApiBenchResult;
   sessions?: SessionsBenchResult;
@@ -293,14 +303,18 @@ async function main(
   parts: readonly Part[],
   dialects: readonly Dialect[],
 ): Promise<{ json: object; table: string }> {
-  const world = parts.includes('world') ? await runWorld(ctx.dataParent) : null;
   const byDialect = new Map<Dialect, DialectResults>();
-  const tables: string[] = world === null ? [] : [renderTable(world)];
+  const tables: string[] = [];
   let floorMeasured = false;
   try {
     for (const dialect of dialects) {
       const r: DialectResults = {};
       byDialect.set(dialect, r);
+      if (parts.includes('world') && !stopRequested()) {
+        progress(`detection and unlock-path benches (${dialect})`);
+        r.world = await runWorld(ctx.dataParent, dialect);
+        tables.push(`${dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL'}\n${renderTable(r.world)}`);
+      }
       if (parts.includes('audit') && !stopRequested()) {
         progress(`audit log bench (${dialect})`);
         r.auditLog = await runAuditLogBench({ ...ctx, dialect });
@@ -322,14 +336,17 @@ async function main(
   } finally {
     await stopBenchPostgres();
   }
-  const sqlite = byDialect.get('sqlite') ?? {};
-  const postgres = byDialect.get('postgres');
-  const first = sqlite.auditLog ?? sqlite.api ?? sqlite.sessions ?? postgres?.auditLog;
+  const { world, ...sqlite } = byDialect.get('sqlite') ?? {};
+  const pg = byDialect.get('postgres');
+  // On PostgreSQL the world's figures sit beside the others under `postgres`, as on SQLite
+  // at the top.
+  const postgres = pg === undefined ? undefined : { ...pg.world, ...pg, world: undefined };
+  const first = sqlite.auditLog ?? sqlite.api ?? sqlite.sessions ?? pg?.world ?? pg?.auditLog;
   const json = {
     ...(world ?? {
       date: new Date().toISOString(),
       quick: ctx.quick,
-      machine: (first ?? postgres?.api ?? postgres?.sessions)?.machine ?? null,
+      machine: (first ?? pg?.api ?? pg?.sessions)?.machine ?? null,
     }),
     ...sqlite,
     ...(postgres === undefined ? {} : { postgres }),
