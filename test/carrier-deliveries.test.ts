@@ -590,6 +590,13 @@ describe('assigning, reassigning and the whole in-home delivery', () => {
       10_000,
       'the delivery is delivered',
     );
+    // The event is announced once its commit is done, a few turns after the row is readable.
+    await world.waitFor(
+      async () =>
+        announced.some((e) => e.deliveryId === deliveryId && e.type === 'delivery.delivered'),
+      10_000,
+      'the delivered event is announced',
+    );
   });
 
   it('then its history tells the whole delivery in order, and each event was announced after its commit', async () => {
