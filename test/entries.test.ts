@@ -205,18 +205,25 @@ describe('a guest’s keypad entries count against their grant', () => {
       revokeReason: null,
     });
     const lockId = world.creds.devices.lock.id;
-    const report = { homeId: world.creds.homeId, lockId, slot: 6, principalId: GUEST.id };
-    world.sys.entries.keypad(report);
-    await world.sys.entries.idle();
+    const report = (seq: number) => ({
+      homeId: world.creds.homeId,
+      lockId,
+      slot: 6,
+      principalId: GUEST.id,
+      deviceAt: now,
+      seq,
+    });
+    await world.sys.entries.keypad(report(1));
     expect((await store.guestGrants.get('grant-sam-twice'))?.uses).toBe(1);
-    world.sys.entries.keypad(report);
-    await world.sys.entries.idle();
+    // The same opening heard again (every replica hears each lock event): no second use.
+    await world.sys.entries.keypad(report(1));
+    expect((await store.guestGrants.get('grant-sam-twice'))?.uses).toBe(1);
+    await world.sys.entries.keypad(report(2));
     expect((await store.guestGrants.get('grant-sam-twice'))?.uses).toBe(2);
 
     // Used up: a third opening (a lock that could not be reached in time) is flagged.
     const notices = events.filter((e) => e.type === 'notice').length;
-    world.sys.entries.keypad(report);
-    await world.sys.entries.idle();
+    await world.sys.entries.keypad(report(3));
     expect((await store.guestGrants.get('grant-sam-twice'))?.uses).toBe(2);
     const flagged = (await store.audit.entriesForSubject(`device:${lockId}`)).filter(
       (e) => e.kind === 'keypad.entry-outside-grant',

@@ -436,7 +436,7 @@ describe('PinSync on a fake clock', () => {
     const events = (): DeviceEventMessage[] => link.payloads('event');
     const feed = (from: number) => {
       for (const e of events().slice(from))
-        sync.onEvent({ id: LOCK.id, homeId: HOME.id, kind: 'lock' }, e);
+        void sync.onEvent({ id: LOCK.id, homeId: HOME.id, kind: 'lock' }, e);
     };
     let seen = events().length;
     lock.enterCode('482915');
@@ -481,6 +481,141 @@ describe('PinSync on a fake clock', () => {
       },
     ]);
     expect(await auditText()).not.toMatch(/482915|1313/);
+  });
+
+  describe('on replicas: every one hears each keypad event', () => {
+    const device = { id: LOCK.id, homeId: HOME.id, kind: 'lock' as const };
+
+    it('audits each event once whichever replicas hear it, tells the owner once, and reports each opening from each', async () => {
+      await sync.stop();
+      const reports: { replica: string; slot: number | null; seq: number }[] = [];
+      const other = await AuditLog.open(
+        t.store.audit,
+        clock,
+        loadOrCreateKeys(dir).auditSigner,
+        sha256Hex,
+      );
+      const replica = (name: string, log: AuditLog): PinSync =>
+        new PinSync({
+          gateway,
+          store: t.store,
+          audit: log,
+          clock,
+          masterKey: master,
+          notify: (homeId, message) => notes.push({ homeId, message }),
+          onKeypadEntry: (e) => {
+            reports.push({ replica: name, slot: e.slot, seq: e.seq });
+          },
+          auditEventsOnce: true,
+          settlePendingOnStart: false,
+          timing: FAST,
+        });
+      const a = replica('a', audit);
+      const b = replica('b', other);
+      try {
+        await a.start();
+        await b.start();
+        lock.setPinLocally(13, '1313');
+        lock.enterCode('1313');
+        lock.enterCode('0000');
+        lock.enterCode('0001');
+        lock.enterCode('0002');
+        const heard = link.payloads('event');
+        expect(heard.map((e) => e.name)).toEqual([
+          'keypad.unlocked',
+          'keypad.wrong-code',
+          'keypad.wrong-code',
+          'keypad.wrong-code',
+          'keypad.lockout',
+        ]);
+        // Both hear everything, in their own order of arrival; b hears the first one twice
+        // (a broker's resend).
+        const done = [
+          ...heard.map((e) => a.onEvent(device, e)),
+          ...[...heard].reverse().map((e) => b.onEvent(device, e)),
+          b.onEvent(device, heard[0]!),
+        ];
+        // Each returns what the event's acknowledgement waits for.
+        const waits = done.filter((p): p is Promise<void> => p !== undefined);
+        expect(waits).toHaveLength(11);
+        await Promise.all(waits);
+        await audit.drain();
+        await other.drain();
+        const last = (await t.store.audit.last())?.seq ?? 0;
+        const keypad = (await t.store.audit.getRange(1, last)).filter((e) =>
+          e.kind.startsWith('keypad.'),
+        );
+        expect(keypad.map((e) => e.kind).sort()).toEqual([
+          'keypad.lockout',
+          'keypad.unlocked',
+          'keypad.wrong-code',
+          'keypad.wrong-code',
+          'keypad.wrong-code',
+        ]);
+        expect(notes.map((n) => n.message).sort()).toEqual([
+          'Front lock was opened with a keypad code Threshold did not set (slot 13).',
+          'Too many wrong codes on the keypad of Front lock: it takes no codes for 15 s.',
+        ]);
+        // The entry is recorded where it is reported, once per event (see entries.ts): each
+        // replica reports it, in case the one that audited it died before recording it.
+        const seq = heard[0]!.seq;
+        expect(reports).toEqual([
+          { replica: 'a', slot: 13, seq },
+          { replica: 'b', slot: 13, seq },
+          { replica: 'b', slot: 13, seq },
+        ]);
+      } finally {
+        await a.stop();
+        await b.stop();
+        await other.close();
+      }
+      sync = newSync();
+    });
+
+    it('a replica that does not lead runs no pass for a lock coming online, then runs those of the last gap once it leads', async () => {
+      await sync.stop();
+      let leads = false;
+      const replica = new PinSync({
+        gateway,
+        store: t.store,
+        audit,
+        clock,
+        masterKey: master,
+        notify: (homeId, message) => notes.push({ homeId, message }),
+        runsPasses: () => leads,
+        settlePendingOnStart: false,
+        timing: FAST,
+      });
+      const lists = (): number => gateway.sent.filter((x) => x.action === 'pin.list').length;
+      try {
+        await replica.start();
+        await flush();
+        const before = lists();
+        replica.onAvailability(device, true);
+        await flush();
+        expect(lists(), 'no pass while another replica leads').toBe(before);
+        // Long ago: the leader of that time ran its pass; it is not run again.
+        clock.advanceTo(clock.now() + 60_000);
+        expect(replica.catchUpPasses(5_000)).toBe(0);
+        replica.onAvailability(device, true);
+        clock.advanceTo(clock.now() + 2_000);
+        leads = true;
+        expect(replica.catchUpPasses(5_000)).toBe(1);
+        await runUntil(() => lists() > before);
+        expect(lists()).toBe(before + 1);
+        // Remembered once: a second catch-up has nothing left to run.
+        expect(replica.catchUpPasses(5_000)).toBe(0);
+        // A lock that went offline meanwhile is not passed.
+        leads = false;
+        replica.onAvailability(device, true);
+        replica.onAvailability(device, false);
+        leads = true;
+        expect(replica.catchUpPasses(5_000)).toBe(0);
+      } finally {
+        await replica.stop();
+      }
+      sync = newSync();
+    });
   });
 
   describe('a lock that answers nothing and keeps coming and going', () => {

@@ -125,7 +125,9 @@ describe('keypad codes with validity windows, on one fake clock', () => {
       clock,
       masterKey: master,
       notify: (_homeId, message) => notes.push(message),
-      onKeypadEntry: (entry) => entries.push(entry),
+      onKeypadEntry: (entry) => {
+        entries.push(entry);
+      },
       timing: TIMING,
     });
   }
@@ -207,7 +209,7 @@ describe('keypad codes with validity windows, on one fake clock', () => {
     const before = link.payloads('event').length;
     const outcome = lock.enterCode(code);
     if (gateway.reachable)
-      for (const e of link.payloads('event').slice(before)) sync.onEvent(LOCK_DEVICE, e);
+      for (const e of link.payloads('event').slice(before)) void sync.onEvent(LOCK_DEVICE, e);
     return outcome;
   }
 
@@ -252,7 +254,14 @@ describe('keypad codes with validity windows, on one fake clock', () => {
     expect(keypad()).toEqual({ result: 'unlocked', slot: 3 });
     await flush();
     expect(entries).toEqual([
-      { homeId: HOME.id, lockId: LOCK.id, slot: 3, principalId: GUEST.id, deviceAt: NINE },
+      {
+        homeId: HOME.id,
+        lockId: LOCK.id,
+        slot: 3,
+        principalId: GUEST.id,
+        deviceAt: NINE,
+        seq: link.payloads('event').at(-1)?.seq,
+      },
     ]);
     await runTo(NOON - 1);
     expect(keypad()).toEqual({ result: 'unlocked', slot: 3 });

@@ -268,6 +268,14 @@ describe('replicas on one database and one broker', () => {
     a.child.kill('SIGKILL');
     await a.exited;
     serves.splice(serves.indexOf(a), 1);
+    // While no replica leads (A did; B cannot before A's lease runs out, at least
+    // LEASE_MS - RENEW_MS after the kill), a keypad code and a key open the lock: B records both,
+    // as it does every device event.
+    expect(await h.links.lock.publishEventAcked({ name: 'keypad.unlocked', slot: 42 })).toBe(true);
+    expect(await h.links.lock.publishEventAcked({ name: 'lock.manual', detail: 'unlocked' })).toBe(
+      true,
+    );
+    expect(Date.now() - killedAt, 'sent before B could lead').toBeLessThan(LEASE_MS - RENEW_MS);
     expect(await within(async () => (await stored())?.owner === 'replica-b', 20_000, 25)).toBe(
       true,
     );
@@ -371,6 +379,16 @@ describe('replicas on one database and one broker', () => {
       .filter((e) => e.kind === 'device.event' && e.data.name === 'hub.observed')
       .map((e) => e.data.detail);
     expect(observed).toEqual(details);
+
+    // What came while nobody led is on record once: the keypad opening, the owner told of a
+    // code Threshold did not set, and an entry for each opening.
+    expect(
+      (await log()).filter((e) => e.kind === 'keypad.unlocked').map((e) => e.data.slot),
+    ).toEqual([42]);
+    const entries = await store.entries.listForHome(creds.homeId, null, 50);
+    expect(entries.filter((e) => e.method === 'pin').map((e) => e.slot)).toEqual([42]);
+    expect(entries.filter((e) => e.method === 'manual')).toHaveLength(1);
+    expect(seen).toContain('with a keypad code Threshold did not set (slot 42)');
 
     // One chain, signed by the replicas' shared key.
     const keys = loadOrCreateKeys(dataDir);

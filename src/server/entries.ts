@@ -28,6 +28,7 @@ import type { DeviceEventMessage } from '../protocol/device-messages.ts';
 import type { EntryView } from '../protocol/views.ts';
 import type { Entry, EntryAlertMode, EntryMethod, Store } from '../store/index.ts';
 import type { AuditLog } from './audit-log.ts';
+import { deviceEventUuid } from './device-event-key.ts';
 import type { DeviceGatewayListener, RegisteredDevice } from './device-gateway.ts';
 import type { EventBus, ServerEvent } from './event-bus.ts';
 
@@ -51,6 +52,9 @@ export interface KeypadEntry {
   readonly slot: number | null;
   /** Whose code it was, when Threshold wrote and confirmed it; null otherwise. */
   readonly principalId: string | null;
+  /** The lock's event: its time by the lock's clock and its `seq` (they name it). */
+  readonly deviceAt: number;
+  readonly seq: number;
 }
 
 /** The entry-alert mode of a person who never chose: the owner hears of everything. */
@@ -100,12 +104,15 @@ export class EntryRecorder implements DeviceGatewayListener {
   /**
    * Gateway listener: a key or the thumb-turn drew the bolt. The lock's event is acknowledged
    * once the entry is recorded (or failed to be, which is logged: a retry would fail the same).
+   * Every replica hears the event and records it, under an id of the event's own: the first
+   * insert wins and the others do nothing.
    */
   onEvent(device: RegisteredDevice, event: DeviceEventMessage): Promise<void> | undefined {
     if (this.stopped || device.kind !== 'lock') return;
     if (event.name !== 'lock.manual' || event.detail !== 'unlocked') return;
     return this.track(
       this.record({
+        id: `entry-${deviceEventUuid('entry', device.id, event)}`,
         homeId: device.homeId,
         lockDeviceId: device.id,
         method: 'manual',
@@ -116,15 +123,19 @@ export class EntryRecorder implements DeviceGatewayListener {
     );
   }
 
-  /** A keypad code opened the lock (PinSync's `onKeypadEntry`). */
-  keypad(entry: KeypadEntry): void {
-    if (this.stopped) return;
-    void this.track(this.keypadEntry(entry));
+  /**
+   * A keypad code opened the lock (PinSync's `onKeypadEntry`; on replicas, each of them calls
+   * it for the same event). Resolves once the entry is recorded and a guest's use counted, by
+   * this call or an earlier one for the same event; never rejects (a failure is logged).
+   */
+  keypad(entry: KeypadEntry): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return this.track(this.keypadEntry(entry));
   }
 
   /** An owner or member unlocked `door` from afar and the lock said yes. */
   async remote(principal: Principal, door: Door): Promise<EntryView> {
-    return this.record({
+    const { view } = await this.record({
       homeId: door.homeId,
       lockDeviceId: door.lockDeviceId,
       method: 'remote',
@@ -132,6 +143,7 @@ export class EntryRecorder implements DeviceGatewayListener {
       slot: null,
       sessionId: null,
     });
+    return view;
   }
 
   /** A home's entries as people see them, newest first. */
@@ -185,15 +197,17 @@ export class EntryRecorder implements DeviceGatewayListener {
         sessionId: s.id,
         at: s.unlockedAt,
         doorId: s.doorId,
-      }).then(async () => {
-        // A guest's visit counted a use: their keypad code's window may narrow.
-        if (s.deliveryId === null) await this.o.refreshPins?.(s.homeId);
+      }).then(async ({ recorded }) => {
+        // A guest's visit counted a use: their keypad code's window may narrow (done where the
+        // entry was recorded: on replicas, every one of them hears the session).
+        if (recorded && s.deliveryId === null) await this.o.refreshPins?.(s.homeId);
       }),
     );
   }
 
   private async keypadEntry(k: KeypadEntry): Promise<void> {
-    await this.record({
+    const { recorded } = await this.record({
+      id: `entry-${deviceEventUuid('entry', k.lockId, { at: k.deviceAt, seq: k.seq })}`,
       homeId: k.homeId,
       lockDeviceId: k.lockId,
       method: 'pin',
@@ -201,7 +215,8 @@ export class EntryRecorder implements DeviceGatewayListener {
       slot: k.slot,
       sessionId: null,
     });
-    if (k.principalId === null) return;
+    // The use is counted where the entry was recorded, so once however many replicas heard it.
+    if (!recorded || k.principalId === null) return;
     const principal = await this.o.store.principals.get(k.principalId);
     if (principal?.role !== 'guest') return;
     await this.countGuestUse(principal, k);
@@ -250,7 +265,13 @@ export class EntryRecorder implements DeviceGatewayListener {
     await this.o.refreshPins?.(k.homeId);
   }
 
+  /**
+   * Records an entry (`recorded` false when one with its id, or its session's, already was:
+   * nothing is written or announced then).
+   */
   private async record(input: {
+    /** The entry's id when it has one of its own (a device event's); a fresh one otherwise. */
+    id?: string;
     homeId: string;
     lockDeviceId: string;
     method: EntryMethod;
@@ -259,7 +280,7 @@ export class EntryRecorder implements DeviceGatewayListener {
     sessionId: string | null;
     at?: number;
     doorId?: string;
-  }): Promise<EntryView> {
+  }): Promise<{ view: EntryView; recorded: boolean }> {
     const doorId =
       input.doorId ??
       (await this.o.store.homes.listDoors(input.homeId)).find(
@@ -267,7 +288,7 @@ export class EntryRecorder implements DeviceGatewayListener {
       )?.id ??
       null;
     const entry: Entry = {
-      id: `entry-${randomUUID()}`,
+      id: input.id ?? `entry-${randomUUID()}`,
       homeId: input.homeId,
       lockDeviceId: input.lockDeviceId,
       doorId,
@@ -279,9 +300,9 @@ export class EntryRecorder implements DeviceGatewayListener {
     };
     const view = await this.view(entry, new Map(), new Map());
     // A session reports its unlock in every later event: the first one alone is an entry.
-    if (!(await this.o.store.entries.record(entry))) return view;
+    if (!(await this.o.store.entries.record(entry))) return { view, recorded: false };
     this.o.events.publish({ type: 'entry', homeId: entry.homeId, entry: view });
-    return view;
+    return { view, recorded: true };
   }
 
   private async view(

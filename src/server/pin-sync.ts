@@ -78,6 +78,7 @@ import {
   type PinSyncState,
 } from '../store/pin-slot-repository.ts';
 import type { AuditLog } from './audit-log.ts';
+import { deviceEventKey } from './device-event-key.ts';
 import type {
   CommandOptions,
   CommandOutcome,
@@ -138,7 +139,22 @@ export interface PinSyncOptions {
    * making.
    */
   readonly settlePendingOnStart?: boolean;
-  readonly audit: Pick<AuditLog, 'append'>;
+  /**
+   * Whether keypad events are audited with `appendOnce` (default false). Replicas say true:
+   * every replica hears each keypad event and handles it, so none is lost while no replica
+   * leads; the first to commit its audit entry alone tells the owner, and entries are recorded
+   * under an id of the event's own (see device-event-key.ts), so each is recorded once.
+   */
+  readonly auditEventsOnce?: boolean;
+  /**
+   * Whether this process runs the pass of a lock that comes online (default: always). Replicas
+   * say "while this one leads": a pass sends commands and one replica's is enough. A lock that
+   * comes online meanwhile is remembered, and {@link PinSync.catchUpPasses} runs the passes a
+   * leader may have missed once this replica leads. Every replica still handles going offline
+   * and the writes it makes itself.
+   */
+  readonly runsPasses?: () => boolean;
+  readonly audit: Pick<AuditLog, 'append' | 'appendOnce'>;
   readonly clock: Clock;
   /** The server's master key: device keys, and from them PIN digests, derive from it. */
   readonly masterKey: Uint8Array;
@@ -146,9 +162,12 @@ export interface PinSyncOptions {
   readonly notify: (homeId: string, message: string) => void;
   /**
    * Called once a `keypad.unlocked` is audited (e.g. to record who unlocked and count a
-   * guest's use). A throw is logged, never passed on.
+   * guest's use); the lock's event is acknowledged once what it returns settles. A throw or a
+   * rejection is logged, never passed on. With {@link auditEventsOnce} it is called on every
+   * replica, whichever audited the event: it must do its work once per `(lockId, deviceAt,
+   * seq)`.
    */
-  readonly onKeypadEntry?: (entry: KeypadEntryReport) => void;
+  readonly onKeypadEntry?: (entry: KeypadEntryReport) => void | Promise<unknown>;
   readonly logger?: {
     warn(obj: object, msg: string): void;
     info(obj: object, msg: string): void;
@@ -176,6 +195,8 @@ export interface KeypadEntryReport {
   readonly principalId: string | null;
   /** When the lock says it happened, ms by the lock's clock. */
   readonly deviceAt: number;
+  /** The event's `seq`: with `lockId` and `deviceAt`, it names the event (device-event-key.ts). */
+  readonly seq: number;
 }
 
 /** One set slot as the lock listed it. */
@@ -264,7 +285,8 @@ export class PinSync implements DeviceGatewayListener {
   private readonly gateway: PinGateway;
   private readonly store: PinSyncOptions['store'];
   private readonly repo: PinSlotRepository;
-  private readonly audit: Pick<AuditLog, 'append'>;
+  private readonly audit: Pick<AuditLog, 'append' | 'appendOnce'>;
+  private readonly auditEventsOnce: boolean;
   private readonly clock: Clock;
   private readonly masterKey: Uint8Array;
   private readonly notify: PinSyncOptions['notify'];
@@ -294,6 +316,12 @@ export class PinSync implements DeviceGatewayListener {
   private readonly presence = new Map<string, AbortController>();
   /** Per lock: the online pass under way (at most one; see the module comment). */
   private readonly passes = new Map<string, OnlinePass>();
+  private readonly runsPasses: () => boolean;
+  /**
+   * Locks that came online while this process did not run passes, with when (oldest first):
+   * what {@link catchUpPasses} looks at. Each lock at most once.
+   */
+  private readonly passesNotRun = new Map<string, number>();
   private nextToken = 1;
   private started = false;
   private stopped = false;
@@ -306,6 +334,8 @@ export class PinSync implements DeviceGatewayListener {
     this.repo = options.pinSlots ?? new PinSlotRepository(options.store.db);
     this.settlePending = options.settlePendingOnStart ?? true;
     this.audit = options.audit;
+    this.auditEventsOnce = options.auditEventsOnce ?? false;
+    this.runsPasses = options.runsPasses ?? (() => true);
     this.clock = options.clock;
     this.masterKey = options.masterKey;
     this.notify = options.notify;
@@ -572,11 +602,12 @@ export class PinSync implements DeviceGatewayListener {
 
   /**
    * Gateway listener: keypad events are audited, in the order the lock sent them; a lockout is
-   * told to the owner.
+   * told to the owner. The event is acknowledged once that is done (or failed, which is logged:
+   * the event itself is on record by then, and a copy sent again would fail the same).
    */
-  onEvent(device: RegisteredDevice, event: DeviceEventMessage): void {
+  onEvent(device: RegisteredDevice, event: DeviceEventMessage): Promise<void> | undefined {
     if (this.stopped || device.kind !== 'lock' || !event.name.startsWith('keypad.')) return;
-    this.track(this.eventQueues.run(device.id, () => this.keypadEvent(device, event)));
+    return this.tracked(this.eventQueues.run(device.id, () => this.keypadEvent(device, event)));
   }
 
   /**
@@ -586,6 +617,7 @@ export class PinSync implements DeviceGatewayListener {
    */
   onAvailability(device: RegisteredDevice, online: boolean): void {
     if (device.kind !== 'lock' || !this.started || this.stopped) return;
+    this.passesNotRun.delete(device.id);
     if (!online) {
       this.wentOffline(device.id);
       return;
@@ -596,7 +628,28 @@ export class PinSync implements DeviceGatewayListener {
         this.schedule(op, Math.max(this.clock.now(), op.notBefore));
       }
     }
-    this.requestPass(device.id);
+    if (this.runsPasses()) this.requestPass(device.id);
+    else this.passesNotRun.set(device.id, this.clock.now());
+  }
+
+  /**
+   * Runs the passes this process did not run (see {@link PinSyncOptions.runsPasses}) for the
+   * locks that came online in the last `withinMs` and are still online as far as it knows: a
+   * replica that has just become the leader calls it with the longest a replica set can go
+   * without one, so a lock that came online while none led is not left without its pass. Older
+   * ones are forgotten: the leader of their time ran them.
+   */
+  catchUpPasses(withinMs: number): number {
+    if (!this.started || this.stopped) return 0;
+    const since = this.clock.now() - withinMs;
+    let n = 0;
+    for (const [lockId, at] of this.passesNotRun) {
+      if (at < since) continue;
+      this.requestPass(lockId);
+      n++;
+    }
+    this.passesNotRun.clear();
+    return n;
   }
 
   /**
@@ -900,6 +953,24 @@ export class PinSync implements DeviceGatewayListener {
     };
   }
 
+  /**
+   * Audits a keypad event's fact: true when this call recorded it, false when another replica
+   * had (with {@link PinSyncOptions.auditEventsOnce}; then it has told the owner, too).
+   */
+  private async auditKeypad(
+    device: RegisteredDevice,
+    event: DeviceEventMessage,
+    fact: AuditFact,
+  ): Promise<boolean> {
+    if (!this.auditEventsOnce) {
+      await this.audit.append(fact);
+      return true;
+    }
+    return (
+      (await this.audit.appendOnce(fact, `keypad:${deviceEventKey(device.id, event)}`)) !== null
+    );
+  }
+
   private async keypadEvent(device: RegisteredDevice, event: DeviceEventMessage): Promise<void> {
     const subject = `device:${device.id}`;
     const actor: AuditActor = { type: 'device', id: device.id };
@@ -913,7 +984,7 @@ export class PinSync implements DeviceGatewayListener {
         // nothing is foreign either. Anything else opened with a code Threshold did not set.
         const ours = row?.desired === 'set' && row.sync === 'confirmed';
         const uncertain = row?.desired === 'set' && row.sync === 'pending';
-        await this.audit.append({
+        const first = await this.auditKeypad(device, event, {
           kind: 'keypad.unlocked',
           actor,
           subject,
@@ -925,14 +996,17 @@ export class PinSync implements DeviceGatewayListener {
           },
           deviceMac: event.mac,
         });
-        this.reportEntry({
+        // Reported even when another replica audited it first: that one may have died before
+        // recording the entry, and the entry is recorded once whoever reports it.
+        await this.reportEntry({
           homeId: device.homeId,
           lockId: device.id,
           slot,
           principalId: ours ? row.principalId : null,
           deviceAt: event.at,
+          seq: event.seq,
         });
-        if (!ours && !uncertain) {
+        if (first && !ours && !uncertain) {
           const which = slot === null ? 'an unnamed slot' : `slot ${slot}`;
           this.notify(
             device.homeId,
@@ -943,7 +1017,7 @@ export class PinSync implements DeviceGatewayListener {
       }
       case 'keypad.wrong-code': {
         if (event.slot === undefined) {
-          await this.audit.append({
+          await this.auditKeypad(device, event, {
             kind: 'keypad.wrong-code',
             actor,
             subject,
@@ -956,7 +1030,7 @@ export class PinSync implements DeviceGatewayListener {
         const slot = event.slot;
         const row = await this.repo.get(device.id, slot);
         const held = row?.desired === 'set' ? row : null;
-        await this.audit.append({
+        const first = await this.auditKeypad(device, event, {
           kind: 'keypad.outside-window',
           actor,
           subject,
@@ -968,6 +1042,7 @@ export class PinSync implements DeviceGatewayListener {
           },
           deviceMac: event.mac,
         });
+        if (!first) return;
         const lockName = await this.lockName(device.id);
         this.notify(
           device.homeId,
@@ -979,13 +1054,14 @@ export class PinSync implements DeviceGatewayListener {
       }
       case 'keypad.lockout': {
         const untilMs = event.untilMs ?? null;
-        await this.audit.append({
+        const first = await this.auditKeypad(device, event, {
           kind: 'keypad.lockout',
           actor,
           subject,
           data: { untilMs, ...facts },
           deviceMac: event.mac,
         });
+        if (!first) return;
         // Both times are the lock's own clock, so the length holds even if its clock is off.
         const seconds = untilMs === null ? null : Math.round((untilMs - event.at) / 1000);
         this.notify(
@@ -1228,10 +1304,10 @@ export class PinSync implements DeviceGatewayListener {
   }
 
   /** Hands an opening to `onKeypadEntry`; its failure is logged, never passed on. */
-  private reportEntry(entry: KeypadEntryReport): void {
+  private async reportEntry(entry: KeypadEntryReport): Promise<void> {
     if (this.onKeypadEntry === undefined) return;
     try {
-      this.onKeypadEntry(entry);
+      await this.onKeypadEntry(entry);
     } catch (err) {
       this.logger?.warn(
         { lockId: entry.lockId, err: err instanceof Error ? err.message : String(err) },
@@ -1440,15 +1516,25 @@ export class PinSync implements DeviceGatewayListener {
   }
 
   /** Keeps background work in view for {@link stop}; a failure is logged, never thrown. */
+  /** Keeps `work` until it settles (see {@link stop}); a failure is logged. */
   private track(work: Promise<unknown>): void {
-    const p = work.catch((err: unknown) => {
-      this.logger?.warn(
-        { err: err instanceof Error ? err.message : String(err) },
-        'PIN sync step failed',
-      );
-    });
+    void this.tracked(work);
+  }
+
+  /** {@link track}, resolving once `work` settles; never rejects. */
+  private tracked(work: Promise<unknown>): Promise<void> {
+    const p = work.then(
+      () => undefined,
+      (err: unknown) => {
+        this.logger?.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'PIN sync step failed',
+        );
+      },
+    );
     this.running.add(p);
     void p.finally(() => this.running.delete(p));
+    return p;
   }
 }
 

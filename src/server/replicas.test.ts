@@ -1,7 +1,8 @@
 /**
  * A replica's round reads the devices' table only when devices were added since it last did
- * (the count moved), where it once read the whole table every fifth round. On a real SQLite
- * store, with the real clock and short rounds; the orchestrator is a stand-in with no sessions.
+ * (the count moved), where it once read the whole table every fifth round; and the oldest live
+ * replica leads, the next one being told when it takes over. On a real SQLite store, with the
+ * real clock and short rounds; the orchestrator is a stand-in with no sessions.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../protocol/system-clock.ts';
@@ -78,5 +79,57 @@ describe('a replica looks for new devices', () => {
     const after = rounds;
     await until(() => rounds >= after + 3 * REFRESH_EVERY_ROUNDS, 'three more looks');
     expect(reads).toHaveLength(2);
+  });
+});
+
+describe('the leader', () => {
+  let t: TestStore;
+  const running: ReplicaCoordinator[] = [];
+  beforeEach(async () => {
+    t = await openTestStore('sqlite');
+    await seedHome(t.store);
+  });
+  afterEach(async () => {
+    for (const c of running) await c.stop();
+    running.length = 0;
+    await t.cleanup();
+  });
+
+  it('is the oldest live replica; the next one is told, once, when it becomes the leader', async () => {
+    const replica = (id: string): ReplicaCoordinator => {
+      const c = new ReplicaCoordinator({
+        id,
+        leaseMs: LEASE_MS,
+        renewEveryMs: RENEW_MS,
+        clock: systemClock,
+        store: t.store,
+        orchestrator: {
+          relinquishAll: () => 0,
+          ownedSessionIds: () => [],
+          resume: () => Promise.resolve(),
+        },
+      });
+      running.push(c);
+      return c;
+    };
+    const a = replica('replica-a');
+    const b = replica('replica-b');
+    const told: string[] = [];
+    a.onBecameLeader(() => told.push('a'));
+    b.onBecameLeader(() => told.push('b'));
+    await a.start();
+    await b.start();
+    expect([a.isLeader(), b.isLeader()]).toEqual([true, false]);
+    expect(told).toEqual(['a']);
+    // What a new leader looks back over: the whole time the replicas can be without one.
+    expect(b.leaderGapMs).toBe(LEASE_MS + 2 * RENEW_MS);
+
+    // A stops (its lease ends at once): B leads from its next round, and is told once.
+    await a.stop();
+    await until(() => b.isLeader(), 'B leads');
+    // Ten rounds later it still leads, and was told only when it began to.
+    await new Promise((r) => setTimeout(r, 10 * RENEW_MS));
+    expect(b.isLeader()).toBe(true);
+    expect(told).toEqual(['a', 'b']);
   });
 });

@@ -18,7 +18,10 @@
  * that has not noticed yet cannot write over a session another has taken. The replicas'
  * clocks must agree to well within `renewEveryMs` (NTP does).
  *
- * The oldest live replica is the leader: it alone runs what must run once (see system.ts).
+ * The oldest live replica is the leader: it alone runs the passes of locks that come online,
+ * which send commands (see system.ts and PinSync). What every replica hears and must be recorded
+ * once (device events, keypad events, entries) is recorded by each under a key of the event's
+ * own, so it needs no leader and is not lost while there is none.
  */
 import type { Clock } from '../core/clock.ts';
 import type { Store } from '../store/index.ts';
@@ -76,6 +79,7 @@ export class ReplicaCoordinator {
   private takeovers = 0;
   /** How many devices there were when `refreshDevices` last ran; null before it first ran. */
   private devicesRead: number | null = null;
+  private readonly leadershipListeners: (() => void)[] = [];
 
   constructor(private readonly o: ReplicaCoordinatorOptions) {
     if (!REPLICA_ID_PATTERN.test(o.id))
@@ -101,6 +105,23 @@ export class ReplicaCoordinator {
   /** Whether this replica is the leader (the oldest live one) as of its last round. */
   isLeader(): boolean {
     return this.leader && this.holdsLease();
+  }
+
+  /**
+   * Calls `fn` each time this replica becomes the leader (it was not at its previous round).
+   * A throw is logged.
+   */
+  onBecameLeader(fn: () => void): void {
+    this.leadershipListeners.push(fn);
+  }
+
+  /**
+   * The longest the replicas can be without a leader: from the leader's last renewal, its lease,
+   * then up to a round until the next-oldest sees it has run out, and a round's own time. What
+   * the leader was to do in that time, the next one must look back over.
+   */
+  get leaderGapMs(): number {
+    return this.leaseMs + 2 * this.renewEveryMs;
   }
 
   /** Whether this replica's lease is good now (on its own clock). */
@@ -172,6 +193,17 @@ export class ReplicaCoordinator {
     this.devicesRead = count;
   }
 
+  private becameLeader(): void {
+    this.o.logger?.info({ replica: this.o.id }, 'this replica leads');
+    for (const fn of this.leadershipListeners) {
+      try {
+        fn();
+      } catch (err) {
+        this.o.logger?.warn({ err: String(err) }, 'a leadership listener failed');
+      }
+    }
+  }
+
   private async roundOnce(): Promise<void> {
     try {
       await this.renew();
@@ -188,7 +220,9 @@ export class ReplicaCoordinator {
     const now = this.o.clock.now();
     const leases = await this.o.store.replicas.list();
     const live = leases.filter((l) => l.expiresAt > now);
+    const wasLeader = this.leader;
     this.leader = live[0]?.id === this.o.id;
+    if (this.leader && !wasLeader) this.becameLeader();
     this.peerPrefixes = new Set(
       live.filter((l) => l.id !== this.o.id).map((l) => commandIdPrefix(l.id)),
     );

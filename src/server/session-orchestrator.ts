@@ -60,6 +60,7 @@ import type { ClipStore } from './clip-store.ts';
 import type { DeliveryEventLog } from './delivery-events.ts';
 import type { DeliveryEvent } from '../store/delivery-event-repository.ts';
 import type { DeviceGateway, DeviceGatewayListener, RegisteredDevice } from './device-gateway.ts';
+import { deviceEventKey } from './device-event-key.ts';
 import type { EventBus } from './event-bus.ts';
 
 export interface OrchestratorOptions {
@@ -1786,7 +1787,7 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
     const recorded =
       this.o.replica === undefined
         ? this.o.audit.append(fact)
-        : this.o.audit.appendOnce(fact, `device.event:${device.id}:${event.seq}`);
+        : this.o.audit.appendOnce(fact, `device.event:${deviceEventKey(device.id, event)}`);
     // What a home's hub did on its own (offline, or faster than we could) needs the owner.
     const hubText = HUB_NOTICES[event.name];
     if (hubText !== undefined) {

@@ -43,12 +43,7 @@ import { AuditLog } from './audit-log.ts';
 import { MIN_METRICS_TOKEN_LENGTH, ServerMetrics } from './metrics.ts';
 import { Authenticator } from './auth.ts';
 import { ClipStore } from './clip-store.ts';
-import {
-  commandIdPrefix,
-  DeviceGateway,
-  type DeviceGatewayListener,
-  type DeviceGatewayOptions,
-} from './device-gateway.ts';
+import { commandIdPrefix, DeviceGateway, type DeviceGatewayOptions } from './device-gateway.ts';
 import { EventBus } from './event-bus.ts';
 import { GrantLists, offlineHorizonFromHours } from './grant-lists.ts';
 import { loadOrCreateKeys, sha256Hex, type ServerKeys } from './keys.ts';
@@ -342,9 +337,6 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
         ...(log ? { logger: log } : {}),
       });
     }
-    // What every replica receives but must happen once: on the leader only.
-    const once = (l: DeviceGatewayListener): DeviceGatewayListener =>
-      coordinator === null ? l : leaderOnly(l, () => coordinator?.isLeader() ?? false);
     const detachMetrics = metrics.attach({
       clock,
       events,
@@ -385,7 +377,9 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       },
       ...(log ? { logger: log } : {}),
     });
-    gateway.addListener(once(entries));
+    // On replicas too: each hears every lock event, and records its entry under the event's
+    // own id, so the first one records it and there is no gap while no replica leads.
+    gateway.addListener(entries);
     entries.start();
     closers.push(() => entries.stop());
     const push = new PushNotifier({
@@ -449,10 +443,25 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       notify: notice,
       // Each opening by code becomes an entry ("who unlocked"), and counts a guest's use.
       onKeypadEntry: (entry) => entries.keypad(entry),
-      ...(opts.replica ? { settlePendingOnStart: false } : {}),
+      ...(coordinator
+        ? {
+            settlePendingOnStart: false,
+            // Keypad events are audited by whichever replica commits first; the passes of
+            // locks coming online (they send commands) are the leader's.
+            auditEventsOnce: true,
+            runsPasses: coordinator.isLeader.bind(coordinator),
+          }
+        : {}),
       ...(log ? { logger: log } : {}),
     });
-    gateway.addListener(once(pins));
+    if (coordinator) {
+      const c = coordinator;
+      c.onBecameLeader(() => {
+        const n = pins.catchUpPasses(c.leaderGapMs);
+        if (n > 0) log?.info({ locks: n }, 'PIN passes a leader may have missed: run');
+      });
+    }
+    gateway.addListener(pins);
     pinsForEntries = pins;
     await pins.start();
     closers.push(() => pins.stop());
@@ -580,21 +589,4 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     await closeAll();
     throw err;
   }
-}
-
-/**
- * A listener that hears device traffic only while `active()` says so (replicas: the leader's
- * work, which every replica receives but one must do). An event it does not hear is
- * acknowledged as far as it is concerned.
- */
-function leaderOnly(l: DeviceGatewayListener, active: () => boolean): DeviceGatewayListener {
-  const w: DeviceGatewayListener = {};
-  if (l.onState) w.onState = (d, m) => active() && l.onState?.(d, m);
-  if (l.onEvent) w.onEvent = (d, m) => (active() ? l.onEvent?.(d, m) : undefined);
-  if (l.onHeartbeat) w.onHeartbeat = (d, m, v) => active() && l.onHeartbeat?.(d, m, v);
-  if (l.onFrame) w.onFrame = (d, m, j) => active() && l.onFrame?.(d, m, j);
-  if (l.onAvailability) w.onAvailability = (d, o) => active() && l.onAvailability?.(d, o);
-  if (l.onForeignReply) w.onForeignReply = (d, r) => active() && l.onForeignReply?.(d, r);
-  if (l.onDrop) w.onDrop = (r, t, x) => active() && l.onDrop?.(r, t, x);
-  return w;
 }

@@ -57,6 +57,12 @@ for (const dialect of DIALECTS) {
         entry('e2', 200, { method: 'pin', principalId: OWNER.id, slot: 3 }),
       );
       await t.store.entries.record(entry('e3', 300));
+      // A device event's entry, recorded by a second replica under the same id: kept as first
+      // written, and not an error.
+      expect(await t.store.entries.record(entry('e3', 310, { method: 'pin', slot: 9 }))).toBe(
+        false,
+      );
+      expect(await t.store.entries.get('e3')).toEqual(entry('e3', 300));
       expect((await t.store.entries.listForHome(HOME.id, null, 10)).map((e) => e.id)).toEqual([
         'e3',
         'e2',

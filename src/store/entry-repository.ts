@@ -60,14 +60,15 @@ export class EntryRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
   /**
-   * Records an entry. An app entry is recorded once per session: false when its session
-   * already has one (nothing is written then).
+   * Records an entry. An app entry is recorded once per session, and an entry once per id (a
+   * device event's entry has an id of the event's own, the same on every replica): false when
+   * its session or its id already has one (nothing is written then).
    */
   async record(entry: Entry): Promise<boolean> {
     const r = await this.db
       .insertInto('entries')
       .values(toRow(entry))
-      .onConflict((oc) => oc.column('session_id').doNothing())
+      .onConflict((oc) => oc.doNothing())
       .executeTakeFirst();
     return (r.numInsertedOrUpdatedRows ?? 0n) > 0n;
   }
