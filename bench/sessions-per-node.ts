@@ -36,7 +36,7 @@
  * a false alarm, a session that did not open) or after the last step.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   mkdirSync,
@@ -48,19 +48,12 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_DELIVERY_PREFERENCES, type Home } from '../src/core/model.ts';
 import { freePort } from '../src/harness/free-port.ts';
 import { startMosquitto } from '../src/harness/mosquitto.ts';
 import { startServeChild } from '../src/harness/serve-child.ts';
 import { hashPassword } from '../src/server/auth.ts';
 import { loadOrCreateKeys } from '../src/server/keys.ts';
-import {
-  DeliveryRepository,
-  HomeRepository,
-  openStore,
-  type Store,
-  type StoreOptions,
-} from '../src/store/index.ts';
+import { openStore, type Store, type StoreOptions } from '../src/store/index.ts';
 import {
   benchMain,
   errorText,
@@ -76,6 +69,7 @@ import {
 import { benchDatabase, stopBenchPostgres } from './bench-postgres.ts';
 import type { LoadHome, LoadRequest, LoadStats } from './sessions-load.ts';
 import { ratio, summarize, type Summary } from './sample-stats.ts';
+import { seededHomeIds, seedHomes } from './seed-homes.ts';
 
 /** Goals from issue 8. */
 export const SESSIONS_GOALS = {
@@ -323,13 +317,7 @@ function rssBytes(pid: number | undefined): number | null {
 
 /** The homes: ids, derived from the index. */
 function homeOf(i: number): LoadHome & { doorId: string } {
-  const n = String(i).padStart(6, '0');
-  return {
-    homeId: `bench-home-${n}`,
-    doorId: `bench-door-${n}`,
-    lockId: `bench-lock-${n}`,
-    cameraId: `bench-cam-${n}`,
-  };
+  return seededHomeIds('bench', i);
 }
 
 const COURIER = { id: 'bench-courier', username: 'bench-courier' } as const;
@@ -343,97 +331,43 @@ async function seed(
   progress: (l: string) => void,
 ): Promise<string[]> {
   const now = Date.now();
-  await store.principals.createCarrier({ id: CARRIER_ID, name: 'Bench carrier' });
-  await store.principals.create(
-    {
+  return seedHomes(store, {
+    count,
+    prefix: 'bench',
+    carrier: { id: CARRIER_ID, name: 'Bench carrier' },
+    courier: {
       id: COURIER.id,
-      role: 'courier',
+      username: COURIER.username,
       displayName: 'Bench courier',
-      homeId: null,
-      carrierId: CARRIER_ID,
+      passwordHash: await hashPassword(courierPassword),
     },
-    { username: COURIER.username, passwordHash: await hashPassword(courierPassword) },
-  );
-  const deliveries: string[] = [];
-  const BATCH = 500;
-  for (let from = 0; from < count; from += BATCH) {
-    await store.db.transaction().execute(async (trx) => {
-      const homes = new HomeRepository(trx);
-      const dels = new DeliveryRepository(trx);
-      for (let i = from; i < Math.min(count, from + BATCH); i++) {
-        const h = homeOf(i);
-        const home: Home = {
-          id: h.homeId,
-          name: `Bench home ${i}`,
-          address: `Bench street ${i}`,
-          geofence: { lat: DOORSTEP.lat, lon: DOORSTEP.lon, radiusM: 80 },
-          timeZone: 'Europe/Berlin',
-          inHomeDelivery: true,
-          delivery: DEFAULT_DELIVERY_PREFERENCES,
-        };
-        await homes.createHome(home);
-        await homes.createDevice({ id: h.lockId, homeId: h.homeId, kind: 'lock', name: 'Lock' });
-        await homes.createDevice({
-          id: h.cameraId,
-          homeId: h.homeId,
-          kind: 'camera',
-          name: 'Camera',
-        });
-        await homes.createDoor({
-          id: h.doorId,
-          homeId: h.homeId,
-          name: 'Front door',
-          lockDeviceId: h.lockId,
-          doorSensorDeviceId: null,
-          cameraDeviceIds: [h.cameraId],
-        });
-        // The row allowCarrier writes (it opens a transaction of its own, not nestable here).
-        await trx
-          .insertInto('home_carriers')
-          .values({
-            home_id: h.homeId,
-            carrier_id: CARRIER_ID,
-            allowed_at: now,
-            status: 'allowed',
-            decided_by: null,
-          })
-          .execute();
-        const deliveryId = randomUUID();
-        await dels.create({
-          id: deliveryId,
-          carrierId: CARRIER_ID,
-          homeId: h.homeId,
-          doorId: h.doorId,
-          packageRef: `PKG-${i}`,
-          windowStart: now - 3_600_000,
-          windowEnd: now + 9 * 3_600_000,
-          courierId: COURIER.id,
-          status: 'scheduled',
-          createdAt: now,
-        });
-        await dels.createGrant({
-          id: randomUUID(),
-          kind: 'delivery',
-          principalId: COURIER.id,
-          homeId: h.homeId,
-          doorId: h.doorId,
-          deliveryId,
-          validFrom: now - 3_600_000,
-          validUntil: now + 9 * 3_600_000,
-          maxUses: 1,
-          uses: 0,
-          // Longer than any run: no session reaches its own deadline while it is measured.
-          maxOpenMs: 3_600_000,
-          requiresRecording: true,
-          requiresPresence: true,
-          revokedAt: null,
-        });
-        deliveries.push(deliveryId);
-      }
-    });
-    if ((from / BATCH) % 10 === 9) progress(`sessions: seeded ${from + BATCH} of ${count} homes`);
-  }
-  return deliveries;
+    home: (i) => ({
+      name: `Bench home ${i}`,
+      address: `Bench street ${i}`,
+      geofence: { lat: DOORSTEP.lat, lon: DOORSTEP.lon, radiusM: 80 },
+    }),
+    delivery: {
+      windowStart: now - 3_600_000,
+      windowEnd: now + 9 * 3_600_000,
+      createdAt: now,
+      // Longer than any run: no session reaches its own deadline while it is measured.
+      maxOpenMs: 3_600_000,
+    },
+    perHome: async (trx, _i, h) => {
+      // The row allowCarrier writes (it opens a transaction of its own, not nestable here).
+      await trx
+        .insertInto('home_carriers')
+        .values({
+          home_id: h.homeId,
+          carrier_id: CARRIER_ID,
+          allowed_at: now,
+          status: 'allowed',
+          decided_by: null,
+        })
+        .execute();
+    },
+    progress: (seeded) => progress(`sessions: seeded ${seeded} of ${count} homes`),
+  });
 }
 
 /** What /metrics says about heartbeats: the count and the lag histogram's buckets. */

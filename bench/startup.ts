@@ -17,27 +17,26 @@
  * Nothing listens beyond 127.0.0.1; the server is stopped
  * (SIGTERM, then SIGKILL after 30 s) and its data removed after each run.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_DELIVERY_PREFERENCES } from '../src/core/model.ts';
+import type { Kysely } from 'kysely';
 import { freePort } from '../src/harness/free-port.ts';
 import { startServeChild } from '../src/harness/serve-child.ts';
 import { median } from './sample-stats.ts';
+import { seedHomes, type SeededHomeIds } from './seed-homes.ts';
 import {
-  DeliveryRepository,
   GuestGrantRepository,
-  HomeRepository,
   openStore,
   PinSlotRepository,
   PrincipalRepository,
+  type Database,
 } from '../src/store/index.ts';
 
 const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '../..');
-const BATCH = 500;
 const CARRIER_ID = 'startup-carrier';
 const COURIER_ID = 'startup-courier';
 /** How long a start may take before the run is given up, ms. */
@@ -57,17 +56,10 @@ export interface StartupRun {
   readonly load: number;
 }
 
-/** Ids of home `i`'s rows. */
-function idsOf(i: number): Record<'home' | 'lock' | 'camera' | 'door' | 'owner' | 'guest', string> {
+/** The ids of home `i`'s owner and guest (its other rows' ids are {@link seedHomes}'). */
+function peopleOf(i: number): Record<'owner' | 'guest', string> {
   const n = String(i).padStart(6, '0');
-  return {
-    home: `startup-home-${n}`,
-    lock: `startup-lock-${n}`,
-    camera: `startup-cam-${n}`,
-    door: `startup-door-${n}`,
-    owner: `startup-owner-${n}`,
-    guest: `startup-guest-${n}`,
-  };
+  return { owner: `startup-owner-${n}`, guest: `startup-guest-${n}` };
 }
 
 /** Seeds `count` homes (see the module comment) into a new SQLite file at `path`. */
@@ -75,134 +67,88 @@ export async function seedStartupStore(path: string, count: number): Promise<voi
   const store = await openStore({ dialect: 'sqlite', path });
   try {
     const now = Date.now();
-    await store.principals.createCarrier({ id: CARRIER_ID, name: 'Start-up carrier' });
-    await store.principals.create(
-      {
-        id: COURIER_ID,
-        role: 'courier',
-        displayName: 'Courier',
-        homeId: null,
-        carrierId: CARRIER_ID,
-      },
-      // Nobody signs in during this bench: the hash only has to be a string.
-      { username: COURIER_ID, passwordHash: 'not-a-password-hash' },
-    );
-    for (let from = 0; from < count; from += BATCH) {
-      await store.db.transaction().execute(async (trx) => {
-        const homes = new HomeRepository(trx);
-        const people = new PrincipalRepository(trx);
-        const guests = new GuestGrantRepository(trx);
-        const deliveries = new DeliveryRepository(trx);
-        const slots = new PinSlotRepository(trx);
-        for (let i = from; i < Math.min(count, from + BATCH); i++) {
-          const id = idsOf(i);
-          await homes.createHome({
-            id: id.home,
-            name: `Home ${i}`,
-            address: `Street ${i}`,
-            geofence: { lat: 52.52, lon: 13.405, radiusM: 80 },
-            timeZone: 'Europe/Berlin',
-            inHomeDelivery: true,
-            delivery: DEFAULT_DELIVERY_PREFERENCES,
-          });
-          await homes.createDevice({ id: id.lock, homeId: id.home, kind: 'lock', name: 'Lock' });
-          await homes.createDevice({
-            id: id.camera,
-            homeId: id.home,
-            kind: 'camera',
-            name: 'Camera',
-          });
-          await homes.createDoor({
-            id: id.door,
-            homeId: id.home,
-            name: 'Front door',
-            lockDeviceId: id.lock,
-            doorSensorDeviceId: null,
-            cameraDeviceIds: [id.camera],
-          });
-          for (const [pid, role] of [
-            [id.owner, 'owner'],
-            [id.guest, 'guest'],
-          ] as const) {
-            await people.create(
-              { id: pid, role, displayName: pid, homeId: id.home, carrierId: null },
-              { username: pid, passwordHash: 'not-a-password-hash' },
-            );
-          }
-          await guests.create({
-            id: `startup-grant-${i}`,
-            homeId: id.home,
-            doorId: id.door,
-            principalId: id.guest,
-            grantedBy: id.owner,
-            schedule: {
-              kind: 'weekly',
-              slots: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '09:00', end: '17:00' }],
-            },
-            limits: { maxUses: null, maxMinutesPerEntry: null, requiresRecording: true },
-            uses: 0,
-            createdAt: now,
-            revokedAt: null,
-            revokedBy: null,
-            revokeReason: null,
-          });
-          for (const [slot, pid] of [
-            [1, id.owner],
-            [2, id.guest],
-          ] as const) {
-            // A digest as locks report them (43 base64url characters), else no list is valid.
-            const digest = createHash('sha256').update(`${i}-${slot}`).digest('base64url');
-            await slots.save({
-              lockDeviceId: id.lock,
-              slot,
-              principalId: pid,
-              name: null,
-              codeDigest: digest,
-              desired: 'set',
-              sync: 'confirmed',
-              attempts: 1,
-              nextAttemptAt: null,
-              lastError: null,
-              lockDigest: digest,
-              checkedAt: now,
-              updatedAt: now,
-              window: null,
-              lockWindow: null,
-              windowOnly: false,
-            });
-          }
-          const deliveryId = randomUUID();
-          await deliveries.create({
-            id: deliveryId,
-            carrierId: CARRIER_ID,
-            homeId: id.home,
-            doorId: id.door,
-            packageRef: `PKG-${i}`,
-            windowStart: now,
-            windowEnd: now + 4 * 3_600_000,
-            courierId: COURIER_ID,
-            status: 'scheduled',
-            createdAt: now,
-          });
-          await deliveries.createGrant({
-            id: randomUUID(),
-            kind: 'delivery',
-            principalId: COURIER_ID,
-            homeId: id.home,
-            doorId: id.door,
-            deliveryId,
-            validFrom: now,
-            validUntil: now + 4 * 3_600_000,
-            maxUses: 1,
-            uses: 0,
-            maxOpenMs: 600_000,
-            requiresRecording: true,
-            requiresPresence: true,
-            revokedAt: null,
-          });
-        }
+    /** Home `i`'s owner, guest, the guest's grant and both keypad codes. */
+    const perHome = async (trx: Kysely<Database>, i: number, ids: SeededHomeIds) => {
+      const people = new PrincipalRepository(trx);
+      const guests = new GuestGrantRepository(trx);
+      const slots = new PinSlotRepository(trx);
+      const id = peopleOf(i);
+      for (const [pid, role] of [
+        [id.owner, 'owner'],
+        [id.guest, 'guest'],
+      ] as const) {
+        await people.create(
+          { id: pid, role, displayName: pid, homeId: ids.homeId, carrierId: null },
+          { username: pid, passwordHash: 'not-a-password-hash' },
+        );
+      }
+      await guests.create({
+        id: `startup-grant-${i}`,
+        homeId: ids.homeId,
+        doorId: ids.doorId,
+        principalId: id.guest,
+        grantedBy: id.owner,
+        schedule: {
+          kind: 'weekly',
+          slots: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '09:00', end: '17:00' }],
+        },
+        limits: { maxUses: null, maxMinutesPerEntry: null, requiresRecording: true },
+        uses: 0,
+        createdAt: now,
+        revokedAt: null,
+        revokedBy: null,
+        revokeReason: null,
       });
-    }
+      for (const [slot, pid] of [
+        [1, id.owner],
+        [2, id.guest],
+      ] as const) {
+        // A digest as locks report them (43 base64url characters), else no list is valid.
+        const digest = createHash('sha256').update(`${i}-${slot}`).digest('base64url');
+        await slots.save({
+          lockDeviceId: ids.lockId,
+          slot,
+          principalId: pid,
+          name: null,
+          codeDigest: digest,
+          desired: 'set',
+          sync: 'confirmed',
+          attempts: 1,
+          nextAttemptAt: null,
+          lastError: null,
+          lockDigest: digest,
+          checkedAt: now,
+          updatedAt: now,
+          window: null,
+          lockWindow: null,
+          windowOnly: false,
+        });
+      }
+    };
+    await seedHomes(store, {
+      count,
+      prefix: 'startup',
+      carrier: { id: CARRIER_ID, name: 'Start-up carrier' },
+      // Nobody signs in during this bench: the hash only has to be a string.
+      courier: {
+        id: COURIER_ID,
+        username: COURIER_ID,
+        displayName: 'Courier',
+        passwordHash: 'not-a-password-hash',
+      },
+      home: (i) => ({
+        name: `Home ${i}`,
+        address: `Street ${i}`,
+        geofence: { lat: 52.52, lon: 13.405, radiusM: 80 },
+      }),
+      delivery: {
+        windowStart: now,
+        windowEnd: now + 4 * 3_600_000,
+        createdAt: now,
+        maxOpenMs: 600_000,
+      },
+      perHome,
+    });
   } finally {
     await store.close();
   }

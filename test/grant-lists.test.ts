@@ -62,6 +62,7 @@ import { offlineHorizonFromHours } from '../src/server/grant-lists.ts';
 import { DEMO_DOORSTEP, seedDemo, type DemoCredentials } from '../src/server/seed.ts';
 import { startSystem, type RunningSystem } from '../src/server/system.ts';
 import type { PinSlot } from '../src/store/index.ts';
+import { deliveryGrant } from '../src/store/test-store.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -374,23 +375,10 @@ describe('the offline grant list of each lock, signed, versioned and kept curren
       ): Promise<void> => {
         const d: Delivery = { ...inHome, id, packageRef: id, ...patch };
         await store.deliveries.create(d);
-        await store.deliveries.createGrant({
-          id: `grant-${id}`,
-          kind: 'delivery',
-          principalId: creds.courier.id,
-          homeId,
-          doorId: d.doorId,
-          deliveryId: d.id,
-          validFrom: d.windowStart,
-          validUntil: d.windowEnd,
-          maxUses: 1,
-          uses: 0,
-          maxOpenMs: 5 * MIN,
-          requiresRecording: true,
-          requiresPresence: true,
-          revokedAt: null,
-          ...grantPatch,
-        });
+        // For the demo's courier, as every delivery here copies the demo's.
+        await store.deliveries.createGrant(
+          deliveryGrant({ id: `grant-${id}`, maxOpenMs: 5 * MIN, ...grantPatch }, d),
+        );
       };
       await delivery('delivery-doorstep', { placement: 'doorstep' });
       await delivery('delivery-cancelled', { status: 'cancelled' }, { revokedAt: T0 - MIN });
@@ -866,22 +854,9 @@ describe('a hub that refuses the unlock ends the session at once', () => {
       createdAt: now,
     };
     await sys.store.deliveries.create(delivery);
-    await sys.store.deliveries.createGrant({
-      id: randomUUID(),
-      kind: 'delivery',
-      principalId: creds.courier.id,
-      homeId: creds.homeId,
-      doorId: creds.doorId,
-      deliveryId: delivery.id,
-      validFrom: delivery.windowStart,
-      validUntil: delivery.windowEnd,
-      maxUses: 1,
-      uses: 0,
-      maxOpenMs: 5 * MIN,
-      requiresRecording: true,
-      requiresPresence: true,
-      revokedAt: null,
-    });
+    await sys.store.deliveries.createGrant(
+      deliveryGrant({ id: randomUUID(), maxOpenMs: 5 * MIN }, delivery),
+    );
     const grant = await sys.store.deliveries.getGrantForDelivery(delivery.id);
     await sleep(300);
     const listed = (): string[] =>

@@ -15,10 +15,15 @@ import { createHash, createPrivateKey } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../core/clock.ts';
 import type { GrantSchedule } from '../core/grant-schedule.ts';
-import { DEFAULT_DELIVERY_PREFERENCES, type DeliveryStatus, type Role } from '../core/model.ts';
+import {
+  DEFAULT_DELIVERY_PREFERENCES,
+  type Delivery,
+  type DeliveryStatus,
+  type Role,
+} from '../core/model.ts';
 import { DIALECTS } from '../store/dialect.ts';
 import type { Store } from '../store/index.ts';
-import { openTestStore, type TestStore } from '../store/test-store.ts';
+import { deliveryGrant, openTestStore, type TestStore } from '../store/test-store.ts';
 import { GrantLists } from './grant-lists.ts';
 import { ed25519Signer } from './keys.ts';
 
@@ -173,7 +178,7 @@ async function seedHomes(store: Store): Promise<void> {
     for (const [k, [status, placement]] of statuses.entries()) {
       const id = `${h}-d${k}`;
       const door = twoDoors && k === 1 ? 'back' : 'front';
-      await store.deliveries.create({
+      const delivery: Delivery = {
         id,
         carrierId: 'carrier',
         homeId: h,
@@ -185,27 +190,15 @@ async function seedHomes(store: Store): Promise<void> {
         status,
         createdAt: T0 - HOUR,
         placement,
-      });
-      const deliveryGrant = (gid: string, from: number, revokedAt: number | null) =>
-        store.deliveries.createGrant({
-          id: gid,
-          kind: 'delivery',
-          principalId: 'courier',
-          homeId: h,
-          doorId: `${h}-${door}`,
-          deliveryId: id,
-          validFrom: from,
-          validUntil: T0 + (k + 2) * HOUR,
-          maxUses: 1,
-          uses: 0,
-          maxOpenMs: 600_000,
-          requiresRecording: true,
-          requiresPresence: true,
-          revokedAt,
-        });
+      };
+      await store.deliveries.create(delivery);
+      const grant = (gid: string, validFrom: number, revokedAt: number | null) =>
+        store.deliveries.createGrant(
+          deliveryGrant({ id: gid, validFrom, maxOpenMs: 600_000, revokedAt }, delivery),
+        );
       // The first delivery was reassigned: its first grant revoked, a new one made.
-      if (k === 0) await deliveryGrant(`${id}-grant-old`, T0 - HOUR, T0 - HOUR / 2);
-      await deliveryGrant(`${id}-grant`, T0 + k * HOUR, null);
+      if (k === 0) await grant(`${id}-grant-old`, T0 - HOUR, T0 - HOUR / 2);
+      await grant(`${id}-grant`, T0 + k * HOUR, null);
     }
     // A delivery with no grant at all is not listed.
     await store.deliveries.create({

@@ -28,6 +28,7 @@ import {
   HOME,
   LOCK,
   SENSOR,
+  deliveryGrant,
   seedDelivery,
 } from '../store/test-store.ts';
 import { AuditLog } from './audit-log.ts';
@@ -115,22 +116,7 @@ class Home {
     const clock = new StallingClock(DELIVERY.windowStart + 60_000);
     await seedDelivery(store);
     await store.homes.allowCarrier(HOME.id, CARRIER.id, clock.now());
-    await store.deliveries.createGrant({
-      id: 'grant-1',
-      kind: 'delivery',
-      principalId: COURIER.id,
-      homeId: HOME.id,
-      doorId: DOOR.id,
-      deliveryId: DELIVERY.id,
-      validFrom: DELIVERY.windowStart,
-      validUntil: DELIVERY.windowEnd,
-      maxUses: 1,
-      uses: 0,
-      maxOpenMs: 10 * 60_000,
-      requiresRecording: true,
-      requiresPresence: true,
-      revokedAt: null,
-    });
+    await store.deliveries.createGrant(deliveryGrant({ maxOpenMs: 10 * 60_000 }));
     const keys = loadOrCreateKeys(dir);
     const gateway = new DeviceGateway({ masterKey: keys.masterKey, clock });
     for (const d of [LOCK, SENSOR, CAMERA]) gateway.register(d);

@@ -13,11 +13,11 @@ import { IdempotencyRepository } from './idempotency-repository.ts';
 import { openStore, type Store } from './store.ts';
 import {
   CARRIER,
-  COURIER,
   DELIVERY,
   HOME,
   LOCK,
   OWNER,
+  deliveryGrant,
   openTestStore,
   seedDelivery,
   type TestStore,
@@ -111,22 +111,7 @@ describe('concurrent writers on one database (postgres)', () => {
   });
 
   it('counts each use of a grant once, never past its limit', async () => {
-    await t.store.deliveries.createGrant({
-      id: 'grant-1',
-      kind: 'delivery',
-      principalId: COURIER.id,
-      homeId: HOME.id,
-      doorId: DELIVERY.doorId,
-      deliveryId: DELIVERY.id,
-      validFrom: DELIVERY.windowStart,
-      validUntil: DELIVERY.windowEnd,
-      maxUses: 3,
-      uses: 0,
-      maxOpenMs: 60_000,
-      requiresRecording: true,
-      requiresPresence: true,
-      revokedAt: null,
-    });
+    await t.store.deliveries.createGrant(deliveryGrant({ maxUses: 3 }));
     const uses = await race(10, (store) => store.deliveries.incrementGrantUses('grant-1'));
     expect(uses.filter(Boolean)).toHaveLength(3);
     expect((await t.store.deliveries.getGrant('grant-1'))?.uses).toBe(3);

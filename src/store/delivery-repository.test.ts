@@ -6,8 +6,8 @@ import {
   CARRIER,
   COURIER,
   DELIVERY,
-  DOOR,
   HOME,
+  deliveryGrant,
   openTestStore,
   seedDelivery,
   seedMoreHomes,
@@ -17,22 +17,7 @@ import {
 /** {@link DELIVERY} as the store reads it back: in-home, last changed when created. */
 const STORED: Delivery = { ...DELIVERY, placement: 'in-home', updatedAt: DELIVERY.createdAt };
 
-const GRANT: Grant = {
-  id: 'grant-1',
-  kind: 'delivery',
-  principalId: COURIER.id,
-  homeId: HOME.id,
-  doorId: DOOR.id,
-  deliveryId: DELIVERY.id,
-  validFrom: DELIVERY.windowStart,
-  validUntil: DELIVERY.windowEnd,
-  maxUses: 1,
-  uses: 0,
-  maxOpenMs: 120_000,
-  requiresRecording: true,
-  requiresPresence: false,
-  revokedAt: null,
-};
+const GRANT: Grant = deliveryGrant({ maxOpenMs: 120_000, requiresPresence: false });
 
 for (const dialect of DIALECTS) {
   describe(`DeliveryRepository (${dialect})`, () => {

@@ -11,6 +11,7 @@ import {
   LOCK,
   OWNER,
   SENSOR,
+  deliveryGrant,
   openTestStore,
   seedHome,
   seedMoreHomes,
@@ -229,22 +230,8 @@ for (const dialect of DIALECTS) {
       const { homes, deliveries } = t.store;
       await deliveries.create({ ...DELIVERY, courierId: null });
       expect(await homes.hasCourierServed(HOME.id, COURIER.id)).toBe(false);
-      await deliveries.createGrant({
-        id: 'grant-1',
-        kind: 'delivery',
-        principalId: COURIER.id,
-        homeId: HOME.id,
-        doorId: DOOR.id,
-        deliveryId: DELIVERY.id,
-        validFrom: DELIVERY.windowStart,
-        validUntil: DELIVERY.windowEnd,
-        maxUses: 1,
-        uses: 0,
-        maxOpenMs: 60_000,
-        requiresRecording: true,
-        requiresPresence: true,
-        revokedAt: 1,
-      });
+      // The grant the courier held before the delivery lost its courier.
+      await deliveries.createGrant(deliveryGrant({ revokedAt: 1 }));
       expect(await homes.hasCourierServed(HOME.id, COURIER.id)).toBe(true);
     });
 

@@ -14,6 +14,7 @@ import {
   type Delivery,
   type Device,
   type Door,
+  type Grant,
   type Home,
   type Principal,
 } from '../core/model.ts';
@@ -134,6 +135,40 @@ export const DELIVERY: Delivery = {
   createdAt: 1_699_990_000_000,
 };
 
+/**
+ * Fixture: the delivery grant of `delivery` (by default {@link DELIVERY}): id `grant-1`, for
+ * its courier at its door, valid over its window, one use, the door open for a minute at most,
+ * recording and presence required, not revoked. `patch` changes any of it (a delivery with no
+ * courier needs a `principalId`).
+ */
+export function deliveryGrant(
+  patch: Partial<Grant> = {},
+  delivery: Pick<
+    Delivery,
+    'id' | 'homeId' | 'doorId' | 'windowStart' | 'windowEnd' | 'courierId'
+  > = DELIVERY,
+): Grant {
+  const principalId = patch.principalId ?? delivery.courierId;
+  if (principalId === null) throw new Error(`delivery ${delivery.id} has no courier to grant`);
+  return {
+    id: 'grant-1',
+    kind: 'delivery',
+    homeId: delivery.homeId,
+    doorId: delivery.doorId,
+    deliveryId: delivery.id,
+    validFrom: delivery.windowStart,
+    validUntil: delivery.windowEnd,
+    maxUses: 1,
+    uses: 0,
+    maxOpenMs: 60_000,
+    requiresRecording: true,
+    requiresPresence: true,
+    revokedAt: null,
+    ...patch,
+    principalId,
+  };
+}
+
 /** Stores {@link HOME} with its devices and door, {@link CARRIER}, {@link OWNER} and {@link COURIER}. */
 export async function seedHome(store: Store): Promise<void> {
   await store.homes.createHome(HOME);
@@ -211,31 +246,17 @@ export async function seedMoreHomes(store: Store, count: number): Promise<string
       [2, 100],
     ] as const) {
       const deliveryId = `${h}-del${k}`;
-      await store.deliveries.create({
+      const delivery: Delivery = {
         ...DELIVERY,
         id: deliveryId,
         homeId: h,
         doorId: `${h}-door-x`,
         windowStart: start,
         windowEnd: start + 100,
-      });
+      };
+      await store.deliveries.create(delivery);
       const grant = (id: string, validFrom: number, revokedAt: number | null) =>
-        store.deliveries.createGrant({
-          id,
-          kind: 'delivery',
-          principalId: COURIER.id,
-          homeId: h,
-          doorId: `${h}-door-x`,
-          deliveryId,
-          validFrom,
-          validUntil: start + 100,
-          maxUses: 1,
-          uses: 0,
-          maxOpenMs: 60_000,
-          requiresRecording: true,
-          requiresPresence: true,
-          revokedAt,
-        });
+        store.deliveries.createGrant(deliveryGrant({ id, validFrom, revokedAt }, delivery));
       if (k === 1) {
         await grant(`${deliveryId}-old`, start - 50, 5);
         await grant(`${deliveryId}-older`, start - 60, 4);
