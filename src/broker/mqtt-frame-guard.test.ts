@@ -1,5 +1,12 @@
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { MqttFrameScanner } from './mqtt-frame-guard.ts';
+import { GuardedConnection, MqttFrameScanner } from './mqtt-frame-guard.ts';
+
+/** The packet writer aedes writes with: its own copy of mqtt-packet. */
+const mqttPacket = createRequire(import.meta.resolve('aedes'))('mqtt-packet') as {
+  writeToStream(packet: object, stream: NodeJS.WritableStream): boolean;
+};
 
 const LIMITS = { maxPacketBytes: 1000, maxFirstPacketBytes: 100 };
 
@@ -60,5 +67,43 @@ describe('MqttFrameScanner', () => {
     expect(scanner.feed(Uint8Array.from([0x10, 0xff, 0xff, 0xff, 0xff]))).toEqual({
       reason: 'malformed-length',
     });
+  });
+});
+
+describe('GuardedConnection', () => {
+  it('writes a packet that was written in pieces while corked to its socket at once, bytes in order', async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const accepted = new Promise<Socket>((r) => server.once('connection', r));
+    const peer = connect(port, '127.0.0.1');
+    const received: Buffer[] = [];
+    peer.on('data', (b: Buffer) => received.push(b));
+    const socket = await accepted;
+    const writes: number[] = [];
+    const write = socket.write.bind(socket) as (...a: unknown[]) => boolean;
+    socket.write = (...a: unknown[]) => {
+      writes.push((a[0] as Buffer).length);
+      return write(...a);
+    };
+    const conn = new GuardedConnection(socket, LIMITS, () => undefined);
+    try {
+      // As aedes's packet writer sends a PUBACK of packet id 0x1234: three pieces, corked.
+      mqttPacket.writeToStream({ cmd: 'puback', messageId: 0x1234 }, conn);
+      await new Promise((r) => setImmediate(r));
+      expect(writes).toEqual([4]);
+      // And one piece on its own goes as it is.
+      conn.write(Buffer.from([0xd0, 0x00]));
+      const want = Buffer.from([0x40, 0x02, 0x12, 0x34, 0xd0, 0x00]);
+      const deadline = Date.now() + 5_000;
+      while (Buffer.concat(received).length < want.length && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 5));
+      expect(Buffer.concat(received)).toEqual(want);
+      expect(writes).toEqual([4, 2]);
+    } finally {
+      conn.destroy();
+      peer.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
