@@ -24,7 +24,7 @@ import {
   testPostgresUrl,
   withAdminClient,
 } from '../store/test-postgres.ts';
-import { DATABASE_URL_ENV } from './serve-command.ts';
+import { DATABASE_URL_ENV } from './store-options.ts';
 import {
   addCarrier,
   CarrierAddError,

@@ -11,7 +11,7 @@ import { startHubHome } from '../harness/scenarios/hub-home.ts';
 import { systemClock } from '../protocol/system-clock.ts';
 import { seedDemo, DEMO_DOORSTEP } from '../server/seed.ts';
 import { startSystem } from '../server/system.ts';
-import { closeOnSignal, startOrExit } from './serve-command.ts';
+import { closeOnSignal, startOrExit } from './command-process.ts';
 
 export interface DemoOptions {
   readonly data: string;

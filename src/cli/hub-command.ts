@@ -8,7 +8,7 @@ import pino from 'pino';
 import { HubConfigError, loadHubConfig, type HubConfig } from '../hub/config.ts';
 import { Hub } from '../hub/hub.ts';
 import { systemClock } from '../protocol/system-clock.ts';
-import { closeOnSignal } from './serve-command.ts';
+import { closeOnSignal } from './command-process.ts';
 
 /** Options of `threshold hub`. */
 export interface HubCommandOptions {

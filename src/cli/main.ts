@@ -5,25 +5,24 @@
  * does not verify); 2 bad usage; 3 could not start (port taken, unreadable data directory).
  */
 import type { HubCommandOptions } from './hub-command.ts';
+import type * as ServeCommandModule from './serve-command.ts';
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import {
-  DATABASE_URL_HELP,
   METRICS_TOKEN_FILE_HELP,
   MQTT_HELP,
+  OFFLINE_GRANTS_HOURS_HELP,
   REPLICA_HELP,
   parseLeaseMs,
-  parseReplicaId,
-  OFFLINE_GRANTS_HOURS_HELP,
-  parseDatabaseUrl,
   parseMqttUrl,
-  parseOfflineGrantsHours,
-  serveCommand,
-} from './serve-command.ts';
+} from './serve-options.ts';
+import { DATABASE_URL_HELP, parseDatabaseUrl } from './store-options.ts';
 
 /**
- * A command whose module is loaded on use: `threshold serve` (restarted after a crash, or by a
- * supervisor) then does not load the scenario harness, the simulators or the demo's hub.
+ * A command whose module is loaded on use: each command loads only what it needs, so a short
+ * one (`threshold audit verify`, `threshold --help`) does not load the server, the scenario
+ * harness, the simulators or the hub's drivers, and `threshold serve` (restarted after a crash,
+ * or by a supervisor) does not load the harness, the simulators or the demo's hub.
  */
 function lazy<A extends unknown[]>(
   load: () => Promise<(...args: A) => unknown>,
@@ -31,6 +30,24 @@ function lazy<A extends unknown[]>(
   return async (...args) => {
     const command = await load();
     await command(...args);
+  };
+}
+
+const loadServe = (): Promise<typeof ServeCommandModule> => import('./serve-command.ts');
+/** serve-command.ts once loaded: by the `preSubcommand` hook, before serve's options are parsed. */
+let serveModule: typeof ServeCommandModule | undefined;
+
+/**
+ * An option parser of `threshold serve` that checks values against the server's own rules, in
+ * serve-command.ts. Commander's parsers are synchronous, so that module is loaded before the
+ * command's options are parsed (the hook below) rather than when a parser is called.
+ */
+function serveParser(
+  name: 'parseOfflineGrantsHours' | 'parseReplicaId',
+): (value: string) => string | number {
+  return (value) => {
+    if (serveModule === undefined) throw new Error('serve-command.ts is not loaded');
+    return serveModule[name](value);
   };
 }
 
@@ -73,6 +90,9 @@ const program = new Command('threshold')
   .showHelpAfterError()
   .exitOverride((err) => {
     process.exit(err.exitCode === 0 ? 0 : 2);
+  })
+  .hook('preSubcommand', async (_program, command) => {
+    if (command.name() === 'serve') serveModule = await loadServe();
   });
 
 program
@@ -98,16 +118,21 @@ program
     'the address people open, e.g. https://door.example.com (passkeys are bound to its host name; https also makes cookies Secure)',
     publicUrl,
   )
-  .option('--offline-grants-hours <n>', OFFLINE_GRANTS_HOURS_HELP, parseOfflineGrantsHours, 24)
+  .option(
+    '--offline-grants-hours <n>',
+    OFFLINE_GRANTS_HOURS_HELP,
+    serveParser('parseOfflineGrantsHours'),
+    24,
+  )
   .option('--metrics-token-file <path>', METRICS_TOKEN_FILE_HELP)
   .option('--database-url <url>', DATABASE_URL_HELP, parseDatabaseUrl)
   .option('--mqtt-url <url>', MQTT_HELP.url, parseMqttUrl)
   .option('--mqtt-admin-username <name>', MQTT_HELP.adminUsername)
   .option('--mqtt-admin-password-file <path>', MQTT_HELP.adminPasswordFile)
   .option('--mqtt-client-id <id>', MQTT_HELP.clientId)
-  .option('--replica-id <id>', REPLICA_HELP.id, parseReplicaId)
+  .option('--replica-id <id>', REPLICA_HELP.id, serveParser('parseReplicaId'))
   .option('--replica-lease-ms <ms>', REPLICA_HELP.leaseMs, parseLeaseMs)
-  .action(serveCommand);
+  .action(lazy(async () => (await loadServe()).serveCommand));
 
 program
   .command('demo')

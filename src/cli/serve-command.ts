@@ -1,4 +1,9 @@
-/** `threshold serve`: the control plane, until SIGINT or SIGTERM. */
+/**
+ * `threshold serve`: the control plane, until SIGINT or SIGTERM. Loaded only by that command
+ * (src/cli/main.ts loads it before parsing serve's options, as two of them are checked here
+ * against the server's own rules); what the other commands share with it is in
+ * serve-options.ts, store-options.ts and command-process.ts, and re-exported here.
+ */
 import { InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { readFileSync, statSync } from 'node:fs';
@@ -6,9 +11,21 @@ import { offlineHorizonFromHours } from '../server/grant-lists.ts';
 import { readMetricsToken } from '../server/metrics.ts';
 import { startSystem } from '../server/system.ts';
 import { REPLICA_ID_PATTERN } from '../server/replicas.ts';
+import { closeOnSignal, startOrExit } from './command-process.ts';
+import { METRICS_TOKEN_ENV } from './serve-options.ts';
 import { databaseUrlFrom } from './store-options.ts';
 
 export { DATABASE_URL_ENV, DATABASE_URL_HELP, parseDatabaseUrl } from './store-options.ts';
+export {
+  METRICS_TOKEN_ENV,
+  METRICS_TOKEN_FILE_HELP,
+  MQTT_HELP,
+  OFFLINE_GRANTS_HOURS_HELP,
+  REPLICA_HELP,
+  parseLeaseMs,
+  parseMqttUrl,
+} from './serve-options.ts';
+export { closeOnSignal, startOrExit } from './command-process.ts';
 
 export interface ServeOptions {
   readonly data: string;
@@ -40,57 +57,12 @@ export interface ServeOptions {
   readonly replicaLeaseMs?: number;
 }
 
-/** The `--help` texts of the replica options. */
-export const REPLICA_HELP = {
-  id: "run as one of several replicas sharing --database-url and --mqtt-url: this replica's id, stable across its restarts, one per replica (letters, digits, . _ -); see docs/operations.md",
-  leaseMs:
-    "with --replica-id: how long this replica's lease lasts without renewal, ms; a dead replica's sessions are taken over within about this plus a second (default 3000)",
-} as const;
-
-/** Parses `--replica-id`. */
+/** Parses `--replica-id`: what {@link REPLICA_ID_PATTERN} allows. */
 export function parseReplicaId(value: string): string {
   if (!REPLICA_ID_PATTERN.test(value))
     throw new InvalidArgumentError(
       '1 to 63 letters, digits, dots, dashes or underscores, starting with a letter or digit',
     );
-  return value;
-}
-
-/** Parses `--replica-lease-ms`: 2,000 to 60,000. */
-export function parseLeaseMs(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 2_000 || n > 60_000)
-    throw new InvalidArgumentError('a whole number of ms from 2000 to 60000');
-  return n;
-}
-
-/** The `--help` texts of the external broker's options. */
-export const MQTT_HELP = {
-  url: 'use this MQTT broker (mqtt://host:1883 or mqtts://host:8883) instead of the embedded one; see docs/operations.md',
-  adminUsername:
-    "with --mqtt-url: the admin account of mosquitto's dynamic security plugin; Threshold then writes the server's and every device's account and ACL there",
-  adminPasswordFile: 'file holding that admin account’s password',
-  clientId:
-    "with --mqtt-url: this server's MQTT client id, which names the broker session that keeps device messages while it is away; stable across restarts, one per replica (default threshold-server…-<host>-<port>)",
-} as const;
-
-/** Parses `--mqtt-url`: an `mqtt:` or `mqtts:` URL with a host. */
-export function parseMqttUrl(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new InvalidArgumentError('a URL such as mqtt://broker.example.com:1883');
-  }
-  if (url.protocol !== 'mqtt:' && url.protocol !== 'mqtts:') {
-    throw new InvalidArgumentError(`an mqtt:// or mqtts:// URL, not ${url.protocol}`);
-  }
-  if (url.hostname === '') throw new InvalidArgumentError('a URL with a host name');
-  if (url.username !== '' || url.password !== '') {
-    throw new InvalidArgumentError(
-      'a URL without credentials: the server derives its own, see docs/operations.md',
-    );
-  }
   return value;
 }
 
@@ -118,16 +90,6 @@ function mqttAdminOf(opts: ServeOptions): { username: string; password: string }
   return { username, password };
 }
 
-/** The environment variable naming the metrics token file when the flag is not given. */
-export const METRICS_TOKEN_ENV = 'THRESHOLD_METRICS_TOKEN_FILE';
-
-/** The `--help` text of `--metrics-token-file`. */
-export const METRICS_TOKEN_FILE_HELP = `file holding the bearer token GET /metrics answers to (32+ characters, e.g. openssl rand -hex 32; also ${METRICS_TOKEN_ENV}); without it /metrics answers 401 to everyone`;
-
-/** The `--help` text of `--offline-grants-hours`. */
-export const OFFLINE_GRANTS_HOURS_HELP =
-  'hours the offline grant lists sent to home hubs reach, 1 to 168: a hub that cannot reach the server lets nobody in on a list older than this, so a revocation takes effect offline at most this long after its last list';
-
 /**
  * Parses `--offline-grants-hours <n>`: a number of hours from 1 to 168 (7 days). Bad values are
  * a usage error (exit 2) that says what is allowed.
@@ -142,32 +104,6 @@ export function parseOfflineGrantsHours(value: string): number {
   return hours;
 }
 
-/** Closes the system on SIGINT/SIGTERM, once. */
-export function closeOnSignal(close: () => Promise<void>): void {
-  let closing = false;
-  const stop = (): void => {
-    if (closing) return;
-    closing = true;
-    void close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-}
-
-export async function startOrExit<T>(start: () => Promise<T>): Promise<T> {
-  try {
-    return await start();
-  } catch (err) {
-    console.error(
-      `threshold: could not start: ${err instanceof Error ? err.message : String(err)}`,
-    );
-    process.exit(3);
-  }
-}
-
 /** A database URL fit for a log: its password replaced. */
 function withoutPassword(databaseUrl: string): string {
   const url = new URL(databaseUrl);
@@ -175,6 +111,7 @@ function withoutPassword(databaseUrl: string): string {
   return url.toString();
 }
 
+/** Runs `threshold serve` until SIGINT or SIGTERM; exits 2 on bad usage, 3 if it cannot start. */
 export async function serveCommand(opts: ServeOptions): Promise<void> {
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
   const metricsTokenFile = opts.metricsTokenFile ?? process.env[METRICS_TOKEN_ENV];

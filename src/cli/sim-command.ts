@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { simHomeFor } from '../harness/demo-sim-home.ts';
 import { systemClock } from '../protocol/system-clock.ts';
 import type { DemoCredentials } from '../server/seed.ts';
-import { closeOnSignal } from './serve-command.ts';
+import { closeOnSignal } from './command-process.ts';
 
 export interface SimOptions {
   readonly config: string;

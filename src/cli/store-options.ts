@@ -4,7 +4,7 @@
  * `THRESHOLD_DATABASE_URL`, else SQLite in `--data`.
  */
 import type { StoreOptions } from '../store/index.ts';
-import { systemStoreOptions } from '../server/system.ts';
+import { systemStoreOptions } from '../server/store-location.ts';
 import { InvalidArgumentError } from 'commander';
 
 /**
@@ -29,6 +29,8 @@ export function commandStoreOptions(
   data: string,
   databaseUrl: string | undefined,
 ): Promise<StoreOptions> {
+  // From its own light module: src/server/system.ts wires the whole server, and loading it would
+  // cost `audit verify` and `carrier add` about a second before they open anything.
   return systemStoreOptions({
     dataDir: data,
     ...(databaseUrl === undefined ? {} : { databaseUrl }),

@@ -19,7 +19,7 @@ import {
   type EmbeddedBroker,
 } from '../broker/index.ts';
 import { mqttBrokerLink } from '../broker/broker-link.ts';
-import { openStore, type Store, type StoreOptions } from '../store/index.ts';
+import { openStore, type Store } from '../store/index.ts';
 import { createApp, type App } from './app.ts';
 import { LiveViewService } from './live-view.ts';
 import { carrierDeliveryView, DeliveryEventLog } from './delivery-events.ts';
@@ -49,6 +49,9 @@ import { GrantLists, offlineHorizonFromHours } from './grant-lists.ts';
 import { loadOrCreateKeys, sha256Hex, type ServerKeys } from './keys.ts';
 import { SessionOrchestrator } from './session-orchestrator.ts';
 import { ReplicaCoordinator, type ReplicaSettings } from './replicas.ts';
+import { systemStoreOptions } from './store-location.ts';
+
+export { systemStoreOptions };
 
 export interface SystemOptions {
   /** Data directory: keys, clips, and the SQLite database unless `databaseUrl` is given. */
@@ -170,21 +173,6 @@ export interface RunningSystem {
 }
 
 const HOUR_MS = 60 * 60 * 1000;
-
-/**
- * Where a system's database is: `databaseUrl`, else SQLite in the data directory. For whatever
- * opens a stopped system's store (`threshold audit verify --data`, a test reading what a server
- * left). Tests choose their dialect themselves and pass `databaseUrl`.
- */
-export function systemStoreOptions(
-  opts: Pick<SystemOptions, 'dataDir' | 'databaseUrl'>,
-): Promise<StoreOptions> {
-  return Promise.resolve<StoreOptions>(
-    opts.databaseUrl !== undefined
-      ? { dialect: 'postgres', url: opts.databaseUrl }
-      : { dialect: 'sqlite', path: join(opts.dataDir, 'threshold.db') },
-  );
-}
 
 export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   const clock = opts.clock ?? systemClock;
