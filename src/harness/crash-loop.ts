@@ -22,6 +22,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AccessSession } from '../core/access-session.ts';
+import { CHECKPOINT_ENTRY_KIND } from '../core/audit-chain.ts';
 import type { SimHome } from '../devices/index.ts';
 import { systemClock } from '../protocol/system-clock.ts';
 import { DEMO_DOORSTEP, seedDemo, type DemoCredentials } from '../server/seed.ts';
@@ -503,7 +504,14 @@ export async function runCrashLoop(opts: CrashLoopOptions): Promise<CrashLoopRep
         if (missing !== null) problem(`${r.what} was answered ${r.answer.status} but ${missing}`);
       }
 
-      // (a) the chain verifies.
+      // (a) the chain verifies. The server is running: what it wrote last is signed by its next
+      // checkpoint, at most a second later (audit-log.ts), and `audit verify` rightly fails on
+      // an unsigned tail. So first wait for the checkpoint over it, within a bound.
+      const signed = await within(
+        () => entriesAfter(dir, fromSeq).at(-1)?.kind === CHECKPOINT_ENTRY_KIND,
+        5_000,
+      );
+      if (!signed) problem('the newest audit entries were not signed by a checkpoint within 5 s');
       const verify = await auditVerifyCli(dir);
       if (verify.code !== 0 || verify.verdict?.ok !== true)
         problem(
