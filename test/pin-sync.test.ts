@@ -31,7 +31,12 @@ import { pinDigest } from '../src/protocol/pin-digest.ts';
 import { SERVER_SUBSCRIPTION, deviceTopic, parseDeviceTopic } from '../src/protocol/topics.ts';
 import { AuditLog } from '../src/server/audit-log.ts';
 import { loadOrCreateKeys, sha256Hex } from '../src/server/keys.ts';
-import { DEFAULT_PIN_SYNC_TIMING, PinSync, type PinSyncTiming } from '../src/server/pin-sync.ts';
+import {
+  DEFAULT_PIN_SYNC_TIMING,
+  PinSync,
+  type PinSyncOptions,
+  type PinSyncTiming,
+} from '../src/server/pin-sync.ts';
 import { PinSlotRepository, type PinSlot } from '../src/store/pin-slot-repository.ts';
 import {
   COURIER,
@@ -65,7 +70,10 @@ describe('PinSync on a fake clock', () => {
   let master: Buffer;
   let lockKey: Buffer;
 
-  function newSync(timing: Partial<PinSyncTiming> = FAST): PinSync {
+  function newSync(
+    timing: Partial<PinSyncTiming> = FAST,
+    more: Partial<PinSyncOptions> = {},
+  ): PinSync {
     return new PinSync({
       gateway,
       store: t.store,
@@ -74,6 +82,7 @@ describe('PinSync on a fake clock', () => {
       masterKey: master,
       notify: (homeId, message) => notes.push({ homeId, message }),
       timing,
+      ...more,
     });
   }
 
@@ -496,19 +505,13 @@ describe('PinSync on a fake clock', () => {
         sha256Hex,
       );
       const replica = (name: string, log: AuditLog): PinSync =>
-        new PinSync({
-          gateway,
-          store: t.store,
+        newSync(FAST, {
           audit: log,
-          clock,
-          masterKey: master,
-          notify: (homeId, message) => notes.push({ homeId, message }),
           onKeypadEntry: (e) => {
             reports.push({ replica: name, slot: e.slot, seq: e.seq });
           },
           auditEventsOnce: true,
           settlePendingOnStart: false,
-          timing: FAST,
         });
       const a = replica('a', audit);
       const b = replica('b', other);
@@ -575,17 +578,7 @@ describe('PinSync on a fake clock', () => {
     it('a replica that does not lead runs no pass for a lock coming online, then runs those of the last gap once it leads', async () => {
       await sync.stop();
       let leads = false;
-      const replica = new PinSync({
-        gateway,
-        store: t.store,
-        audit,
-        clock,
-        masterKey: master,
-        notify: (homeId, message) => notes.push({ homeId, message }),
-        runsPasses: () => leads,
-        settlePendingOnStart: false,
-        timing: FAST,
-      });
+      const replica = newSync(FAST, { runsPasses: () => leads, settlePendingOnStart: false });
       const lists = (): number => gateway.sent.filter((x) => x.action === 'pin.list').length;
       try {
         await replica.start();

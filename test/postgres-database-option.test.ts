@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseDatabaseUrl } from '../src/cli/serve-command.ts';
+import { parseDatabaseUrl } from '../src/cli/store-options.ts';
 import { ScenarioWorld } from '../src/harness/scenario-world.ts';
 import { verifyEd25519 } from '../src/server/keys.ts';
 import { seedDemo } from '../src/server/seed.ts';

@@ -2,7 +2,7 @@
  * `threshold serve`: the control plane, until SIGINT or SIGTERM. Loaded only by that command
  * (src/cli/main.ts loads it before parsing serve's options, as two of them are checked here
  * against the server's own rules); what the other commands share with it is in
- * serve-options.ts, store-options.ts and command-process.ts, and re-exported here.
+ * serve-options.ts, store-options.ts and command-process.ts.
  */
 import { InvalidArgumentError } from 'commander';
 import pino from 'pino';
@@ -14,18 +14,6 @@ import { REPLICA_ID_PATTERN } from '../server/replicas.ts';
 import { closeOnSignal, startOrExit } from './command-process.ts';
 import { METRICS_TOKEN_ENV } from './serve-options.ts';
 import { databaseUrlFrom } from './store-options.ts';
-
-export { DATABASE_URL_ENV, DATABASE_URL_HELP, parseDatabaseUrl } from './store-options.ts';
-export {
-  METRICS_TOKEN_ENV,
-  METRICS_TOKEN_FILE_HELP,
-  MQTT_HELP,
-  OFFLINE_GRANTS_HOURS_HELP,
-  REPLICA_HELP,
-  parseLeaseMs,
-  parseMqttUrl,
-} from './serve-options.ts';
-export { closeOnSignal, startOrExit } from './command-process.ts';
 
 export interface ServeOptions {
   readonly data: string;
