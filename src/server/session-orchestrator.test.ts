@@ -36,7 +36,7 @@ import { ClipStore } from './clip-store.ts';
 import { DeviceGateway } from './device-gateway.ts';
 import { EventBus } from './event-bus.ts';
 import { loadOrCreateKeys, sha256Hex } from './keys.ts';
-import { SessionOrchestrator } from './session-orchestrator.ts';
+import { DEVICE_STATUS_WRITE_DELAY_MS, SessionOrchestrator } from './session-orchestrator.ts';
 
 /** A fake clock that counts the timers armed on it. */
 class CountingClock extends FakeClock {
@@ -455,5 +455,44 @@ describe('replicas: a camera streaming for another replica’s session', () => {
       (c) => c.includes(disarm),
     );
     expect(reads).toBe(2);
+  });
+});
+
+describe("devices' reported states", () => {
+  it('are stored together once the delay has passed, the newest of each device, and at stop', async () => {
+    const h = home!;
+    const stored = async () => ({
+      lock: await h.store.deviceStatus.get(LOCK.id),
+      door: await h.store.deviceStatus.get(SENSOR.id),
+      camera: await h.store.deviceStatus.get(CAMERA.id),
+    });
+    h.lock('locked');
+    h.door('closed');
+    h.camera();
+    h.lock('unlocked');
+    // Not written while a session step may need the event loop: nothing before the delay.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await stored()).toEqual({ lock: null, door: null, camera: null });
+    h.clock.advance(DEVICE_STATUS_WRITE_DELAY_MS - 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await stored()).lock).toBeNull();
+    h.clock.advance(1);
+    const all = await until(
+      'the three statuses are stored',
+      stored,
+      (s) => s.lock !== null && s.door !== null && s.camera !== null,
+    );
+    // The newest report of each device, as the gateway received it.
+    expect(all.lock?.state).toMatchObject({ kind: 'lock', bolt: 'unlocked' });
+    expect(all.door?.state).toMatchObject({ kind: 'door-sensor', position: 'closed' });
+    expect(all.camera?.state).toMatchObject({ kind: 'camera', recording: false });
+    expect(all.lock?.lastSeenAt).toBe(h.clock.now() - DEVICE_STATUS_WRITE_DELAY_MS);
+
+    // What is still waiting when the orchestrator stops is stored before the store closes.
+    h.clock.advance(10);
+    h.lock('locked');
+    await new Promise((r) => setTimeout(r, 20));
+    await h.orchestrator.stop();
+    expect((await h.store.deviceStatus.get(LOCK.id))?.state).toMatchObject({ bolt: 'locked' });
   });
 });

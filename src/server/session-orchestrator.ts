@@ -47,9 +47,11 @@ import type {
 } from '../protocol/device-messages.ts';
 import {
   DeliveryRepository,
+  DeviceStatusRepository,
   GuestGrantRepository,
   SessionRepository,
   type AlongsideWrite,
+  type DeviceStatus,
   type Store,
   type StoredSession,
 } from '../store/index.ts';
@@ -178,6 +180,16 @@ export const STRAY_DISARM_MS = 5_000;
 export const STALL_RECHECK_MS = 200;
 /** After a restart, how often to ask the lock of an interrupted session to lock, ms. */
 export const RECOVERY_RETRY_MS = 2_000;
+/**
+ * How long a device's reported state waits before it is stored, ms; the reports of that time
+ * share one commit, the newest of each device kept. The stored status is history for views
+ * after a restart (what is live is the gateway's, in memory): no decision and no
+ * acknowledgement waits for it, and a crash loses at most this much of it. Written at once,
+ * each report cost a commit of its own (on SQLite an fsync, which holds the event loop) just
+ * when a session step needed the loop: the camera's "recording" report comes right before the
+ * heartbeat whose step sends the unlock.
+ */
+export const DEVICE_STATUS_WRITE_DELAY_MS = 1_000;
 /** The home hub's own actions that the owner is told of at once (the rest are on record). */
 const HUB_NOTICES: Readonly<Record<string, string>> = {
   'hub.dead-man':
@@ -235,6 +247,13 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
   private readonly strayDisarmAt = new Map<string, number>();
   /** Replicas: heartbeats of sessions other replicas drive, by session id. */
   private readonly shadows = new Map<string, ShadowWatch>();
+  /** Device statuses waiting to be stored, by device (see {@link DEVICE_STATUS_WRITE_DELAY_MS}). */
+  private readonly statusToWrite = new Map<string, DeviceStatus>();
+  private cancelStatusWrite: (() => void) | null = null;
+  /** The status writes under way, one after another; never rejects. */
+  private statusWrites: Promise<void> = Promise.resolve();
+  /** Set by {@link stop}: from then on a status is written at once, not on a timer. */
+  private stopping = false;
   /** Display names and roles of principals, for session views (names rarely change). */
   private readonly people = new Map<
     string,
@@ -1691,18 +1710,15 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
       homeId: device.homeId,
       device: this.o.gateway.liveStatus(device.id)!,
     });
-    void this.o.store.deviceStatus
-      .upsert({
-        deviceId: device.id,
-        homeId: device.homeId,
-        online: true,
-        lastSeenAt: this.o.clock.now(),
-        state,
-        updatedAt: this.o.clock.now(),
-      })
-      .catch((err: unknown) =>
-        this.o.logger?.warn({ err: String(err) }, 'device status not stored'),
-      );
+    const now = this.o.clock.now();
+    this.queueStatusWrite({
+      deviceId: device.id,
+      homeId: device.homeId,
+      online: true,
+      lastSeenAt: now,
+      state,
+      updatedAt: now,
+    });
     const l = this.liveFor(device.id);
     if (!l) return;
     const fact = {
@@ -1732,6 +1748,55 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
         },
       });
       void this.apply(l.session.id, { type: 'door-report', position: state.position });
+    }
+  }
+
+  /** Stores `status` with the others of the next {@link DEVICE_STATUS_WRITE_DELAY_MS}. */
+  private queueStatusWrite(status: DeviceStatus): void {
+    this.statusToWrite.set(status.deviceId, status);
+    if (this.stopping) {
+      void this.writeStatuses();
+      return;
+    }
+    this.cancelStatusWrite ??= this.o.clock.schedule(
+      this.o.clock.now() + DEVICE_STATUS_WRITE_DELAY_MS,
+      () => {
+        this.cancelStatusWrite = null;
+        void this.writeStatuses();
+      },
+    );
+  }
+
+  /**
+   * Writes the waiting statuses in one commit, after the writes already under way. Resolves
+   * once written (or given up on, see {@link storeStatuses}); never rejects.
+   */
+  private writeStatuses(): Promise<void> {
+    const batch = [...this.statusToWrite.values()];
+    this.statusToWrite.clear();
+    if (batch.length > 0)
+      this.statusWrites = this.statusWrites.then(() => this.storeStatuses(batch));
+    return this.statusWrites;
+  }
+
+  /**
+   * Stores `batch` in one commit. Should that fail (a device removed meanwhile), each is tried
+   * on its own, so one bad row does not lose the others; what still fails is logged.
+   */
+  private async storeStatuses(batch: readonly DeviceStatus[]): Promise<void> {
+    const { db } = this.o.store;
+    const warn = (err: unknown, deviceId: string): void =>
+      this.o.logger?.warn({ err: String(err), deviceId }, 'device status not stored');
+    try {
+      await db.transaction().execute(async (trx) => {
+        const statuses = new DeviceStatusRepository(trx);
+        for (const s of batch) await statuses.upsert(s);
+      });
+    } catch (err) {
+      if (batch.length === 1) return warn(err, batch[0]!.deviceId);
+      for (const s of batch) {
+        await new DeviceStatusRepository(db).upsert(s).catch((e: unknown) => warn(e, s.deviceId));
+      }
     }
   }
 
@@ -1839,6 +1904,11 @@ export class SessionOrchestrator implements DeviceGatewayListener, RelayedSessio
     }
     this.live.clear();
     this.byDevice.clear();
+    // The statuses waiting for their timer are stored now, before the store closes.
+    this.stopping = true;
+    this.cancelStatusWrite?.();
+    this.cancelStatusWrite = null;
+    await this.writeStatuses();
   }
 }
 
